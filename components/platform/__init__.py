@@ -1,0 +1,47 @@
+"""Platforms turn a Workload into provider resources: docker (one engine) or kubernetes (a cluster).
+
+A platform knows how to run and address containers; it never knows what Prometheus is.
+"""
+
+from __future__ import annotations
+
+import pulumi
+
+from components.settings import Settings
+from components.workload import ScrapeJob, Workload
+
+
+class Platform:
+    """What every platform offers the services."""
+
+    kind: str
+
+    def addresses(self, workload: Workload, port: str) -> list[str]:
+        """host:port of each replica of a workload, as other services in the stack reach it."""
+        raise NotImplementedError
+
+    def deploy(self, workload: Workload, parent: pulumi.Resource) -> None:
+        """Register the resources that run the workload, as children of `parent`."""
+        raise NotImplementedError
+
+    def scrape_job(self, workload: Workload) -> ScrapeJob:
+        """How Prometheus reaches the workload's metrics port."""
+        port = workload.metrics_port
+        if port is None:
+            raise ValueError(f"{workload.name} has no metrics port")
+        return ScrapeJob(
+            name=workload.name,
+            targets=tuple(self.addresses(workload, port)),
+            metrics_path=workload.metrics_path,
+        )
+
+
+def create(settings: Settings, parent: pulumi.Resource) -> Platform:
+    """The platform the stack's settings name, with its provider and shared resources."""
+    if settings.platform == "docker":
+        from components.platform.docker import DockerPlatform
+
+        return DockerPlatform(settings, parent)
+    from components.platform.kubernetes import KubernetesPlatform
+
+    return KubernetesPlatform(settings, parent)

@@ -1,0 +1,148 @@
+"""The docker platform: every workload is one container on one user-defined network."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_docker as docker
+
+from components.platform import Platform
+from components.settings import Settings
+from components.workload import HealthCheck, Workload
+
+_BINARY_UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+_DECIMAL_UNITS = {"k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
+
+
+def memory_megabytes(quantity: str) -> int:
+    """A Kubernetes memory quantity as whole MiB, the unit the docker provider takes."""
+    for units in (_BINARY_UNITS, _DECIMAL_UNITS):
+        for suffix, factor in units.items():
+            if quantity.endswith(suffix):
+                return max(1, int(float(quantity[: -len(suffix)]) * factor) // 2**20)
+    return max(1, int(float(quantity)) // 2**20)
+
+
+def cpus(quantity: str) -> str:
+    """A Kubernetes CPU quantity ("250m", "1") as the decimal docker's --cpus takes."""
+    value = int(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
+    return f"{value:g}"
+
+
+def health_command(health: HealthCheck, port: int) -> list[str]:
+    url = f"http://127.0.0.1:{port}{health.path}"
+    if health.docker_tool == "curl":
+        return ["CMD", "curl", "-fsS", "-o", "/dev/null", url]
+    return ["CMD", "wget", "-q", "-O", "/dev/null", url]
+
+
+class DockerPlatform(Platform):
+    kind = "docker"
+
+    def __init__(self, settings: Settings, parent: pulumi.Resource):
+        self.settings = settings.docker
+        self.provider = docker.Provider(
+            "docker", host=settings.docker.host, opts=pulumi.ResourceOptions(parent=parent)
+        )
+        self.network = docker.Network(
+            "network",
+            name=settings.docker.network,
+            opts=pulumi.ResourceOptions(parent=parent, provider=self.provider),
+        )
+
+    def container_name(self, workload: Workload) -> str:
+        # Prefixed by the network so two stacks can share one engine.
+        return f"{self.settings.network}-{workload.name}"
+
+    def addresses(self, workload: Workload, port: str) -> list[str]:
+        # Containers reach each other by their alias on the stack's network.
+        return [f"{workload.name}:{workload.port(port).container_port}"]
+
+    def deploy(self, w: Workload, parent: pulumi.Resource) -> None:
+        opts = pulumi.ResourceOptions(parent=parent, provider=self.provider)
+        image = docker.RemoteImage(f"{w.name}-image", name=w.image, keep_locally=True, opts=opts)
+
+        volumes = [
+            docker.ContainerVolumeArgs(
+                host_path=m.host_path, container_path=m.mount_path, read_only=m.read_only
+            )
+            for m in w.host_mounts
+        ]
+        if w.data is not None:
+            data = docker.Volume(
+                f"{w.name}-data", name=f"{self.container_name(w)}-data", opts=opts
+            )
+            volumes.append(
+                docker.ContainerVolumeArgs(volume_name=data.name, container_path=w.data.mount_path)
+            )
+        user = None
+        if w.discovery:
+            # Discovery reads the engine's socket, which only root (or the host's docker group,
+            # whose id differs from host to host) may open. Read-only mount; dev machines only.
+            volumes.append(
+                docker.ContainerVolumeArgs(
+                    host_path=self.settings.socket_path,
+                    container_path="/var/run/docker.sock",
+                    read_only=True,
+                )
+            )
+            user = "0"
+
+        uploads = [docker.ContainerUploadArgs(file=f.path, content=f.content) for f in w.config_files]
+        uploads += [docker.ContainerUploadArgs(file=s.path, content=s.value) for s in w.secret_files]
+
+        healthcheck = None
+        if w.health is not None and w.health.docker_tool is not None:
+            healthcheck = docker.ContainerHealthcheckArgs(
+                tests=health_command(w.health, w.port(w.health.port).container_port),
+                interval="10s",
+                timeout="5s",
+                retries=6,
+                start_period="30s",
+            )
+
+        docker.Container(
+            w.name,
+            name=self.container_name(w),
+            image=image.image_id,
+            command=list(w.args) or None,
+            envs=[f"{k}={v}" for k, v in sorted(w.env.items())] or None,
+            labels=[
+                docker.ContainerLabelArgs(label="observability.service", value=w.name),
+            ],
+            networks_advanced=[
+                docker.ContainerNetworksAdvancedArgs(name=self.network.name, aliases=[w.name])
+            ],
+            # The host network would take the container off the stack network and publish its
+            # port on every interface, so host-level exporters stay on the bridge here; they
+            # still see the host's processes and filesystems through host_pid and host mounts.
+            ports=[
+                docker.ContainerPortArgs(
+                    internal=p.container_port, external=p.host_port, ip=self.settings.bind_address
+                )
+                for p in w.ports
+                if p.host_port is not None
+            ],
+            # host.docker.internal is built into Docker Desktop; on Linux engines it needs this.
+            hosts=[docker.ContainerHostArgs(host="host.docker.internal", ip="host-gateway")],
+            volumes=volumes or None,
+            uploads=uploads or None,
+            healthcheck=healthcheck,
+            # wait needs a health check to wait for; without one the engine reports "running".
+            wait=healthcheck is not None,
+            wait_timeout=180,
+            restart="unless-stopped",
+            memory=memory_megabytes(w.resources.limits.memory),
+            cpus=cpus(w.resources.limits.cpu),
+            pid_mode="host" if w.host_pid else None,
+            privileged=w.privileged or None,
+            user=user,
+            device_requests=[
+                docker.ContainerDeviceRequestArgs(driver="nvidia", count=-1, capabilities=[["gpu"]])
+            ]
+            if w.gpu is not None
+            else None,
+            # Fixed container names and host ports cannot exist twice: remove, then create.
+            opts=pulumi.ResourceOptions.merge(
+                opts, pulumi.ResourceOptions(delete_before_replace=True)
+            ),
+        )

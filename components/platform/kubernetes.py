@@ -1,0 +1,242 @@
+"""The kubernetes platform: a namespace; per workload a Deployment, StatefulSet or DaemonSet.
+
+ConfigMaps and Secrets get generated names, so a change of content creates a new object, changes
+the pod template that mounts it and rolls the pods; the old object goes once the rollout is done.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.platform import Platform
+from components.settings import Settings
+from components.workload import SECRETS_DIR, PodDiscovery, ScrapeJob, Workload
+
+# What a service that discovers scrape targets must read, cluster-wide (as kube-prometheus grants).
+DISCOVERY_RULES = [
+    {
+        "apiGroups": [""],
+        "resources": ["nodes", "nodes/metrics", "services", "endpoints", "pods"],
+        "verbs": ["get", "list", "watch"],
+    },
+    {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": ["get", "list", "watch"]},
+    {"nonResourceURLs": ["/metrics"], "verbs": ["get"]},
+]
+
+
+def _slug(path: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", path.lower()).strip("-")
+
+
+class KubernetesPlatform(Platform):
+    kind = "kubernetes"
+
+    def __init__(self, settings: Settings, parent: pulumi.Resource):
+        self.settings = settings.kubernetes
+        self.environment = settings.environment
+        self.namespace = settings.kubernetes.namespace
+        self.provider = k8s.Provider(
+            "kubernetes",
+            context=settings.kubernetes.context,
+            namespace=self.namespace,
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
+        self.namespace_resource = k8s.core.v1.Namespace(
+            "namespace",
+            metadata={"name": self.namespace, "labels": self._labels("namespace")},
+            opts=pulumi.ResourceOptions(parent=parent, provider=self.provider),
+        )
+
+    def _labels(self, name: str) -> dict[str, str]:
+        return {
+            "app.kubernetes.io/name": name,
+            "app.kubernetes.io/instance": self.environment,
+            "app.kubernetes.io/part-of": "observability",
+            "app.kubernetes.io/managed-by": "pulumi",
+        }
+
+    @staticmethod
+    def _stateful(w: Workload) -> bool:
+        return w.data is not None and not w.per_node
+
+    def addresses(self, w: Workload, port: str) -> list[str]:
+        number = w.port(port).container_port
+        if w.per_node:
+            return []
+        if self._stateful(w):
+            # Each StatefulSet pod has a stable name under the headless Service.
+            return [f"{w.name}-{i}.{w.name}:{number}" for i in range(w.replicas)]
+        return [f"{w.name}:{number}"]
+
+    def scrape_job(self, w: Workload) -> ScrapeJob:
+        if not w.per_node:
+            return super().scrape_job(w)
+        return ScrapeJob(
+            name=w.name,
+            pods=PodDiscovery(self.namespace, w.name, w.port(w.metrics_port).container_port),
+            metrics_path=w.metrics_path,
+        )
+
+    def deploy(self, w: Workload, parent: pulumi.Resource) -> None:
+        opts = pulumi.ResourceOptions(
+            parent=parent, provider=self.provider, depends_on=[self.namespace_resource]
+        )
+        # Fixed names (the stack's DNS relies on them) must be removed before a replacement.
+        fixed = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(delete_before_replace=True))
+        labels = self._labels(w.name)
+        meta = {"namespace": self.namespace, "labels": labels}
+        volumes: list[dict] = []
+        mounts: list[dict] = []
+
+        by_dir: dict[str, dict[str, str]] = {}
+        for f in w.config_files:
+            by_dir.setdefault(posixpath.dirname(f.path), {})[posixpath.basename(f.path)] = f.content
+        for directory, files in sorted(by_dir.items()):
+            config_map = k8s.core.v1.ConfigMap(
+                f"{w.name}-{_slug(directory)}", metadata=meta, data=files, opts=opts
+            )
+            volume = f"config-{_slug(directory)}"
+            volumes.append({"name": volume, "configMap": {"name": config_map.metadata.name}})
+            mounts.append({"name": volume, "mountPath": directory, "readOnly": True})
+
+        if w.secret_files:
+            secret = k8s.core.v1.Secret(
+                f"{w.name}-secrets",
+                metadata=meta,
+                string_data={s.name: s.value for s in w.secret_files},
+                opts=opts,
+            )
+            volumes.append({"name": "secrets", "secret": {"secretName": secret.metadata.name}})
+            mounts.append({"name": "secrets", "mountPath": SECRETS_DIR, "readOnly": True})
+
+        for i, m in enumerate(w.host_mounts):
+            volumes.append({"name": f"host-{i}", "hostPath": {"path": m.host_path}})
+            mounts.append({"name": f"host-{i}", "mountPath": m.mount_path, "readOnly": m.read_only})
+        if self._stateful(w):
+            mounts.append({"name": "data", "mountPath": w.data.mount_path})
+        elif w.data is not None:
+            # A per-node workload keeps its data on the node it runs on.
+            volumes.append({"name": "data", "hostPath": {"path": f"/var/lib/{w.name}", "type": "DirectoryOrCreate"}})
+            mounts.append({"name": "data", "mountPath": w.data.mount_path})
+
+        container = {
+            "name": w.name,
+            "image": w.image,
+            "args": list(w.args),
+            "env": [{"name": k, "value": v} for k, v in sorted(w.env.items())],
+            "ports": [{"name": p.name, "containerPort": p.container_port} for p in w.ports],
+            "volumeMounts": mounts,
+            "resources": {
+                "requests": {"cpu": w.resources.requests.cpu, "memory": w.resources.requests.memory},
+                "limits": {"cpu": w.resources.limits.cpu, "memory": w.resources.limits.memory},
+            },
+        }
+        if w.privileged:
+            container["securityContext"] = {"privileged": True}
+        if w.health is not None:
+            probe = {"httpGet": {"path": w.health.path, "port": w.health.port}}
+            container["readinessProbe"] = {**probe, "periodSeconds": 10, "failureThreshold": 3}
+            container["livenessProbe"] = {**probe, "periodSeconds": 20, "failureThreshold": 6, "initialDelaySeconds": 30}
+
+        pod_spec: dict = {"containers": [container], "volumes": volumes}
+        if w.run_as_user is not None:
+            uid = w.run_as_user
+            pod_spec["securityContext"] = {
+                "runAsNonRoot": True, "runAsUser": uid, "runAsGroup": uid, "fsGroup": uid,
+            }
+        if w.host_pid:
+            pod_spec["hostPID"] = True
+        if w.host_network:
+            pod_spec["hostNetwork"] = True
+            pod_spec["dnsPolicy"] = "ClusterFirstWithHostNet"
+        if w.gpu is not None:
+            if w.gpu.runtime_class:
+                pod_spec["runtimeClassName"] = w.gpu.runtime_class
+            pod_spec["nodeSelector"] = dict(w.gpu.node_selector)
+            pod_spec["tolerations"] = [t.model_dump(exclude_none=True) for t in w.gpu.tolerations]
+            # The NVIDIA runtime exposes every GPU of the node to this container; the exporter
+            # watches GPUs, it does not claim one (so no nvidia.com/gpu request).
+            container["env"].append({"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"})
+        if w.per_node:
+            pod_spec.setdefault("tolerations", []).append({"operator": "Exists"})
+        if w.discovery:
+            self._discovery_access(w, meta, opts, fixed)
+            pod_spec["serviceAccountName"] = w.name
+
+        selector = {"app.kubernetes.io/name": w.name, "app.kubernetes.io/instance": self.environment}
+        template = {"metadata": {"labels": labels}, "spec": pod_spec}
+        named = {**meta, "name": w.name}
+        if w.per_node:
+            k8s.apps.v1.DaemonSet(
+                w.name,
+                metadata=named,
+                spec={"selector": {"matchLabels": selector}, "template": template},
+                opts=fixed,
+            )
+            return
+        if self._stateful(w):
+            claim = {
+                "metadata": {"name": "data"},
+                "spec": {
+                    "accessModes": ["ReadWriteOnce"],
+                    "resources": {"requests": {"storage": w.data.size}},
+                },
+            }
+            if self.settings.storage_class:
+                claim["spec"]["storageClassName"] = self.settings.storage_class
+            k8s.apps.v1.StatefulSet(
+                w.name,
+                metadata=named,
+                spec={
+                    "serviceName": w.name,
+                    "replicas": w.replicas,
+                    # Replicas start together: an HA pair does not wait on itself.
+                    "podManagementPolicy": "Parallel",
+                    "selector": {"matchLabels": selector},
+                    "template": template,
+                    "volumeClaimTemplates": [claim],
+                },
+                opts=fixed,
+            )
+        else:
+            k8s.apps.v1.Deployment(
+                w.name,
+                metadata=named,
+                spec={"replicas": w.replicas, "selector": {"matchLabels": selector}, "template": template},
+                opts=fixed,
+            )
+        service_spec: dict = {
+            "selector": selector,
+            "ports": [{"name": p.name, "port": p.container_port, "targetPort": p.name} for p in w.ports],
+        }
+        if self._stateful(w):
+            # Headless: every replica gets its own DNS name, even before it is ready, so
+            # clustered peers can find each other and Prometheus can list each replica.
+            service_spec["clusterIP"] = "None"
+            service_spec["publishNotReadyAddresses"] = True
+        k8s.core.v1.Service(w.name, metadata=named, spec=service_spec, opts=fixed)
+
+    def _discovery_access(self, w, meta, opts, fixed) -> None:
+        account = k8s.core.v1.ServiceAccount(
+            f"{w.name}-account", metadata={**meta, "name": w.name}, opts=fixed
+        )
+        # Cluster-wide objects carry the namespace in their name: one cluster, many stacks.
+        cluster_name = f"{self.namespace}-{w.name}"
+        role = k8s.rbac.v1.ClusterRole(
+            f"{w.name}-discovery",
+            metadata={"name": cluster_name, "labels": meta["labels"]},
+            rules=DISCOVERY_RULES,
+            opts=fixed,
+        )
+        k8s.rbac.v1.ClusterRoleBinding(
+            f"{w.name}-discovery",
+            metadata={"name": cluster_name, "labels": meta["labels"]},
+            role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role.metadata.name},
+            subjects=[{"kind": "ServiceAccount", "name": account.metadata.name, "namespace": self.namespace}],
+            opts=fixed,
+        )

@@ -1,0 +1,390 @@
+"""The stack's settings: one typed model read from the Pulumi stack config.
+
+Every key lives in the project's namespace (`observability:<key>` in stacks/Pulumi.<env>.yaml).
+`load()` validates all of it before the program registers any resource, and reports every problem
+in one `ConfigError` that names the stack, the key path and what is wrong. Secret values never
+appear in a message.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated, Any, Literal, Optional
+
+import pulumi
+from pulumi.runtime import config as runtime_config
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+NAMESPACE = "observability"
+
+# Prometheus-style durations ("30s", "1h30m", "7d"): the format Prometheus and Alertmanager accept.
+_DURATION = re.compile(r"^((\d+)y)?((\d+)w)?((\d+)d)?((\d+)h)?((\d+)m)?((\d+)s)?((\d+)ms)?$")
+# Prometheus retention sizes ("512MB", "50GB").
+_BYTE_SIZE = re.compile(r"^\d+(B|KB|MB|GB|TB|PB|EB)$")
+# Kubernetes quantities: memory and storage ("512Mi", "20Gi"), CPU ("250m", "1", "0.5").
+_QUANTITY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
+_CPU = re.compile(r"^(\d+m|\d+(\.\d+)?)$")
+# Names that end up as container, volume, Prometheus job or Kubernetes object names.
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+class ConfigError(pulumi.RunError):
+    """Bad stack configuration; Pulumi prints the message without a traceback."""
+
+
+def _matches(pattern: re.Pattern, what: str, example: str):
+    def check(value: str) -> str:
+        if not pattern.match(value) or value in ("", "0"):
+            raise ValueError(f"{value!r} is not a valid {what} (for example {example!r})")
+        return value
+
+    return check
+
+
+def _positive_duration(value: str) -> str:
+    _matches(_DURATION, "duration", "30s, 5m, 7d")(value)
+    if not any(ch.isdigit() and ch != "0" for ch in value):
+        raise ValueError(f"{value!r} is a zero duration; it must be longer than zero")
+    return value
+
+
+Duration = Annotated[str, AfterValidator(_positive_duration)]
+ByteSize = Annotated[str, AfterValidator(_matches(_BYTE_SIZE, "size", "50GB"))]
+Quantity = Annotated[str, AfterValidator(_matches(_QUANTITY, "Kubernetes quantity", "512Mi"))]
+Cpu = Annotated[str, AfterValidator(_matches(_CPU, "CPU quantity", "250m"))]
+Name = Annotated[str, AfterValidator(_matches(_NAME, "name (lower case, digits, '-')", "api"))]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class Model(BaseModel):
+    """Base of every settings section: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ResourceAmounts(Model):
+    cpu: Cpu
+    memory: Quantity
+
+
+class Resources(Model):
+    """Requests and limits; on docker only the limits apply."""
+
+    requests: ResourceAmounts
+    limits: ResourceAmounts
+
+
+def resources(cpu_request: str, memory_request: str, cpu_limit: str, memory_limit: str):
+    """A default `resources` field for a service."""
+    return Field(
+        default_factory=lambda: Resources(
+            requests=ResourceAmounts(cpu=cpu_request, memory=memory_request),
+            limits=ResourceAmounts(cpu=cpu_limit, memory=memory_limit),
+        )
+    )
+
+
+class DockerSettings(Model):
+    host: str = "unix:///var/run/docker.sock"
+    # Published ports bind here; 0.0.0.0 opens them to every interface of the host.
+    bind_address: str = "127.0.0.1"
+    network: Name = "observability"
+    # Where the engine keeps its socket on the host, for services that discover containers.
+    socket_path: str = "/var/run/docker.sock"
+
+
+class KubernetesSettings(Model):
+    context: Optional[str] = None
+    namespace: Name = "observability"
+    storage_class: Optional[str] = None
+
+
+class Retention(Model):
+    time: Duration = "7d"
+    size: ByteSize = "10GB"
+
+
+class ScrapeTarget(Model):
+    """A static scrape job for something the stack does not deploy (an API, a batch host)."""
+
+    job: Name
+    targets: list[Annotated[str, Field(pattern=r"^[^\s/:]+:\d{1,5}$")]] = Field(min_length=1)
+    metrics_path: str = Field(default="/metrics", pattern=r"^/")
+    scheme: Literal["http", "https"] = "http"
+    interval: Optional[Duration] = None
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class RemoteWrite(Model):
+    """Long-term storage (Mimir, Thanos receive, Grafana Cloud); password in secrets."""
+
+    url: str = Field(pattern=r"^https?://")
+    username: Optional[str] = None
+
+
+class PrometheusSettings(Model):
+    replicas: int = Field(default=1, ge=1, le=10)
+    port: Port = 9090
+    scrape_interval: Duration = "15s"
+    scrape_timeout: Duration = "10s"
+    evaluation_interval: Duration = "15s"
+    retention: Retention = Field(default_factory=Retention)
+    storage_size: Quantity = "20Gi"
+    external_labels: dict[str, str] = Field(default_factory=dict)
+    # Scrape the user's own containers (docker label) or pods and services (annotation) that opt in.
+    discovery: bool = True
+    scrape_targets: list[ScrapeTarget] = Field(default_factory=list)
+    remote_write: Optional[RemoteWrite] = None
+    resources: Resources = resources("250m", "512Mi", "1", "1Gi")
+
+
+class SlackReceiver(Model):
+    enabled: bool = False
+    critical_channel: str = "#alerts-critical"
+    warning_channel: str = "#alerts"
+
+
+class PagerDutyReceiver(Model):
+    enabled: bool = False
+
+
+class Receivers(Model):
+    slack: SlackReceiver = Field(default_factory=SlackReceiver)
+    pagerduty: PagerDutyReceiver = Field(default_factory=PagerDutyReceiver)
+
+
+class AlertmanagerSettings(Model):
+    replicas: int = Field(default=1, ge=1, le=9)
+    port: Port = 9093
+    group_by: list[str] = Field(default_factory=lambda: ["alertname", "job", "severity"])
+    group_wait: Duration = "30s"
+    group_interval: Duration = "5m"
+    repeat_interval: Duration = "4h"
+    receivers: Receivers = Field(default_factory=Receivers)
+    storage_size: Quantity = "1Gi"
+    resources: Resources = resources("50m", "64Mi", "200m", "128Mi")
+
+
+class NodeExporterSettings(Model):
+    enabled: bool = True
+    resources: Resources = resources("50m", "32Mi", "200m", "64Mi")
+
+
+class CadvisorSettings(Model):
+    enabled: bool = True
+    resources: Resources = resources("100m", "128Mi", "500m", "256Mi")
+
+
+class PostgresExporterSettings(Model):
+    enabled: bool = False
+    host: Optional[str] = None
+    port: Port = 5432
+    user: Optional[str] = None
+    database: str = "postgres"
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "disable"
+    resources: Resources = resources("50m", "32Mi", "200m", "64Mi")
+
+
+class RedisExporterSettings(Model):
+    enabled: bool = False
+    # redis://host:6379 or rediss://host:6380; a password, if Redis wants one, goes in secrets.
+    address: Optional[Annotated[str, Field(pattern=r"^rediss?://[^\s/]+:\d{1,5}$")]] = None
+    resources: Resources = resources("50m", "32Mi", "200m", "64Mi")
+
+
+class Toleration(Model):
+    key: str
+    operator: Literal["Exists", "Equal"] = "Exists"
+    value: Optional[str] = None
+    effect: Optional[Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]] = None
+
+
+class GpuExporterSettings(Model):
+    enabled: bool = False
+    # dcgm: NVIDIA DCGM exporter (port 9400); nvidia_smi: the nvidia-smi exporter (port 9835).
+    exporter: Literal["dcgm", "nvidia_smi"] = "dcgm"
+    # Kubernetes only: which nodes have GPUs, and the taint they carry.
+    node_selector: dict[str, str] = Field(default_factory=lambda: {"nvidia.com/gpu.present": "true"})
+    tolerations: list[Toleration] = Field(
+        default_factory=lambda: [Toleration(key="nvidia.com/gpu", effect="NoSchedule")]
+    )
+    runtime_class: Optional[str] = "nvidia"
+    resources: Resources = resources("50m", "128Mi", "500m", "512Mi")
+
+
+class ExportersSettings(Model):
+    node: NodeExporterSettings = Field(default_factory=NodeExporterSettings)
+    cadvisor: CadvisorSettings = Field(default_factory=CadvisorSettings)
+    postgres: PostgresExporterSettings = Field(default_factory=PostgresExporterSettings)
+    redis: RedisExporterSettings = Field(default_factory=RedisExporterSettings)
+    gpu: GpuExporterSettings = Field(default_factory=GpuExporterSettings)
+
+
+SecretValue = Annotated[str, Field(min_length=1)]
+
+
+class SecretsSettings(Model):
+    """The `secrets` key: set each one with `pulumi config set --secret --path secrets.<name>`."""
+
+    slack_webhook_url: Optional[SecretValue] = None
+    pagerduty_routing_key: Optional[SecretValue] = None
+    postgres_password: Optional[SecretValue] = None
+    redis_password: Optional[SecretValue] = None
+    remote_write_password: Optional[SecretValue] = None
+
+
+class Settings(Model):
+    platform: Literal["docker", "kubernetes"]
+    environment: Name
+    cluster: Name = "local"
+    docker: DockerSettings = Field(default_factory=DockerSettings)
+    kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
+    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
+    alertmanager: AlertmanagerSettings = Field(default_factory=AlertmanagerSettings)
+    exporters: ExportersSettings = Field(default_factory=ExportersSettings)
+    secrets: SecretsSettings = Field(default_factory=SecretsSettings, repr=False)
+
+    def secret(self, name: str) -> pulumi.Output[str]:
+        """A secret as a Pulumi secret Output, the only form in which it leaves the settings."""
+        value = getattr(self.secrets, name)
+        if value is None:
+            raise KeyError(f"secret {name!r} is not set")
+        return pulumi.Output.secret(value)
+
+
+def _cross_checks(s: Settings) -> list[tuple[str, str]]:
+    """Rules that span several keys; each problem as (key path, message)."""
+    problems: list[tuple[str, str]] = []
+
+    def need_secret(name: str, because: str) -> None:
+        if getattr(s.secrets, name) is None:
+            problems.append(
+                (
+                    f"secrets.{name}",
+                    f"required because {because}; set it with "
+                    f"`pulumi config set --secret --path secrets.{name} <value>`",
+                )
+            )
+
+    receivers = s.alertmanager.receivers
+    if receivers.slack.enabled:
+        need_secret("slack_webhook_url", "alertmanager.receivers.slack.enabled is true")
+    if receivers.pagerduty.enabled:
+        need_secret("pagerduty_routing_key", "alertmanager.receivers.pagerduty.enabled is true")
+
+    pg = s.exporters.postgres
+    if pg.enabled:
+        for key in ("host", "user"):
+            if getattr(pg, key) is None:
+                problems.append(
+                    (f"exporters.postgres.{key}", "required because exporters.postgres.enabled is true")
+                )
+        need_secret("postgres_password", "exporters.postgres.enabled is true")
+    if s.exporters.redis.enabled and s.exporters.redis.address is None:
+        problems.append(
+            ("exporters.redis.address", "required because exporters.redis.enabled is true")
+        )
+    rw = s.prometheus.remote_write
+    if rw is not None and rw.username is not None:
+        need_secret("remote_write_password", "prometheus.remote_write.username is set")
+
+    published = {
+        "prometheus.port": s.prometheus.port,
+        "alertmanager.port": s.alertmanager.port,
+    }
+    seen: dict[int, str] = {}
+    for key, port in published.items():
+        if port in seen:
+            problems.append((key, f"port {port} is already used by {seen[port]}"))
+        seen.setdefault(port, key)
+
+    jobs = [t.job for t in s.prometheus.scrape_targets]
+    for job in sorted({j for j in jobs if jobs.count(j) > 1}):
+        problems.append(("prometheus.scrape_targets", f"job {job!r} is listed more than once"))
+    if _seconds(s.prometheus.scrape_timeout) > _seconds(s.prometheus.scrape_interval):
+        problems.append(
+            ("prometheus.scrape_timeout", "must not be longer than prometheus.scrape_interval")
+        )
+
+    if s.platform == "docker":
+        # One engine, one machine: replicas would only share the host's fate and its ports.
+        for key in ("prometheus", "alertmanager"):
+            if getattr(s, key).replicas > 1:
+                problems.append(
+                    (f"{key}.replicas", "docker runs one replica; use the kubernetes platform for HA")
+                )
+    return problems
+
+
+_UNIT_SECONDS = {"y": 31536000, "w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001}
+
+
+def _seconds(duration: str) -> float:
+    return sum(
+        int(n) * _UNIT_SECONDS[unit] for n, unit in re.findall(r"(\d+)(ms|y|w|d|h|m|s)", duration)
+    )
+
+
+def _format(stack: str, problems: list[tuple[str, str]]) -> str:
+    lines = [f"stack {stack!r}: invalid configuration:"]
+    lines += [f"  - key '{key}': {message}" for key, message in problems]
+    return "\n".join(lines)
+
+
+def _key_path(loc: tuple) -> str:
+    return ".".join(str(part) if not isinstance(part, int) else f"[{part}]" for part in loc).replace(
+        ".[", "["
+    )
+
+
+def parse(stack: str, values: dict[str, Any], secret_keys: set[str] = frozenset()) -> Settings:
+    """Validate raw config values (keys without the namespace) into Settings, or raise ConfigError.
+
+    `secret_keys` are the keys Pulumi holds as secrets; the `secrets` key must be one of them.
+    """
+    values = dict(values)
+    values.setdefault("environment", stack)
+    problems: list[tuple[str, str]] = []
+    if "secrets" in values and "secrets" not in secret_keys:
+        problems.append(
+            ("secrets", "must be set with `pulumi config set --secret --path secrets.<name>`")
+        )
+    for key in sorted(secret_keys - {"secrets"}):
+        problems.append((key, "is a secret; only the `secrets` key may hold secret values"))
+    try:
+        settings = Settings.model_validate(values)
+    except ValidationError as error:
+        for e in error.errors(include_input=False, include_url=False):
+            # Never echo the input: it may be a secret. Name the key and the rule only.
+            message = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+            message = message.removeprefix("Value error, ")
+            problems.append((_key_path(e["loc"]), message))
+        raise ConfigError(_format(stack, problems)) from None
+    problems += _cross_checks(settings)
+    if problems:
+        raise ConfigError(_format(stack, problems))
+    return settings
+
+
+def _decode(raw: Any) -> Any:
+    """Pulumi hands objects and lists over as JSON text and scalars as plain text."""
+    if isinstance(raw, str) and raw[:1] in ("{", "["):
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            return raw
+    return raw
+
+
+def load() -> Settings:
+    """Read and validate this stack's settings from the Pulumi config."""
+    raw = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    prefix = NAMESPACE + ":"
+    values = {k[len(prefix):]: _decode(v) for k, v in raw.items() if k.startswith(prefix)}
+    env_secret_keys = set(runtime_config.get_config_secret_keys_env())
+    secret_keys = {
+        k for k in values
+        if runtime_config.is_config_secret(prefix + k) or prefix + k in env_secret_keys
+    }
+    return parse(pulumi.get_stack(), values, secret_keys)

@@ -1,0 +1,137 @@
+"""What a service needs, said once and independent of where it runs.
+
+A service module builds a `Workload`; a platform (components/platform/) turns it into Docker or
+Kubernetes resources. Nothing here calls Pulumi: secret values are carried as Outputs, untouched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import pulumi
+
+from components.settings import Resources, Toleration
+
+# Where every secret file is mounted, on both platforms (Docker's own convention for secrets).
+SECRETS_DIR = "/run/secrets"
+
+
+@dataclass(frozen=True)
+class Port:
+    name: str
+    container_port: int
+    # Published on the docker host (bound to docker.bind_address); Kubernetes ignores it.
+    host_port: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """A rendered, non-secret file at an absolute path inside the container."""
+
+    path: str
+    content: str
+
+
+@dataclass(frozen=True)
+class SecretFile:
+    """A secret mounted read-only at SECRETS_DIR/<name>."""
+
+    name: str
+    value: pulumi.Output
+
+    @property
+    def path(self) -> str:
+        return f"{SECRETS_DIR}/{self.name}"
+
+
+@dataclass(frozen=True)
+class DataVolume:
+    """Persistent data: a named volume on docker, a PersistentVolumeClaim on kubernetes."""
+
+    mount_path: str
+    size: str
+
+
+@dataclass(frozen=True)
+class HostMount:
+    host_path: str
+    mount_path: str
+    read_only: bool = True
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """An HTTP GET that answers 2xx when the service is ready."""
+
+    port: str
+    path: str
+    # A command in the image that can make that request on docker ("wget" or "curl"); images
+    # without one (scratch images) get no docker health check, Kubernetes probes them anyway.
+    docker_tool: Optional[str] = "wget"
+
+
+@dataclass(frozen=True)
+class Gpu:
+    """Access to every NVIDIA GPU of the node, and on kubernetes where such nodes are."""
+
+    node_selector: dict[str, str]
+    tolerations: tuple[Toleration, ...]
+    runtime_class: Optional[str]
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    image: str
+    ports: tuple[Port, ...]
+    resources: Resources
+    args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    config_files: tuple[ConfigFile, ...] = ()
+    secret_files: tuple[SecretFile, ...] = ()
+    data: Optional[DataVolume] = None
+    host_mounts: tuple[HostMount, ...] = ()
+    health: Optional[HealthCheck] = None
+    replicas: int = 1
+    # One instance on every node (a DaemonSet on kubernetes).
+    per_node: bool = False
+    host_pid: bool = False
+    host_network: bool = False
+    privileged: bool = False
+    gpu: Optional[Gpu] = None
+    # The image's unprivileged user; kubernetes also gives it the data volume (fsGroup).
+    run_as_user: Optional[int] = None
+    # Reads the platform's API to discover scrape or log targets (docker socket, or RBAC).
+    discovery: bool = False
+    # The port Prometheus scrapes, by name, and its path.
+    metrics_port: Optional[str] = None
+    metrics_path: str = "/metrics"
+
+    def port(self, name: str) -> Port:
+        for port in self.ports:
+            if port.name == name:
+                return port
+        raise KeyError(f"{self.name} has no port named {name!r}")
+
+
+@dataclass(frozen=True)
+class PodDiscovery:
+    """Kubernetes: scrape every pod of a workload (per-node workloads have no single address)."""
+
+    namespace: str
+    app: str
+    port: int
+
+
+@dataclass(frozen=True)
+class ScrapeJob:
+    """A Prometheus scrape job as data; components/prometheus.py renders it."""
+
+    name: str
+    targets: tuple[str, ...] = ()
+    pods: Optional[PodDiscovery] = None
+    metrics_path: str = "/metrics"
+    scheme: str = "http"
+    interval: Optional[str] = None
+    labels: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,182 @@
+"""Shared fixtures: run the real program (__main__.py) under Pulumi mocks for a stack file.
+
+The mocks stand in for the engine only: they record every resource the program registers, with
+its inputs as the engine would receive them (secret values still marked secret), and the stack's
+exports. Everything the program renders is then checked for real by the tests.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import runpy
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import pulumi
+import pytest
+import yaml
+from pulumi.runtime import rpc
+
+ROOT = Path(__file__).resolve().parent.parent
+STACKS = ("dev", "staging", "prod")
+NAMESPACE = "observability"
+
+# Stand-in secret values: distinctive, so a test can search every input and file for them.
+SECRETS = {
+    "slack_webhook_url": "https://hooks.slack.example/T000/B000/slack-secret-4f1c",
+    "pagerduty_routing_key": "pagerduty-secret-77aa",
+    "postgres_password": "postgres-secret-9b2e",
+    "redis_password": "redis-secret-c3d4",
+    "remote_write_password": "remote-write-secret-e5f6",
+}
+
+
+def is_secret(value: Any) -> bool:
+    return rpc.is_rpc_secret(value)
+
+
+def unwrap(value: Any) -> Any:
+    """Inputs with secret markers removed, for reading what the resource will receive."""
+    if is_secret(value):
+        return unwrap(value["value"])
+    if isinstance(value, dict):
+        return {k: unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap(v) for v in value]
+    return value
+
+
+@dataclass
+class Resource:
+    type: str
+    name: str
+    raw_inputs: dict
+
+    @property
+    def inputs(self) -> dict:
+        return unwrap(self.raw_inputs)
+
+
+@dataclass
+class Run:
+    stack: str
+    resources: list[Resource] = field(default_factory=list)
+    outputs: dict = field(default_factory=dict)
+
+    def of_type(self, type_: str) -> list[Resource]:
+        return [r for r in self.resources if r.type == type_]
+
+    def one(self, type_: str, name: str) -> Resource:
+        found = [r for r in self.of_type(type_) if r.name == name]
+        assert len(found) == 1, f"{self.stack}: expected one {type_} named {name}, found {len(found)}"
+        return found[0]
+
+    def names(self, type_: str) -> set[str]:
+        return {r.name for r in self.of_type(type_)}
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    def __init__(self, run: Run):
+        self.run = run
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        self.run.resources.append(Resource(args.typ, args.name, copy.deepcopy(args.inputs)))
+        state = dict(unwrap(args.inputs))
+        if args.typ == "docker:index/remoteImage:RemoteImage":
+            state["imageId"] = f"sha256:{args.name}"
+        if args.typ.startswith("kubernetes:") and "metadata" in state:
+            # The engine would auto-name objects that have no name: do the same.
+            meta = dict(state.get("metadata") or {})
+            meta.setdefault("name", f"{args.name}-0a1b2c3d")
+            state["metadata"] = meta
+        return f"{args.name}-id", state
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        return {}
+
+
+def stack_config(stack: str) -> dict:
+    """The `config:` block of stacks/Pulumi.<stack>.yaml, keys without the namespace."""
+    document = yaml.safe_load((ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text())
+    prefix = NAMESPACE + ":"
+    return {k[len(prefix):]: v for k, v in document["config"].items() if k.startswith(prefix)}
+
+
+def merge(base: Any, override: Any) -> Any:
+    """Deep merge: dicts merge key by key; anything else in the override replaces the base."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = dict(base)
+        for key, value in override.items():
+            merged[key] = merge(base.get(key), value) if key in base else value
+        return merged
+    return copy.deepcopy(override)
+
+
+def run_program(
+    stack: str,
+    config: dict,
+    secrets: Optional[dict] = None,
+    plain_keys: frozenset = frozenset(),
+) -> Run:
+    """Run __main__.py as `pulumi up` would, with `config` (keys without the namespace).
+
+    `secrets` becomes the secret `secrets` key; `plain_keys` lists keys to hand over as if they
+    had been set without --secret (to test that mistake).
+    """
+    run = Run(stack)
+    pulumi.runtime.set_mocks(RecordingMocks(run), project=NAMESPACE, stack=stack, preview=False)
+    values = dict(config)
+    if secrets:
+        values["secrets"] = secrets
+    pulumi_config = {
+        f"{NAMESPACE}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in values.items()
+    }
+    secret_keys = [f"{NAMESPACE}:secrets"] if secrets and "secrets" not in plain_keys else []
+    pulumi.runtime.set_all_config(pulumi_config, secret_keys)
+
+    def program():
+        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+        root = pulumi.runtime.get_root_resource()
+        exported = dict(root.outputs) if root is not None else {}
+        return pulumi.Output.all(**exported).apply(lambda values: run.outputs.update(values))
+
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        pulumi.runtime.test(program)()
+    finally:
+        os.chdir(cwd)
+        pulumi.runtime.set_all_config({}, [])
+    return run
+
+
+# The secrets each shipped stack needs before `pulumi up`, as its header comment tells the operator.
+STACK_SECRETS = {
+    "dev": (),
+    "staging": ("slack_webhook_url", "postgres_password", "redis_password"),
+    "prod": tuple(SECRETS),
+}
+
+
+def stack_secrets(stack: str) -> dict:
+    return {name: SECRETS[name] for name in STACK_SECRETS[stack]}
+
+
+@pytest.fixture(scope="session")
+def stack_runs() -> dict[str, Run]:
+    """Each shipped stack file, run once with the secrets it asks for."""
+    return {stack: run_program(stack, stack_config(stack), stack_secrets(stack)) for stack in STACKS}
+
+
+def require_tool(name: str) -> str:
+    """Path of an upstream tool; under CI a missing tool fails the test instead of skipping it."""
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{name} is not installed; the README's test command installs it")
+        pytest.skip(f"{name} is not installed (the README's test command installs it)")
+    return path
