@@ -20,6 +20,7 @@ import pulumi
 import pytest
 import yaml
 from pulumi.runtime import rpc
+from pulumi.runtime.mocks import MockMonitor
 
 ROOT = Path(__file__).resolve().parent.parent
 STACKS = ("dev", "staging", "prod")
@@ -55,6 +56,11 @@ class Resource:
     type: str
     name: str
     raw_inputs: dict
+    urn: str = ""
+    parent: str = ""
+    delete_before_replace: bool = False
+    protect: bool = False
+    retain_on_delete: bool = False
 
     @property
     def inputs(self) -> dict:
@@ -79,12 +85,36 @@ class Run:
         return {r.name for r in self.of_type(type_)}
 
 
+class RecordingMonitor(MockMonitor):
+    """The mock engine, also noting each resource's options (plain mocks do not see them)."""
+
+    def __init__(self, mocks: "RecordingMocks"):
+        super().__init__(mocks)
+        self.run = mocks.run
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self.run.resources.append(
+                Resource(
+                    type=request.type,
+                    name=request.name,
+                    raw_inputs=rpc.deserialize_properties(request.object),
+                    urn=response.urn,
+                    parent=request.parent,
+                    delete_before_replace=request.deleteBeforeReplace,
+                    protect=request.protect,
+                    retain_on_delete=request.retainOnDelete,
+                )
+            )
+        return response
+
+
 class RecordingMocks(pulumi.runtime.Mocks):
     def __init__(self, run: Run):
         self.run = run
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
-        self.run.resources.append(Resource(args.typ, args.name, copy.deepcopy(args.inputs)))
         state = dict(unwrap(args.inputs))
         if args.typ == "docker:index/remoteImage:RemoteImage":
             state["imageId"] = f"sha256:{args.name}"
@@ -128,7 +158,10 @@ def run_program(
     had been set without --secret (to test that mistake).
     """
     run = Run(stack)
-    pulumi.runtime.set_mocks(RecordingMocks(run), project=NAMESPACE, stack=stack, preview=False)
+    mocks = RecordingMocks(run)
+    pulumi.runtime.set_mocks(
+        mocks, project=NAMESPACE, stack=stack, preview=False, monitor=RecordingMonitor(mocks)
+    )
     values = dict(config)
     if secrets:
         values["secrets"] = secrets
