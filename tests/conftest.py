@@ -12,6 +12,7 @@ import json
 import os
 import runpy
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -23,6 +24,7 @@ from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockMonitor
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 STACKS = ("dev", "staging", "prod")
 NAMESPACE = "observability"
 
@@ -151,13 +153,15 @@ def run_program(
     config: dict,
     secrets: Optional[dict] = None,
     plain_keys: frozenset = frozenset(),
+    run: Optional[Run] = None,
 ) -> Run:
     """Run __main__.py as `pulumi up` would, with `config` (keys without the namespace).
 
     `secrets` becomes the secret `secrets` key; `plain_keys` lists keys to hand over as if they
-    had been set without --secret (to test that mistake).
+    had been set without --secret (to test that mistake). Pass `run` to keep what was recorded
+    when the program raises.
     """
-    run = Run(stack)
+    run = run if run is not None else Run(stack)
     mocks = RecordingMocks(run)
     pulumi.runtime.set_mocks(
         mocks, project=NAMESPACE, stack=stack, preview=False, monitor=RecordingMonitor(mocks)
@@ -213,3 +217,73 @@ def require_tool(name: str) -> str:
             pytest.fail(f"{name} is not installed; the README's test command installs it")
         pytest.skip(f"{name} is not installed (the README's test command installs it)")
     return path
+
+
+CONTROLLERS = ("kubernetes:apps/v1:StatefulSet", "kubernetes:apps/v1:Deployment", "kubernetes:apps/v1:DaemonSet")
+MOCK_NAME_SUFFIX = "-0a1b2c3d"
+
+
+def controller(run: Run, service: str) -> Resource:
+    found = [r for r in run.resources if r.type in CONTROLLERS and r.name == service]
+    assert len(found) == 1, f"{run.stack}: no single controller for {service}"
+    return found[0]
+
+
+def container_files(run: Run, service: str) -> dict[str, str]:
+    """Every file the program gives a service's container, by its path inside the container.
+
+    On docker: the container's uploads. On kubernetes: follow the pod's volume mounts to the
+    ConfigMaps and Secrets they name, so the mount wiring is checked too.
+    """
+    containers = [r for r in run.of_type("docker:index/container:Container") if r.name == service]
+    if containers:
+        return {u["file"]: u["content"] for u in containers[0].inputs.get("uploads") or []}
+    pod = controller(run, service).inputs["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    # Generated names, as the mocks give them.
+    generated = {
+        r.name + MOCK_NAME_SUFFIX: r
+        for r in run.resources
+        if r.type in ("kubernetes:core/v1:ConfigMap", "kubernetes:core/v1:Secret")
+    }
+    files = {}
+    for mount in pod["containers"][0].get("volumeMounts", []):
+        volume = volumes.get(mount["name"], {})
+        ref = (volume.get("configMap") or {}).get("name") or (volume.get("secret") or {}).get("secretName")
+        if ref is None:
+            continue
+        source = generated[ref]
+        data = source.inputs.get("data") or source.inputs.get("stringData") or {}
+        for key, content in data.items():
+            files[f"{mount['mountPath']}/{key}"] = content
+    return files
+
+
+def write_files(files: dict[str, str], root: Path) -> dict[str, Path]:
+    """Write container files under `root`, keeping their absolute paths below it."""
+    written = {}
+    for path, content in files.items():
+        target = root / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content)
+        written[path] = target
+    return written
+
+
+def relocate(text: str, root: Path, prefixes: tuple[str, ...]) -> str:
+    """Point absolute container paths in a config file at their copies under `root`."""
+    for prefix in prefixes:
+        text = text.replace(prefix, str(root) + prefix)
+    return text
+
+
+def container_args(run: Run, service: str) -> list[str]:
+    """The command-line arguments a service's container starts with, on either platform."""
+    containers = [r for r in run.of_type("docker:index/container:Container") if r.name == service]
+    if containers:
+        return containers[0].inputs.get("command") or []
+    return controller(run, service).inputs["spec"]["template"]["spec"]["containers"][0].get("args", [])
+
+
+def prometheus_config(run: Run) -> dict:
+    return yaml.safe_load(container_files(run, "prometheus")["/etc/prometheus/prometheus.yml"])

@@ -1,0 +1,149 @@
+"""Settings: defaults that work for dev, and bad configuration rejected before any resource."""
+
+import pytest
+
+from components.settings import ConfigError, parse
+from conftest import SECRETS, STACKS, Run, merge, run_program, stack_config, stack_secrets
+
+
+def test_minimal_config_takes_working_defaults():
+    settings = parse("dev", {"platform": "docker"})
+    assert settings.environment == "dev"
+    assert settings.prometheus.scrape_interval == "15s"
+    assert settings.prometheus.retention.time == "7d"
+    assert settings.docker.bind_address == "127.0.0.1"
+    assert settings.exporters.node.enabled and settings.exporters.cadvisor.enabled
+    assert not settings.exporters.postgres.enabled
+    assert not settings.alertmanager.receivers.slack.enabled
+
+
+def parse_stack(stack):
+    """A shipped stack file as `pulumi up` reads it, with the secrets the operator set."""
+    values, secrets = stack_config(stack), stack_secrets(stack)
+    if secrets:
+        return parse(stack, {**values, "secrets": secrets}, {"secrets"})
+    return parse(stack, values)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_shipped_stack_files_are_valid(stack):
+    assert parse_stack(stack).environment == stack
+
+
+@pytest.mark.parametrize(
+    "stack, retention, platform",
+    [("dev", "7d", "docker"), ("staging", "30d", "kubernetes"), ("prod", "90d", "kubernetes")],
+)
+def test_retention_and_platform_per_environment(stack, retention, platform):
+    settings = parse_stack(stack)
+    assert settings.prometheus.retention.time == retention
+    assert settings.platform == platform
+
+
+@pytest.mark.parametrize(
+    "stack, required",
+    [
+        ("staging", ["slack_webhook_url", "postgres_password"]),
+        ("prod", ["slack_webhook_url", "pagerduty_routing_key", "postgres_password", "remote_write_password"]),
+    ],
+)
+def test_stack_without_its_secrets_names_each_missing_secret(stack, required):
+    with pytest.raises(ConfigError) as error:
+        parse(stack, stack_config(stack))
+    message = str(error.value)
+    assert message.count("required because") == len(required)
+    for name in required:
+        assert f"key 'secrets.{name}': required because" in message
+        assert f"`pulumi config set --secret --path secrets.{name} <value>`" in message
+
+
+# Each case: an override of the dev stack, the key the message must name, and what it must say.
+BAD = {
+    "unknown top-level key": ({"retention": "7d"}, "retention", "unknown key"),
+    "unknown nested key": ({"prometheus": {"scrape_intervall": "15s"}}, "prometheus.scrape_intervall", "unknown key"),
+    "platform not offered": ({"platform": "nomad"}, "platform", "'docker' or 'kubernetes'"),
+    "malformed duration": ({"prometheus": {"scrape_interval": "15x"}}, "prometheus.scrape_interval", "not a valid duration"),
+    "negative duration": ({"prometheus": {"retention": {"time": "-1d"}}}, "prometheus.retention.time", "not a valid duration"),
+    "zero duration": ({"alertmanager": {"group_wait": "0s"}}, "alertmanager.group_wait", "longer than zero"),
+    "malformed size": ({"prometheus": {"retention": {"size": "10 gigs"}}}, "prometheus.retention.size", "not a valid size"),
+    "malformed quantity": ({"prometheus": {"storage_size": "20GiB"}}, "prometheus.storage_size", "Kubernetes quantity"),
+    "malformed cpu": ({"prometheus": {"resources": {"requests": {"cpu": "lots", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}}}}, "prometheus.resources.requests.cpu", "CPU quantity"),
+    "port out of range": ({"prometheus": {"port": 70000}}, "prometheus.port", "less than or equal to 65535"),
+    "port zero": ({"alertmanager": {"port": 0}}, "alertmanager.port", "greater than or equal to 1"),
+    "port used twice": ({"alertmanager": {"port": 9090}}, "alertmanager.port", "already used by prometheus.port"),
+    "wrong type": ({"prometheus": {"replicas": "two"}}, "prometheus.replicas", "valid integer"),
+    "wrong type for a section": ({"exporters": "all"}, "exporters", "valid dictionary"),
+    "replicas on docker": ({"alertmanager": {"replicas": 3}}, "alertmanager.replicas", "docker runs one replica"),
+    "slack without its secret": ({"alertmanager": {"receivers": {"slack": {"enabled": True}}}}, "secrets.slack_webhook_url", "required because alertmanager.receivers.slack.enabled is true"),
+    "pagerduty without its secret": ({"alertmanager": {"receivers": {"pagerduty": {"enabled": True}}}}, "secrets.pagerduty_routing_key", "required because"),
+    "postgres without a host": ({"exporters": {"postgres": {"enabled": True, "user": "u"}}}, "exporters.postgres.host", "required because exporters.postgres.enabled is true"),
+    "postgres without a password": ({"exporters": {"postgres": {"enabled": True, "host": "db", "user": "u"}}}, "secrets.postgres_password", "required because exporters.postgres.enabled"),
+    "redis without an address": ({"exporters": {"redis": {"enabled": True}}}, "exporters.redis.address", "required because exporters.redis.enabled"),
+    "redis address without a scheme": ({"exporters": {"redis": {"enabled": True, "address": "redis:6379"}}}, "exporters.redis.address", "pattern"),
+    "gpu exporter unknown": ({"exporters": {"gpu": {"enabled": True, "exporter": "rocm"}}}, "exporters.gpu.exporter", "'dcgm' or 'nvidia_smi'"),
+    "scrape target without a port": ({"prometheus": {"scrape_targets": [{"job": "api", "targets": ["api"]}]}}, "prometheus.scrape_targets[0].targets[0]", "pattern"),
+    "scrape target job used twice": ({"prometheus": {"scrape_targets": [{"job": "api", "targets": ["a:1"]}, {"job": "api", "targets": ["b:1"]}]}}, "prometheus.scrape_targets", "job 'api' is listed more than once"),
+    "scrape target without targets": ({"prometheus": {"scrape_targets": [{"job": "api", "targets": []}]}}, "prometheus.scrape_targets[0].targets", "at least 1 item"),
+    "scrape timeout longer than interval": ({"prometheus": {"scrape_interval": "10s", "scrape_timeout": "30s"}}, "prometheus.scrape_timeout", "must not be longer than prometheus.scrape_interval"),
+    "remote write without a password": ({"prometheus": {"remote_write": {"url": "https://m/api/v1/push", "username": "u"}}}, "secrets.remote_write_password", "required because prometheus.remote_write.username is set"),
+    "remote write url not http": ({"prometheus": {"remote_write": {"url": "mimir:9009"}}}, "prometheus.remote_write.url", "pattern"),
+    "bad docker network name": ({"docker": {"network": "Observability Net"}}, "docker.network", "not a valid name"),
+}
+
+
+@pytest.mark.parametrize("override, key, problem", BAD.values(), ids=BAD.keys())
+def test_bad_configuration_fails_before_any_resource(override, key, problem):
+    run = Run("dev")
+    with pytest.raises(ConfigError) as error:
+        run_program("dev", merge(stack_config("dev"), override), run=run)
+    message = str(error.value)
+    assert message.startswith("stack 'dev': invalid configuration:")
+    assert f"key '{key}': " in message
+    assert problem in message
+    assert run.resources == [], "resources were registered before the configuration was rejected"
+
+
+def test_every_problem_is_reported_in_one_message():
+    override = {"platform": "nomad", "prometheus": {"scrape_interval": "15x", "port": 0}, "bogus": 1}
+    with pytest.raises(ConfigError) as error:
+        parse("dev", merge(stack_config("dev"), override))
+    message = str(error.value)
+    for key in ("platform", "prometheus.scrape_interval", "prometheus.port", "bogus"):
+        assert f"key '{key}'" in message
+
+
+def test_secrets_set_without_secret_flag_are_rejected():
+    run = Run("dev")
+    with pytest.raises(ConfigError) as error:
+        run_program("dev", stack_config("dev"), secrets={"slack_webhook_url": SECRETS["slack_webhook_url"]},
+                    plain_keys=frozenset({"secrets"}), run=run)
+    assert "key 'secrets': must be set with `pulumi config set --secret" in str(error.value)
+    assert SECRETS["slack_webhook_url"] not in str(error.value)
+    assert run.resources == []
+
+
+def test_secret_values_are_never_echoed_in_errors():
+    secrets = {"slack_webhook_url": 12345, "slack_token": SECRETS["slack_webhook_url"]}
+    with pytest.raises(ConfigError) as error:
+        parse("dev", {"platform": "docker", "secrets": secrets}, {"secrets"})
+    message = str(error.value)
+    assert "key 'secrets.slack_token': unknown key" in message
+    assert "key 'secrets.slack_webhook_url'" in message
+    assert SECRETS["slack_webhook_url"] not in message and "12345" not in message
+
+
+def test_other_keys_may_not_hold_secrets():
+    with pytest.raises(ConfigError) as error:
+        parse("dev", {"platform": "docker", "cluster": "c1"}, {"cluster"})
+    assert "key 'cluster': is a secret; only the `secrets` key may hold secret values" in str(error.value)
+
+
+def test_settings_repr_hides_secrets():
+    settings = parse("dev", {"platform": "docker", "secrets": {"redis_password": SECRETS["redis_password"]}}, {"secrets"})
+    assert SECRETS["redis_password"] not in repr(settings)
+
+
+def test_asking_for_an_unset_secret_is_an_error():
+    settings = parse("dev", {"platform": "docker"})
+    with pytest.raises(KeyError):
+        settings.secret("postgres_password")
