@@ -1,0 +1,191 @@
+"""The kubernetes platform: the objects staging and prod declare, valid for the cluster versions
+the README supports, wired so that pods find their files, peers and permissions."""
+
+import kubernetes_validate
+import pytest
+
+from components.platform.kubernetes import CONFIG_HASH
+from conftest import (
+    CONTROLLERS,
+    MOCK_NAME_SUFFIX,
+    SECRETS,
+    container_files,
+    controller,
+    is_secret,
+    merge,
+    run_program,
+    stack_config,
+)
+
+KUBERNETES_STACKS = ("staging", "prod")
+SUPPORTED_VERSIONS = ("1.29.0", "1.37.0")
+
+
+def manifest(resource):
+    """The object as the provider sends it to the API server."""
+    _, group_version, kind = resource.type.split(":")
+    api_version = group_version.removeprefix("core/")
+    body = {k: v for k, v in resource.inputs.items() if k not in ("apiVersion", "kind")}
+    body["metadata"] = {"name": resource.name + MOCK_NAME_SUFFIX, **body.get("metadata", {})}
+    return {"apiVersion": api_version, "kind": kind, **body}
+
+
+def kubernetes_objects(run):
+    return [r for r in run.resources if r.type.startswith("kubernetes:")]
+
+
+@pytest.mark.parametrize("version", SUPPORTED_VERSIONS)
+@pytest.mark.parametrize("stack", KUBERNETES_STACKS)
+def test_every_object_validates_against_the_kubernetes_schema(stack_runs, stack, version):
+    objects = kubernetes_objects(stack_runs[stack])
+    assert len(objects) > 15
+    for resource in objects:
+        kubernetes_validate.validate(manifest(resource), version, strict=True)
+
+
+def test_schema_validation_has_teeth():
+    bad = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"}, "spec": {"replica": 1}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(bad, SUPPORTED_VERSIONS[0], strict=True)
+
+
+def kinds(run):
+    return {r.name: r.type.rsplit(":", 1)[1] for r in run.resources if r.type in CONTROLLERS}
+
+
+def test_each_service_runs_as_the_controller_it_needs(stack_runs):
+    assert kinds(stack_runs["prod"]) == {
+        "prometheus": "StatefulSet",
+        "alertmanager": "StatefulSet",
+        "node-exporter": "DaemonSet",
+        "cadvisor": "DaemonSet",
+        "gpu-exporter": "DaemonSet",
+        "postgres-exporter": "Deployment",
+        "redis-exporter": "Deployment",
+    }
+
+
+@pytest.mark.parametrize(
+    "stack, service, replicas, size, storage_class",
+    [
+        ("staging", "prometheus", 1, "50Gi", "standard"),
+        ("prod", "prometheus", 2, "200Gi", "fast-ssd"),
+        ("prod", "alertmanager", 3, "2Gi", "fast-ssd"),
+    ],
+)
+def test_stateful_services_keep_data_on_claims(stack_runs, stack, service, replicas, size, storage_class):
+    spec = controller(stack_runs[stack], service).inputs["spec"]
+    assert spec["replicas"] == replicas
+    assert spec["serviceName"] == service
+    (claim,) = spec["volumeClaimTemplates"]
+    assert claim["spec"]["resources"]["requests"]["storage"] == size
+    assert claim["spec"]["storageClassName"] == storage_class
+    mounts = spec["template"]["spec"]["containers"][0]["volumeMounts"]
+    assert {"name": "data", "mountPath": f"/{service}"} in mounts
+    # The image's unprivileged user owns the claim.
+    assert spec["template"]["spec"]["securityContext"] == {
+        "runAsNonRoot": True, "runAsUser": 65534, "runAsGroup": 65534, "fsGroup": 65534,
+    }
+
+
+def services(run):
+    return {r.name: r.inputs["spec"] for r in run.of_type("kubernetes:core/v1:Service")}
+
+
+def test_stateful_services_are_headless_so_each_replica_has_a_name(stack_runs):
+    found = services(stack_runs["prod"])
+    for name in ("prometheus", "alertmanager"):
+        assert found[name]["clusterIP"] == "None"
+        assert found[name]["publishNotReadyAddresses"] is True
+    assert {p["name"]: p["port"] for p in found["alertmanager"]["ports"]} == {"web": 9093, "cluster": 9094}
+    assert "clusterIP" not in found["postgres-exporter"]
+    # Per-node exporters are found by pod discovery, not through a Service.
+    assert not {"node-exporter", "cadvisor", "gpu-exporter"} & set(found)
+
+
+def test_services_select_the_pods_of_their_controller(stack_runs):
+    run = stack_runs["prod"]
+    for name, spec in services(run).items():
+        pod_labels = controller(run, name).inputs["spec"]["template"]["metadata"]["labels"]
+        assert spec["selector"].items() <= pod_labels.items(), name
+        assert controller(run, name).inputs["spec"]["selector"]["matchLabels"] == spec["selector"]
+
+
+def test_config_maps_have_generated_names_and_are_mounted(stack_runs):
+    run = stack_runs["prod"]
+    for config_map in run.of_type("kubernetes:core/v1:ConfigMap"):
+        assert "name" not in config_map.inputs["metadata"], "a fixed name would not roll the pods"
+    files = container_files(run, "prometheus")
+    assert {"/etc/prometheus/prometheus.yml", "/etc/prometheus/rules/stack.yml"} <= set(files)
+
+
+def pod_annotation(run, service):
+    return controller(run, service).inputs["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH]
+
+
+def test_a_config_change_rolls_exactly_the_pods_that_mount_it(stack_runs):
+    before = stack_runs["prod"]
+    after = run_program("prod", merge(stack_config("prod"), {"prometheus": {"scrape_interval": "30s"}}), SECRETS)
+    assert pod_annotation(after, "prometheus") != pod_annotation(before, "prometheus")
+    for service in ("alertmanager", "node-exporter", "postgres-exporter"):
+        assert pod_annotation(after, service) == pod_annotation(before, service), service
+
+
+def test_secrets_are_mounted_as_files_and_stay_secret(stack_runs):
+    run = stack_runs["prod"]
+    secrets = run.of_type("kubernetes:core/v1:Secret")
+    assert {s.name for s in secrets} == {"alertmanager-secrets", "prometheus-secrets", "postgres-exporter-secrets", "redis-exporter-secrets"}
+    for secret in secrets:
+        assert "name" not in secret.inputs["metadata"]
+        assert is_secret(secret.raw_inputs["stringData"]), secret.name
+    pod = controller(run, "alertmanager").inputs["spec"]["template"]["spec"]
+    assert {"name": "secrets", "mountPath": "/run/secrets", "readOnly": True} in pod["containers"][0]["volumeMounts"]
+
+
+def test_every_container_has_requests_limits_and_probes(stack_runs):
+    run = stack_runs["prod"]
+    for resource in run.resources:
+        if resource.type not in CONTROLLERS:
+            continue
+        (container,) = resource.inputs["spec"]["template"]["spec"]["containers"]
+        assert set(container["resources"]) == {"requests", "limits"}, resource.name
+        assert set(container["resources"]["limits"]) == {"cpu", "memory"}, resource.name
+        assert container["readinessProbe"]["httpGet"]["port"] in ("metrics", "web"), resource.name
+        assert "livenessProbe" in container
+
+
+def test_resources_come_from_the_stack_settings(stack_runs):
+    container = controller(stack_runs["prod"], "prometheus").inputs["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"] == {"requests": {"cpu": "1", "memory": "4Gi"}, "limits": {"cpu": "4", "memory": "8Gi"}}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/-/ready", "port": "web"}
+
+
+def test_prometheus_may_discover_targets_and_nothing_more(stack_runs):
+    run = stack_runs["prod"]
+    role = run.one("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole", "prometheus-discovery").inputs
+    assert role["metadata"]["name"] == "observability-prometheus"
+    verbs = {verb for rule in role["rules"] for verb in rule["verbs"]}
+    assert verbs == {"get", "list", "watch"}
+    binding = run.one("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding", "prometheus-discovery").inputs
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "prometheus", "namespace": "observability"}]
+    assert binding["roleRef"]["name"] == "observability-prometheus"
+    assert controller(run, "prometheus").inputs["spec"]["template"]["spec"]["serviceAccountName"] == "prometheus"
+    # Only the service that discovers gets an account and a role.
+    assert run.names("kubernetes:core/v1:ServiceAccount") == {"prometheus-account"}
+
+
+def test_objects_with_fixed_names_are_deleted_before_they_are_replaced(stack_runs):
+    for resource in kubernetes_objects(stack_runs["prod"]):
+        if "name" in resource.inputs.get("metadata", {}) and resource.type != "kubernetes:core/v1:Namespace":
+            assert resource.delete_before_replace, resource.name
+
+
+def test_provider_and_namespace_come_from_settings(stack_runs):
+    run = stack_runs["staging"]
+    provider = run.one("pulumi:providers:kubernetes", "kubernetes").inputs
+    assert provider["context"] == "staging" and provider["namespace"] == "observability"
+    assert run.one("kubernetes:core/v1:Namespace", "namespace").inputs["metadata"]["name"] == "observability"
+    other = run_program("staging", merge(stack_config("staging"), {"kubernetes": {"namespace": "monitoring"}}), SECRETS)
+    for resource in kubernetes_objects(other):
+        namespace = resource.inputs.get("metadata", {}).get("namespace")
+        assert namespace in (None, "monitoring"), resource.name
