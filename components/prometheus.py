@@ -168,7 +168,10 @@ def render_config(
     names = [job["job_name"] for job in jobs]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise ValueError(f"scrape job names used twice: {', '.join(duplicates)}")
+        raise ValueError(
+            f"scrape job names used twice: {', '.join(duplicates)}; rename the job in "
+            "prometheus.scrape_targets or configs/prometheus/prometheus.yml"
+        )
     config["scrape_configs"] = jobs
 
     if prom.remote_write is not None:
@@ -221,7 +224,9 @@ def workload(
         data=DataVolume(DATA_DIR, prom.storage_size),
         health=HealthCheck("web", "/-/ready"),
         replicas=prom.replicas,
-        discovery=prom.discovery,
+        # Kubernetes API access: for the user's workloads, and for per-node exporters, which
+        # have no single address and are always found through the API.
+        discovery=prom.discovery or any(job.pods is not None for job in scrape_jobs),
         run_as_user=65534,
         metrics_port="web",
     )

@@ -35,8 +35,32 @@ class ConfigError(pulumi.RunError):
 
 def _matches(pattern: re.Pattern, what: str, example: str):
     def check(value: str) -> str:
-        if not pattern.match(value) or value in ("", "0"):
+        if not pattern.match(value):
             raise ValueError(f"{value!r} is not a valid {what} (for example {example!r})")
+        return value
+
+    return check
+
+
+_QUANTITY_UNITS = {
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+    "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
+    "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "PB": 10**15, "EB": 10**18, "B": 1,
+    "m": 10**-3,
+}
+
+
+def quantity(value: str) -> float:
+    """A Kubernetes quantity or Prometheus size in base units: bytes, or cores for CPU."""
+    number = value.rstrip("".join(set("".join(_QUANTITY_UNITS))))
+    unit = value[len(number):]
+    return float(number) * _QUANTITY_UNITS.get(unit, 1)
+
+
+def _nonzero(kind: str):
+    def check(value: str) -> str:
+        if quantity(value) <= 0:
+            raise ValueError(f"{value!r} is zero; a {kind} must be larger than zero")
         return value
 
     return check
@@ -50,9 +74,11 @@ def _positive_duration(value: str) -> str:
 
 
 Duration = Annotated[str, AfterValidator(_positive_duration)]
-ByteSize = Annotated[str, AfterValidator(_matches(_BYTE_SIZE, "size", "50GB"))]
-Quantity = Annotated[str, AfterValidator(_matches(_QUANTITY, "Kubernetes quantity", "512Mi"))]
-Cpu = Annotated[str, AfterValidator(_matches(_CPU, "CPU quantity", "250m"))]
+ByteSize = Annotated[str, AfterValidator(_matches(_BYTE_SIZE, "size", "50GB")), AfterValidator(_nonzero("size"))]
+Quantity = Annotated[
+    str, AfterValidator(_matches(_QUANTITY, "Kubernetes quantity", "512Mi")), AfterValidator(_nonzero("quantity"))
+]
+Cpu = Annotated[str, AfterValidator(_matches(_CPU, "CPU quantity", "250m")), AfterValidator(_nonzero("CPU quantity"))]
 Name = Annotated[str, AfterValidator(_matches(_NAME, "name (lower case, digits, '-')", "api"))]
 Port = Annotated[int, Field(ge=1, le=65535)]
 
@@ -306,6 +332,17 @@ def _cross_checks(s: Settings) -> list[tuple[str, str]]:
         problems.append(
             ("prometheus.scrape_timeout", "must not be longer than prometheus.scrape_interval")
         )
+
+    sized = {"prometheus": s.prometheus, "alertmanager": s.alertmanager}
+    sized.update({f"exporters.{name}": getattr(s.exporters, name) for name in ExportersSettings.model_fields})
+    for key, section in sized.items():
+        for amount in ("cpu", "memory"):
+            request = getattr(section.resources.requests, amount)
+            limit = getattr(section.resources.limits, amount)
+            if quantity(request) > quantity(limit):
+                problems.append(
+                    (f"{key}.resources.requests.{amount}", f"{request} is more than the limit {limit}")
+                )
 
     if s.platform == "docker":
         # One engine, one machine: replicas would only share the host's fate and its ports.

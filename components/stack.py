@@ -17,7 +17,7 @@ from components import (
     redis_exporter,
 )
 from components.platform import Platform
-from components.settings import Settings
+from components.settings import ConfigError, Settings
 from components.workload import Workload
 
 # Each exporter module offers workload(settings) -> Workload | None (None when disabled).
@@ -37,23 +37,33 @@ class Service(pulumi.ComponentResource):
 
 class ObservabilityStack(pulumi.ComponentResource):
     def __init__(self, name: str, settings: Settings, opts: Optional[pulumi.ResourceOptions] = None):
+        # Render every workload first: a problem found while rendering stops the program
+        # before the stack registers anything, like a settings error does.
+        platform = platforms.create(settings)
+        try:
+            self.workloads = render_workloads(settings, platform)
+        except ValueError as error:
+            raise ConfigError(f"stack {pulumi.get_stack()!r}: cannot render the stack: {error}") from None
         super().__init__("observability:index:Stack", name, None, opts)
-        platform = platforms.create(settings, parent=self)
-
-        exporters = [w for w in (module.workload(settings) for module in EXPORTERS) if w is not None]
-        alerts = alertmanager.workload(settings, platform)
-        metrics = prometheus.workload(
-            settings,
-            platform,
-            scrape_jobs=[platform.scrape_job(w) for w in (alerts, *exporters)],
-            alertmanagers=platform.addresses(alerts, "web"),
-        )
-        self.workloads = [metrics, alerts, *exporters]
+        platform.provision(parent=self)
         for workload in self.workloads:
             Service(workload, platform, opts=pulumi.ResourceOptions(parent=self))
 
-        self.endpoints = endpoints(settings, [metrics, alerts])
+        self.endpoints = endpoints(settings, self.workloads[:2])
         self.register_outputs({"endpoints": self.endpoints})
+
+
+def render_workloads(settings: Settings, platform: Platform) -> list[Workload]:
+    """Prometheus, Alertmanager, then the enabled exporters, with every config file rendered."""
+    exporters = [w for w in (module.workload(settings) for module in EXPORTERS) if w is not None]
+    alerts = alertmanager.workload(settings, platform)
+    metrics = prometheus.workload(
+        settings,
+        platform,
+        scrape_jobs=[platform.scrape_job(w) for w in (alerts, *exporters)],
+        alertmanagers=platform.addresses(alerts, "web"),
+    )
+    return [metrics, alerts, *exporters]
 
 
 def endpoints(settings: Settings, workloads: list[Workload]) -> dict[str, str]:

@@ -13,6 +13,7 @@ from conftest import (
     controller,
     is_secret,
     merge,
+    prometheus_config,
     run_program,
     stack_config,
 )
@@ -189,3 +190,10 @@ def test_provider_and_namespace_come_from_settings(stack_runs):
     for resource in kubernetes_objects(other):
         namespace = resource.inputs.get("metadata", {}).get("namespace")
         assert namespace in (None, "monitoring"), resource.name
+
+
+def test_per_node_exporters_stay_discoverable_with_user_discovery_off():
+    run = run_program("prod", merge(stack_config("prod"), {"prometheus": {"discovery": False}}), SECRETS)
+    jobs = {j["job_name"] for j in prometheus_config(run)["scrape_configs"]}
+    assert "kubernetes-pods" not in jobs and "node-exporter" in jobs
+    assert run.names("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole") == {"prometheus-discovery"}

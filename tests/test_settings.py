@@ -87,6 +87,10 @@ BAD = {
     "scrape timeout longer than interval": ({"prometheus": {"scrape_interval": "10s", "scrape_timeout": "30s"}}, "prometheus.scrape_timeout", "must not be longer than prometheus.scrape_interval"),
     "remote write without a password": ({"prometheus": {"remote_write": {"url": "https://m/api/v1/push", "username": "u"}}}, "secrets.remote_write_password", "required because prometheus.remote_write.username is set"),
     "remote write url not http": ({"prometheus": {"remote_write": {"url": "mimir:9009"}}}, "prometheus.remote_write.url", "pattern"),
+    "zero size": ({"prometheus": {"retention": {"size": "0GB"}}}, "prometheus.retention.size", "is zero"),
+    "zero storage": ({"alertmanager": {"storage_size": "0Gi"}}, "alertmanager.storage_size", "is zero"),
+    "requests above limits": ({"prometheus": {"resources": {"requests": {"cpu": "2", "memory": "2Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}}}}, "prometheus.resources.requests.memory", "2Gi is more than the limit 1Gi"),
+    "exporter requests above limits": ({"exporters": {"node": {"resources": {"requests": {"cpu": "500m", "memory": "32Mi"}, "limits": {"cpu": "200m", "memory": "64Mi"}}}}}, "exporters.node.resources.requests.cpu", "500m is more than the limit 200m"),
     "bad docker network name": ({"docker": {"network": "Observability Net"}}, "docker.network", "not a valid name"),
 }
 
@@ -147,3 +151,13 @@ def test_asking_for_an_unset_secret_is_an_error():
     settings = parse("dev", {"platform": "docker"})
     with pytest.raises(KeyError):
         settings.secret("postgres_password")
+
+
+def test_a_scrape_target_named_like_a_stack_job_fails_before_any_resource():
+    run = Run("dev")
+    override = {"prometheus": {"scrape_targets": [{"job": "cadvisor", "targets": ["x:1"]}]}}
+    with pytest.raises(ConfigError) as error:
+        run_program("dev", merge(stack_config("dev"), override), run=run)
+    assert str(error.value).startswith("stack 'dev': cannot render the stack: scrape job names used twice: cadvisor;")
+    assert "prometheus.scrape_targets" in str(error.value)
+    assert run.resources == []

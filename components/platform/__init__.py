@@ -16,6 +16,10 @@ class Platform:
 
     kind: str
 
+    def provision(self, parent: pulumi.Resource) -> None:
+        """Register the provider and shared resources; called once everything is rendered."""
+        raise NotImplementedError
+
     def addresses(self, workload: Workload, port: str) -> list[str]:
         """host:port of each replica of a workload, as other services in the stack reach it."""
         raise NotImplementedError
@@ -36,12 +40,12 @@ class Platform:
         )
 
 
-def create(settings: Settings, parent: pulumi.Resource) -> Platform:
-    """The platform the stack's settings name, with its provider and shared resources."""
+def create(settings: Settings) -> Platform:
+    """The platform the stack's settings name. It registers nothing until provision()."""
     if settings.platform == "docker":
         from components.platform.docker import DockerPlatform
 
-        return DockerPlatform(settings, parent)
+        return DockerPlatform(settings)
     from components.platform.kubernetes import KubernetesPlatform
 
-    return KubernetesPlatform(settings, parent)
+    return KubernetesPlatform(settings)

@@ -6,26 +6,17 @@ import pulumi
 import pulumi_docker as docker
 
 from components.platform import Platform
-from components.settings import Settings
+from components.settings import Settings, quantity
 from components.workload import HealthCheck, Workload
 
-_BINARY_UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
-_DECIMAL_UNITS = {"k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
-
-
-def memory_megabytes(quantity: str) -> int:
+def memory_megabytes(memory: str) -> int:
     """A Kubernetes memory quantity as whole MiB, the unit the docker provider takes."""
-    for units in (_BINARY_UNITS, _DECIMAL_UNITS):
-        for suffix, factor in units.items():
-            if quantity.endswith(suffix):
-                return max(1, int(float(quantity[: -len(suffix)]) * factor) // 2**20)
-    return max(1, int(float(quantity)) // 2**20)
+    return max(1, int(quantity(memory)) // 2**20)
 
 
-def cpus(quantity: str) -> str:
+def cpus(cpu: str) -> str:
     """A Kubernetes CPU quantity ("250m", "1") as the decimal docker's --cpus takes."""
-    value = int(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
-    return f"{value:g}"
+    return f"{quantity(cpu):g}"
 
 
 def health_command(health: HealthCheck, port: int) -> list[str]:
@@ -38,14 +29,16 @@ def health_command(health: HealthCheck, port: int) -> list[str]:
 class DockerPlatform(Platform):
     kind = "docker"
 
-    def __init__(self, settings: Settings, parent: pulumi.Resource):
+    def __init__(self, settings: Settings):
         self.settings = settings.docker
+
+    def provision(self, parent: pulumi.Resource) -> None:
         self.provider = docker.Provider(
-            "docker", host=settings.docker.host, opts=pulumi.ResourceOptions(parent=parent)
+            "docker", host=self.settings.host, opts=pulumi.ResourceOptions(parent=parent)
         )
         self.network = docker.Network(
             "network",
-            name=settings.docker.network,
+            name=self.settings.network,
             opts=pulumi.ResourceOptions(parent=parent, provider=self.provider),
         )
 
@@ -137,7 +130,7 @@ class DockerPlatform(Platform):
             privileged=w.privileged or None,
             user=user,
             device_requests=[
-                docker.ContainerDeviceRequestArgs(driver="nvidia", count=-1, capabilities=[["gpu"]])
+                docker.ContainerDeviceRequestArgs(driver="nvidia", count=-1, capabilities=["gpu"])
             ]
             if w.gpu is not None
             else None,

@@ -49,13 +49,15 @@ def _slug(path: str) -> str:
 class KubernetesPlatform(Platform):
     kind = "kubernetes"
 
-    def __init__(self, settings: Settings, parent: pulumi.Resource):
+    def __init__(self, settings: Settings):
         self.settings = settings.kubernetes
         self.environment = settings.environment
         self.namespace = settings.kubernetes.namespace
+
+    def provision(self, parent: pulumi.Resource) -> None:
         self.provider = k8s.Provider(
             "kubernetes",
-            context=settings.kubernetes.context,
+            context=self.settings.context,
             namespace=self.namespace,
             opts=pulumi.ResourceOptions(parent=parent),
         )
@@ -75,7 +77,7 @@ class KubernetesPlatform(Platform):
 
     @staticmethod
     def _stateful(w: Workload) -> bool:
-        return w.data is not None and not w.per_node
+        return w.data is not None
 
     def addresses(self, w: Workload, port: str) -> list[str]:
         number = w.port(port).container_port
@@ -130,11 +132,9 @@ class KubernetesPlatform(Platform):
         for i, m in enumerate(w.host_mounts):
             volumes.append({"name": f"host-{i}", "hostPath": {"path": m.host_path}})
             mounts.append({"name": f"host-{i}", "mountPath": m.mount_path, "readOnly": m.read_only})
-        if self._stateful(w):
-            mounts.append({"name": "data", "mountPath": w.data.mount_path})
-        elif w.data is not None:
-            # A per-node workload keeps its data on the node it runs on.
-            volumes.append({"name": "data", "hostPath": {"path": f"/var/lib/{w.name}", "type": "DirectoryOrCreate"}})
+        if w.data is not None:
+            if w.per_node:
+                raise ValueError(f"{w.name}: per-node workloads with data are not supported yet")
             mounts.append({"name": "data", "mountPath": w.data.mount_path})
 
         container = {
