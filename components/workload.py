@@ -6,12 +6,16 @@ Kubernetes resources. Nothing here calls Pulumi: secret values are carried as Ou
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Optional
 
 import pulumi
 
 from components.settings import Resources, Toleration
+
+# The label (docker) or pod template annotation (kubernetes) that carries Workload.config_hash().
+CONFIG_HASH = "observability.dev/config-hash"
 
 # Where every secret file is mounted, on both platforms (Docker's own convention for secrets).
 SECRETS_DIR = "/run/secrets"
@@ -107,6 +111,15 @@ class Workload:
     # The port Prometheus scrapes, by name, and its path.
     metrics_port: Optional[str] = None
     metrics_path: str = "/metrics"
+
+    def config_hash(self) -> str:
+        """A digest of the non-secret files. Platforms show it on the container or pod template,
+        so a config change is visible in a preview even where the files themselves are hidden
+        (a container's uploads all show as secret once one of them is)."""
+        digest = hashlib.sha256()
+        for f in sorted(self.config_files, key=lambda f: f.path):
+            digest.update(f.path.encode() + b"\0" + f.content.encode() + b"\0")
+        return digest.hexdigest()[:16]
 
     def port(self, name: str) -> Port:
         for port in self.ports:

@@ -287,3 +287,8 @@ def container_args(run: Run, service: str) -> list[str]:
 
 def prometheus_config(run: Run) -> dict:
     return yaml.safe_load(container_files(run, "prometheus")["/etc/prometheus/prometheus.yml"])
+
+
+def scrape_jobs(run: Run) -> dict[str, dict]:
+    """Prometheus's scrape jobs by name, as rendered for the run's stack."""
+    return {job["job_name"]: job for job in prometheus_config(run)["scrape_configs"]}

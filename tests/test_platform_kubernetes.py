@@ -4,7 +4,7 @@ the README supports, wired so that pods find their files, peers and permissions.
 import kubernetes_validate
 import pytest
 
-from components.platform.kubernetes import CONFIG_HASH
+from components.workload import CONFIG_HASH
 from conftest import (
     CONTROLLERS,
     MOCK_NAME_SUFFIX,

@@ -9,6 +9,7 @@ import yaml
 from components import prometheus
 from components.settings import parse
 from conftest import (
+    scrape_jobs,
     ROOT,
     SECRETS,
     STACKS,
@@ -86,19 +87,15 @@ def test_rule_unit_tests_pass_against_the_rendered_rules(stack_runs, tmp_path):
         assert result.returncode == 0, f"{stack}:\n{result.stdout}{result.stderr}"
 
 
-def jobs(run):
-    return {job["job_name"]: job for job in prometheus_config(run)["scrape_configs"]}
-
-
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_deployed_service_is_scraped(stack_runs, stack):
     run = stack_runs[stack]
     deployed = set(run.outputs["services"])
-    assert deployed <= set(jobs(run)), f"not scraped: {deployed - set(jobs(run))}"
+    assert deployed <= set(scrape_jobs(run)), f"not scraped: {deployed - set(scrape_jobs(run))}"
 
 
 def test_docker_scrapes_each_service_by_its_network_alias(stack_runs):
-    found = jobs(stack_runs["dev"])
+    found = scrape_jobs(stack_runs["dev"])
     assert found["prometheus"]["static_configs"][0]["targets"] == ["prometheus:9090"]
     assert found["alertmanager"]["static_configs"][0]["targets"] == ["alertmanager:9093"]
     assert found["node-exporter"]["static_configs"][0]["targets"] == ["node-exporter:9100"]
@@ -106,7 +103,7 @@ def test_docker_scrapes_each_service_by_its_network_alias(stack_runs):
 
 
 def test_kubernetes_scrapes_every_replica_and_every_node(stack_runs):
-    found = jobs(stack_runs["prod"])
+    found = scrape_jobs(stack_runs["prod"])
     assert found["prometheus"]["static_configs"][0]["targets"] == [
         "prometheus-0.prometheus:9090",
         "prometheus-1.prometheus:9090",
@@ -152,7 +149,7 @@ def test_retention_and_labels_follow_the_stack(stack_runs, stack, time, size, cl
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_api_job_is_scraped_every_10s_at_its_own_path(stack_runs, stack):
-    api = jobs(stack_runs[stack])["api"]
+    api = scrape_jobs(stack_runs[stack])["api"]
     assert api["metrics_path"] == "/api/v1/metrics"
     assert api["scrape_interval"] == "10s"
     assert len(api["static_configs"][0]["targets"]) == 1
@@ -162,7 +159,7 @@ def test_static_target_labels_and_scheme_are_rendered():
     config = merge(stack_config("dev"), {"prometheus": {"scrape_targets": [
         {"job": "batch", "targets": ["batch1:9000", "batch2:9000"], "scheme": "https", "labels": {"team": "data"}},
     ]}})
-    job = jobs(run_program("dev", config))["batch"]
+    job = scrape_jobs(run_program("dev", config))["batch"]
     assert job["static_configs"] == [{"targets": ["batch1:9000", "batch2:9000"], "labels": {"team": "data"}}]
     assert job["scheme"] == "https"
     assert "scrape_interval" not in job and "metrics_path" not in job
@@ -185,7 +182,7 @@ def test_no_remote_write_unless_configured(stack_runs):
 
 
 def test_docker_discovery_scrapes_opted_in_containers_on_the_stack_network(stack_runs):
-    job = jobs(stack_runs["dev"])["docker-containers"]
+    job = scrape_jobs(stack_runs["dev"])["docker-containers"]
     assert job["docker_sd_configs"][0]["host"] == "unix:///var/run/docker.sock"
     keeps = {r["source_labels"][0]: r["regex"] for r in job["relabel_configs"] if r.get("action") == "keep"}
     assert keeps == {
@@ -196,7 +193,7 @@ def test_docker_discovery_scrapes_opted_in_containers_on_the_stack_network(stack
 
 @pytest.mark.parametrize("stack", ["staging", "prod"])
 def test_kubernetes_discovery_scrapes_annotated_pods_and_services(stack_runs, stack):
-    found = jobs(stack_runs[stack])
+    found = scrape_jobs(stack_runs[stack])
     for name, role, meta in (("kubernetes-pods", "pod", "pod"), ("kubernetes-services", "endpoints", "service")):
         assert found[name]["kubernetes_sd_configs"] == [{"role": role}]
         keeps = [r for r in found[name]["relabel_configs"] if r.get("action") == "keep"]
@@ -209,7 +206,7 @@ def test_kubernetes_discovery_scrapes_annotated_pods_and_services(stack_runs, st
 
 def test_discovery_can_be_turned_off():
     run = run_program("dev", merge(stack_config("dev"), {"prometheus": {"discovery": False}}))
-    assert "docker-containers" not in jobs(run)
+    assert "docker-containers" not in scrape_jobs(run)
 
 
 def write_base(tmp_path, scrape_configs):

@@ -7,7 +7,7 @@ import pulumi_docker as docker
 
 from components.platform import Platform
 from components.settings import Settings, quantity
-from components.workload import HealthCheck, Workload
+from components.workload import CONFIG_HASH, HealthCheck, Workload
 
 def memory_megabytes(memory: str) -> int:
     """A Kubernetes memory quantity as whole MiB, the unit the docker provider takes."""
@@ -101,6 +101,7 @@ class DockerPlatform(Platform):
             envs=[f"{k}={v}" for k, v in sorted(w.env.items())] or None,
             labels=[
                 docker.ContainerLabelArgs(label="observability.service", value=w.name),
+                docker.ContainerLabelArgs(label=CONFIG_HASH, value=w.config_hash()),
             ],
             networks_advanced=[
                 docker.ContainerNetworksAdvancedArgs(name=self.network.name, aliases=[w.name])

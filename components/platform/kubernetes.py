@@ -6,7 +6,6 @@ the pod template that mounts it and rolls the pods; the old object goes once the
 
 from __future__ import annotations
 
-import hashlib
 import posixpath
 import re
 
@@ -15,7 +14,7 @@ import pulumi_kubernetes as k8s
 
 from components.platform import Platform
 from components.settings import Settings
-from components.workload import SECRETS_DIR, PodDiscovery, ScrapeJob, Workload
+from components.workload import CONFIG_HASH, SECRETS_DIR, PodDiscovery, ScrapeJob, Workload
 
 # What a service that discovers scrape targets must read, cluster-wide (as kube-prometheus grants).
 DISCOVERY_RULES = [
@@ -28,18 +27,6 @@ DISCOVERY_RULES = [
     {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": ["get", "list", "watch"]},
     {"nonResourceURLs": ["/metrics"], "verbs": ["get"]},
 ]
-
-
-# On the pod template: a digest of the workload's non-secret files. The generated ConfigMap names
-# already change the template when content changes; the digest makes the reason visible in diffs.
-CONFIG_HASH = "observability.dev/config-hash"
-
-
-def config_hash(w: Workload) -> str:
-    digest = hashlib.sha256()
-    for f in sorted(w.config_files, key=lambda f: f.path):
-        digest.update(f.path.encode() + b"\0" + f.content.encode() + b"\0")
-    return digest.hexdigest()[:16]
 
 
 def _slug(path: str) -> str:
@@ -182,7 +169,7 @@ class KubernetesPlatform(Platform):
             pod_spec["serviceAccountName"] = w.name
 
         selector = {"app.kubernetes.io/name": w.name, "app.kubernetes.io/instance": self.environment}
-        template = {"metadata": {"labels": labels, "annotations": {CONFIG_HASH: config_hash(w)}}, "spec": pod_spec}
+        template = {"metadata": {"labels": labels, "annotations": {CONFIG_HASH: w.config_hash()}}, "spec": pod_spec}
         named = {**meta, "name": w.name}
         if w.per_node:
             k8s.apps.v1.DaemonSet(

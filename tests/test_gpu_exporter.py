@@ -1,0 +1,128 @@
+"""GPU exporter: DCGM (port 9400) or nvidia-smi (port 9835), one per GPU node, every GPU visible."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import merge, run_program, scrape_jobs, stack_config, stack_secrets
+
+from components import gpu_exporter, images
+from components.settings import parse
+
+CONTAINER = "docker:index/container:Container"
+DAEMONSET = "kubernetes:apps/v1:DaemonSet"
+EXPORTERS = {"dcgm": (images.DCGM_EXPORTER, 9400), "nvidia_smi": (images.NVIDIA_SMI_EXPORTER, 9835)}
+
+
+def pod_of(run) -> dict:
+    return run.one(DAEMONSET, "gpu-exporter").inputs["spec"]["template"]
+
+
+@pytest.fixture(scope="module")
+def docker_runs():
+    """The dev stack with the GPU exporter, per exporter kind; a failed registration fails the test."""
+    cache: dict = {}
+
+    def get(exporter: str):
+        if exporter not in cache:
+            config = merge(stack_config("dev"), {"exporters": {"gpu": {"enabled": True, "exporter": exporter}}})
+            try:
+                cache[exporter] = run_program("dev", config)
+            except AssertionError as error:
+                cache[exporter] = error
+        if isinstance(cache[exporter], Exception):
+            pytest.fail(f"dev with the {exporter} GPU exporter does not register: {cache[exporter]}", pytrace=False)
+        return cache[exporter]
+
+    return get
+
+
+@pytest.fixture(scope="module")
+def custom():
+    """staging with GPU nodes of its own label and taint, and no runtime class."""
+    config = merge(
+        stack_config("staging"),
+        {
+            "exporters": {
+                "gpu": {
+                    "node_selector": {"accelerator": "a100"},
+                    "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "gpu", "effect": "NoExecute"}],
+                    "runtime_class": None,
+                }
+            }
+        },
+    )
+    return run_program("staging", config, stack_secrets("staging"))
+
+
+def test_disabled_gpu_exporter_has_no_workload():
+    assert gpu_exporter.workload(parse("dev", stack_config("dev"))) is None
+
+
+def test_disabled_gpu_exporter_is_not_deployed_or_scraped(stack_runs):
+    dev = stack_runs["dev"]
+    assert "gpu-exporter" not in dev.names(CONTAINER)
+    assert "gpu-exporter" not in scrape_jobs(dev)
+    assert "gpu-exporter" not in dev.outputs["services"]
+
+
+@pytest.mark.parametrize("exporter", sorted(EXPORTERS))
+def test_docker_runs_the_exporters_image_and_prometheus_scrapes_its_port(docker_runs, exporter):
+    run = docker_runs(exporter)
+    image, port = EXPORTERS[exporter]
+    assert run.one("docker:index/remoteImage:RemoteImage", "gpu-exporter-image").inputs["name"] == image
+    assert scrape_jobs(run)["gpu-exporter"]["static_configs"] == [{"targets": [f"gpu-exporter:{port}"]}]
+
+
+def test_docker_requests_every_nvidia_gpu(docker_runs):
+    container = docker_runs("dcgm").one(CONTAINER, "gpu-exporter").inputs
+    # The provider's capabilities are one list of capability names (pulumi_docker 5.x).
+    assert container["deviceRequests"] == [{"driver": "nvidia", "count": -1, "capabilities": ["gpu"]}]
+
+
+@pytest.mark.parametrize("stack, exporter", [("prod", "dcgm"), ("staging", "nvidia_smi")])
+def test_kubernetes_daemonset_runs_the_exporters_image_on_its_port(stack_runs, stack, exporter):
+    image, port = EXPORTERS[exporter]
+    [container] = pod_of(stack_runs[stack])["spec"]["containers"]
+    assert container["image"] == image
+    assert container["ports"] == [{"name": "metrics", "containerPort": port}]
+
+
+@pytest.mark.parametrize("stack, exporter", [("prod", "dcgm"), ("staging", "nvidia_smi")])
+def test_kubernetes_prometheus_finds_every_gpu_exporter_pod_on_its_port(stack_runs, stack, exporter):
+    job = scrape_jobs(stack_runs[stack])["gpu-exporter"]
+    assert job["kubernetes_sd_configs"] == [{"role": "pod", "namespaces": {"names": ["observability"]}}]
+    keep = {r["source_labels"][0]: r["regex"] for r in job["relabel_configs"] if r.get("action") == "keep"}
+    assert keep == {
+        "__meta_kubernetes_pod_label_app_kubernetes_io_name": "gpu-exporter",
+        "__meta_kubernetes_pod_container_port_number": str(EXPORTERS[exporter][1]),
+    }
+    assert pod_of(stack_runs[stack])["metadata"]["labels"]["app.kubernetes.io/name"] == "gpu-exporter"
+
+
+def test_kubernetes_schedules_on_gpu_nodes_with_the_nvidia_runtime(stack_runs):
+    spec = pod_of(stack_runs["prod"])["spec"]
+    assert spec["runtimeClassName"] == "nvidia"
+    assert spec["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert spec["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+        {"operator": "Exists"},
+    ]
+
+
+def test_kubernetes_node_selector_tolerations_and_runtime_come_from_settings(custom):
+    spec = pod_of(custom)["spec"]
+    assert "runtimeClassName" not in spec
+    assert spec["nodeSelector"] == {"accelerator": "a100"}
+    assert spec["tolerations"] == [
+        {"key": "dedicated", "operator": "Equal", "value": "gpu", "effect": "NoExecute"},
+        {"operator": "Exists"},
+    ]
+
+
+def test_kubernetes_sees_every_gpu_without_claiming_one(stack_runs):
+    [container] = pod_of(stack_runs["prod"])["spec"]["containers"]
+    assert {"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"} in container["env"]
+    assert "nvidia.com/gpu" not in json.dumps(container["resources"])
+    assert set(container["resources"]["limits"]) == {"cpu", "memory"}

@@ -1,0 +1,319 @@
+"""The docker platform: what the dev stack (and variants of it) registers on one Docker engine."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from conftest import ROOT, SECRETS, is_secret, merge, run_program, stack_config
+
+from components import images
+from components.platform.docker import cpus, memory_megabytes
+
+CONTAINER = "docker:index/container:Container"
+IMAGE = "docker:index/remoteImage:RemoteImage"
+VOLUME = "docker:index/volume:Volume"
+NETWORK = "docker:index/network:Network"
+PROVIDER = "pulumi:providers:docker"
+
+HEALTHCHECKED = {
+    "prometheus": 9090,
+    "alertmanager": 9093,
+    "node-exporter": 9100,
+    "cadvisor": 8080,
+    "postgres-exporter": 9187,
+}
+
+# dev plus the two database exporters, their secrets and a Slack receiver.
+EXPORTERS = {
+    "exporters": {
+        "postgres": {"enabled": True, "host": "db.internal", "user": "exporter"},
+        "redis": {"enabled": True, "address": "redis://cache.internal:6379"},
+    },
+    "alertmanager": {"receivers": {"slack": {"enabled": True}}},
+}
+EXPORTER_SECRETS = {
+    name: SECRETS[name] for name in ("postgres_password", "redis_password", "slack_webhook_url")
+}
+
+CUSTOM = {
+    "docker": {"bind_address": "0.0.0.0", "host": "ssh://deploy@builder.internal", "network": "team-a"},
+    "prometheus": {"discovery": False, "resources": {"limits": {"cpu": "250m", "memory": "1G"}}},
+}
+
+
+@pytest.fixture(scope="module")
+def dev():
+    return run_program("dev", stack_config("dev"))
+
+
+@pytest.fixture(scope="module")
+def full():
+    return run_program("dev", merge(stack_config("dev"), EXPORTERS), EXPORTER_SECRETS)
+
+
+@pytest.fixture(scope="module")
+def custom():
+    return run_program("dev", merge(stack_config("dev"), CUSTOM))
+
+
+def containers(run) -> dict:
+    return {c.name: c.inputs for c in run.of_type(CONTAINER)}
+
+
+def uploads(run, name) -> dict[str, str]:
+    return {u["file"]: u["content"] for u in containers(run)[name].get("uploads") or []}
+
+
+def secret_along(value, *keys) -> bool:
+    """Whether the value at keys, or anything that encloses it, is marked secret."""
+    for key in keys:
+        if is_secret(value):
+            return True
+        if isinstance(key, str) and not isinstance(value, dict):
+            return False
+        value = value[key]
+    return is_secret(value)
+
+
+# --- published ports -----------------------------------------------------------------------------
+
+
+def test_only_prometheus_and_alertmanager_publish_ports_on_loopback(full):
+    published = {name: c.get("ports") or [] for name, c in containers(full).items()}
+    assert published.pop("prometheus") == [{"internal": 9090, "external": 9090, "ip": "127.0.0.1"}]
+    assert published.pop("alertmanager") == [{"internal": 9093, "external": 9093, "ip": "127.0.0.1"}]
+    assert set(published) == {"node-exporter", "cadvisor", "postgres-exporter", "redis-exporter"}
+    assert all(ports == [] for ports in published.values())
+
+
+def test_published_ports_bind_to_the_configured_address(custom):
+    found = containers(custom)
+    assert [p["ip"] for p in found["prometheus"]["ports"]] == ["0.0.0.0"]
+    assert [p["ip"] for p in found["alertmanager"]["ports"]] == ["0.0.0.0"]
+
+
+# --- images --------------------------------------------------------------------------------------
+
+
+def test_every_container_runs_its_pulled_image_by_id(full):
+    pulled = full.names(IMAGE)
+    for name, container in containers(full).items():
+        assert f"{name}-image" in pulled
+        assert container["image"] == f"sha256:{name}-image"
+
+
+def test_images_are_the_pinned_tags(full):
+    pulled = {r.inputs["name"] for r in full.of_type(IMAGE)}
+    assert pulled == {
+        images.PROMETHEUS,
+        images.ALERTMANAGER,
+        images.NODE_EXPORTER,
+        images.CADVISOR,
+        images.POSTGRES_EXPORTER,
+        images.REDIS_EXPORTER,
+    }
+    for ref in pulled:
+        repository, _, tag = ref.rpartition(":")
+        assert repository and "/" not in tag, f"{ref} has no tag"
+        assert tag and tag != "latest", ref
+
+
+# --- names, restart, network ---------------------------------------------------------------------
+
+
+def test_containers_have_fixed_network_prefixed_names(dev, custom):
+    assert {c["name"] for c in containers(dev).values()} == {
+        "observability-prometheus",
+        "observability-alertmanager",
+        "observability-node-exporter",
+        "observability-cadvisor",
+    }
+    assert containers(custom)["prometheus"]["name"] == "team-a-prometheus"
+
+
+def test_containers_are_deleted_before_replacement(full):
+    assert all(c.delete_before_replace for c in full.of_type(CONTAINER))
+
+
+def test_containers_restart_unless_stopped(full):
+    assert {c["restart"] for c in containers(full).values()} == {"unless-stopped"}
+
+
+def test_containers_join_the_stack_network_under_their_service_name(full, custom):
+    assert full.one(NETWORK, "network").inputs["name"] == "observability"
+    for name, container in containers(full).items():
+        assert container["networksAdvanced"] == [{"name": "observability", "aliases": [name]}]
+    assert custom.one(NETWORK, "network").inputs["name"] == "team-a"
+    assert containers(custom)["cadvisor"]["networksAdvanced"] == [{"name": "team-a", "aliases": ["cadvisor"]}]
+
+
+# --- health --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(HEALTHCHECKED))
+def test_containers_with_a_health_tool_are_waited_on_until_healthy(full, name):
+    container = containers(full)[name]
+    tests = container["healthcheck"]["tests"]
+    assert tests[:2] == ["CMD", "wget"]
+    assert tests[-1].startswith(f"http://127.0.0.1:{HEALTHCHECKED[name]}/")
+    assert container["wait"] is True
+
+
+def test_scratch_redis_exporter_has_no_healthcheck_and_is_not_waited_on(full):
+    container = containers(full)["redis-exporter"]
+    assert "healthcheck" not in container
+    assert not container.get("wait")
+
+
+def test_gpu_exporter_has_no_healthcheck_and_is_not_waited_on():
+    try:
+        run = run_program("dev", merge(stack_config("dev"), {"exporters": {"gpu": {"enabled": True}}}))
+    except AssertionError as error:
+        pytest.fail(f"dev with the GPU exporter does not register: {error}", pytrace=False)
+    container = containers(run)["gpu-exporter"]
+    assert "healthcheck" not in container
+    assert not container.get("wait")
+
+
+# --- data, files, secrets ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, path", [("prometheus", "/prometheus"), ("alertmanager", "/alertmanager")])
+def test_data_lives_in_a_named_volume(dev, name, path):
+    volume = dev.one(VOLUME, f"{name}-data").inputs["name"]
+    assert volume == f"observability-{name}-data"
+    assert {"volumeName": volume, "containerPath": path} in containers(dev)[name]["volumes"]
+
+
+def test_prometheus_config_and_rules_are_uploaded(dev):
+    files = uploads(dev, "prometheus")
+    rules = {f"/etc/prometheus/rules/{p.name}" for p in (ROOT / "configs/prometheus/rules").glob("*.yml")}
+    assert rules
+    assert set(files) == {"/etc/prometheus/prometheus.yml", *rules}
+    config = yaml.safe_load(files["/etc/prometheus/prometheus.yml"])
+    assert config["rule_files"] == ["/etc/prometheus/rules/*.yml"]
+    for path in rules:
+        assert yaml.safe_load(files[path])["groups"]
+
+
+def test_alertmanager_config_is_uploaded(dev):
+    config = yaml.safe_load(uploads(dev, "alertmanager")["/etc/alertmanager/alertmanager.yml"])
+    assert config["route"]["receiver"] == "null"
+
+
+def test_slack_webhook_is_uploaded_only_as_a_secret_file(full):
+    alertmanager = full.one(CONTAINER, "alertmanager")
+    files = [u["file"] for u in alertmanager.inputs["uploads"]]
+    index = files.index("/run/secrets/slack_webhook_url")
+    assert alertmanager.inputs["uploads"][index]["content"] == SECRETS["slack_webhook_url"]
+    assert secret_along(alertmanager.raw_inputs, "uploads", index, "content")
+    others = [u for i, u in enumerate(alertmanager.inputs["uploads"]) if i != index]
+    assert SECRETS["slack_webhook_url"] not in json.dumps(others)
+    config = yaml.safe_load(uploads(full, "alertmanager")["/etc/alertmanager/alertmanager.yml"])
+    receivers = {r["name"]: r for r in config["receivers"]}
+    assert receivers["slack-critical"]["slack_configs"][0]["api_url_file"] == "/run/secrets/slack_webhook_url"
+
+
+def test_slack_webhook_appears_in_no_other_input(full):
+    url = SECRETS["slack_webhook_url"]
+    for resource in full.resources:
+        inputs = dict(resource.inputs)
+        if resource.type == CONTAINER and resource.name == "alertmanager":
+            inputs.pop("uploads")
+        assert url not in json.dumps(inputs), f"{resource.type} {resource.name}"
+    assert url not in json.dumps(full.outputs)
+
+
+# --- resources -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "quantity, megabytes", [("512Mi", 512), ("1Gi", 1024), ("1G", 953), ("1.5Gi", 1536), ("64Mi", 64)]
+)
+def test_memory_megabytes(quantity, megabytes):
+    assert memory_megabytes(quantity) == megabytes
+
+
+@pytest.mark.parametrize("quantity, value", [("250m", "0.25"), ("2", "2"), ("1500m", "1.5"), ("0.5", "0.5")])
+def test_cpus(quantity, value):
+    assert cpus(quantity) == value
+
+
+def test_containers_are_limited_by_the_resource_settings(dev, custom):
+    # dev: prometheus limits {cpu: "1", memory: 1Gi}; node-exporter default limits 200m / 64Mi.
+    assert (containers(dev)["prometheus"]["memory"], containers(dev)["prometheus"]["cpus"]) == (1024, "1")
+    node = containers(dev)["node-exporter"]
+    assert (node["memory"], node["cpus"]) == (64, "0.2")
+    prometheus = containers(custom)["prometheus"]
+    assert (prometheus["memory"], prometheus["cpus"]) == (953, "0.25")
+
+
+# --- provider, discovery, host access ------------------------------------------------------------
+
+
+def test_provider_talks_to_the_configured_docker_host(dev, custom):
+    assert dev.one(PROVIDER, "docker").inputs["host"] == "unix:///var/run/docker.sock"
+    assert custom.one(PROVIDER, "docker").inputs["host"] == "ssh://deploy@builder.internal"
+
+
+def test_discovery_mounts_the_docker_socket_read_only_and_runs_as_root(dev):
+    found = containers(dev)
+    socket = {"hostPath": "/var/run/docker.sock", "containerPath": "/var/run/docker.sock", "readOnly": True}
+    assert socket in found["prometheus"]["volumes"]
+    assert found["prometheus"]["user"] == "0"
+    for name, container in found.items():
+        if name != "prometheus":
+            assert "docker.sock" not in json.dumps(container.get("volumes")), name
+            assert "user" not in container, name
+
+
+def test_without_discovery_prometheus_has_no_socket_and_default_user(custom):
+    prometheus = containers(custom)["prometheus"]
+    assert "docker.sock" not in json.dumps(prometheus["volumes"])
+    assert "user" not in prometheus
+    jobs = yaml.safe_load(uploads(custom, "prometheus")["/etc/prometheus/prometheus.yml"])["scrape_configs"]
+    assert not any("docker_sd_configs" in job for job in jobs)
+
+
+def test_node_exporter_shares_the_host_pid_namespace_and_reads_its_root(dev):
+    node = containers(dev)["node-exporter"]
+    assert node["pidMode"] == "host"
+    assert node["volumes"] == [{"hostPath": "/", "containerPath": "/host", "readOnly": True}]
+
+
+def test_only_cadvisor_is_privileged(full):
+    privileged = {name for name, c in containers(full).items() if c.get("privileged")}
+    assert privileged == {"cadvisor"}
+
+
+def test_host_docker_internal_resolves_to_the_host_gateway(full):
+    for container in containers(full).values():
+        assert container["hosts"] == [{"host": "host.docker.internal", "ip": "host-gateway"}]
+
+
+# --- config changes show in the preview ------------------------------------------------------------
+
+
+def config_labels(run) -> dict[str, str]:
+    return {
+        name: {label["label"]: label["value"] for label in inputs["labels"]}["observability.dev/config-hash"]
+        for name, inputs in containers(run).items()
+    }
+
+
+def test_a_config_change_relabels_exactly_the_containers_that_carry_it(dev):
+    changed = run_program("dev", merge(stack_config("dev"), {"alertmanager": {"repeat_interval": "12h"}}))
+    before, after = config_labels(dev), config_labels(changed)
+    assert before["alertmanager"] != after["alertmanager"]
+    assert {name: value for name, value in before.items() if name != "alertmanager"} == {
+        name: value for name, value in after.items() if name != "alertmanager"
+    }
+
+
+def test_the_config_label_stays_readable_when_uploads_hold_a_secret(full):
+    alertmanager = next(c for c in full.of_type(CONTAINER) if c.name == "alertmanager")
+    assert is_secret(alertmanager.raw_inputs["uploads"]) or any(is_secret(u) for u in alertmanager.raw_inputs["uploads"])
+    assert not is_secret(alertmanager.raw_inputs["labels"])
+    assert not any(is_secret(label) for label in alertmanager.raw_inputs["labels"])
