@@ -161,3 +161,31 @@ def test_a_scrape_target_named_like_a_stack_job_fails_before_any_resource():
     assert str(error.value).startswith("stack 'dev': cannot render the stack: scrape job names used twice: cadvisor;")
     assert "prometheus.scrape_targets" in str(error.value)
     assert run.resources == []
+
+
+def test_load_reads_config_the_way_the_pulumi_cli_passes_it(monkeypatch):
+    """Under `pulumi up` the language host hands config over in environment variables, objects
+    as JSON text, with the list of secret keys beside them."""
+    import json
+
+    import pulumi
+
+    from components import settings as settings_module
+
+    pulumi.runtime.set_all_config({}, [])
+    monkeypatch.setattr(pulumi, "get_stack", lambda: "qa")
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps({
+        "observability:platform": "kubernetes",
+        "observability:prometheus": json.dumps({"replicas": 2, "retention": {"time": "30d"}}),
+        "observability:secrets": json.dumps({"slack_webhook_url": SECRETS["slack_webhook_url"]}),
+        "kubernetes:context": "ignored-provider-setting",
+    }))
+    monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", json.dumps(["observability:secrets"]))
+    loaded = settings_module.load()
+    assert loaded.environment == "qa"
+    assert loaded.prometheus.replicas == 2 and loaded.prometheus.retention.time == "30d"
+    assert loaded.secrets.slack_webhook_url == SECRETS["slack_webhook_url"]
+
+    monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", "[]")
+    with pytest.raises(ConfigError, match="key 'secrets': must be set with"):
+        settings_module.load()
