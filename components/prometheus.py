@@ -199,14 +199,13 @@ def user_scrape_jobs(settings: Settings) -> list[ScrapeJob]:
     ]
 
 
-def workload(
-    settings: Settings, platform: Platform, scrape_jobs: list[ScrapeJob], alertmanagers: list[str]
-) -> Workload:
+def base(settings: Settings) -> Workload:
+    """Prometheus without its configuration: enough for the platform to say where it is."""
     prom = settings.prometheus
     secrets = []
     if prom.remote_write is not None and prom.remote_write.username is not None:
         secrets.append(SecretFile("remote_write_password", settings.secret("remote_write_password")))
-    base = Workload(
+    return Workload(
         name="prometheus",
         image=images.PROMETHEUS,
         ports=(Port("web", PORT, host_port=prom.port),),
@@ -219,22 +218,31 @@ def workload(
             f"--storage.tsdb.retention.time={prom.retention.time}",
             f"--storage.tsdb.retention.size={prom.retention.size}",
             "--web.enable-lifecycle",
+            # The OpenTelemetry Collector pushes application metrics to /api/v1/otlp/v1/metrics.
+            "--web.enable-otlp-receiver",
         ),
         secret_files=tuple(secrets),
         data=DataVolume(DATA_DIR, prom.storage_size),
         health=HealthCheck("web", "/-/ready"),
         replicas=prom.replicas,
-        # Kubernetes API access: for the user's workloads, and for per-node exporters, which
-        # have no single address and are always found through the API.
-        discovery=prom.discovery or any(job.pods is not None for job in scrape_jobs),
         run_as_user=65534,
         metrics_port="web",
     )
+
+
+def workload(
+    settings: Settings, platform: Platform, scrape_jobs: list[ScrapeJob], alertmanagers: list[str]
+) -> Workload:
+    prometheus = base(settings)
+    # Kubernetes API access: for the user's workloads, and for per-node services, which have
+    # no single address and are always found through the API.
+    discovery = settings.prometheus.discovery or any(job.pods is not None for job in scrape_jobs)
     # Prometheus scrapes every replica of itself too; its addresses do not depend on its config.
-    jobs = [platform.scrape_job(base), *scrape_jobs, *user_scrape_jobs(settings)]
-    config = render_config(
-        settings, jobs, alertmanagers, secrets[0].path if secrets else None
-    )
+    jobs = [platform.scrape_job(prometheus), *scrape_jobs, *user_scrape_jobs(settings)]
+    password = next((f.path for f in prometheus.secret_files), None)
+    config = render_config(settings, jobs, alertmanagers, password)
     return dataclasses.replace(
-        base, config_files=(ConfigFile(f"{CONFIG_DIR}/prometheus.yml", config), *rule_files())
+        prometheus,
+        discovery=discovery,
+        config_files=(ConfigFile(f"{CONFIG_DIR}/prometheus.yml", config), *rule_files()),
     )

@@ -247,6 +247,66 @@ class ExportersSettings(Model):
     gpu: GpuExporterSettings = Field(default_factory=GpuExporterSettings)
 
 
+class LokiStorage(Model):
+    """Where Loki keeps chunks and index: a local volume, or a bucket (prod)."""
+
+    type: Literal["filesystem", "s3", "gcs"] = "filesystem"
+    bucket: Optional[str] = None
+    # S3 and S3-compatible stores (MinIO, Ceph): endpoint host[:port], region, addressing.
+    endpoint: Optional[str] = None
+    region: Optional[str] = None
+    force_path_style: bool = False
+    insecure: bool = False
+
+
+class LokiLimits(Model):
+    ingestion_rate_mb: float = Field(default=4, gt=0)
+    ingestion_burst_size_mb: float = Field(default=6, gt=0)
+    max_global_streams_per_user: int = Field(default=5000, ge=1)
+    per_stream_rate_limit: ByteSize = "3MB"
+    max_line_size: ByteSize = "256KB"
+
+
+class LokiSettings(Model):
+    port: Port = 3100
+    retention: Duration = "7d"
+    storage: LokiStorage = Field(default_factory=LokiStorage)
+    storage_size: Quantity = "20Gi"
+    limits: LokiLimits = Field(default_factory=LokiLimits)
+    resources: Resources = resources("100m", "256Mi", "1", "1Gi")
+
+
+class LogShipperSettings(Model):
+    # Promtail reached end of life on 2026-03-02; Grafana Alloy is its supported successor.
+    type: Literal["alloy", "promtail"] = "alloy"
+    resources: Resources = resources("50m", "64Mi", "500m", "256Mi")
+
+
+class SamplingSettings(Model):
+    """Tail sampling: every error trace and every slow trace, and this share of the rest."""
+
+    percentage: float = Field(default=10, gt=0, le=100)
+    slow_threshold: Duration = "1s"
+    decision_wait: Duration = "10s"
+
+
+class OtelCollectorSettings(Model):
+    grpc_port: Port = 4317
+    http_port: Port = 4318
+    sampling: SamplingSettings = Field(default_factory=SamplingSettings)
+    resources: Resources = resources("100m", "256Mi", "1", "512Mi")
+
+
+class JaegerSettings(Model):
+    port: Port = 16686
+    storage: Literal["memory", "badger"] = "memory"
+    # memory: traces kept, oldest dropped first. badger: how long spans are kept.
+    max_traces: int = Field(default=100000, ge=1)
+    trace_ttl: Duration = "72h"
+    storage_size: Quantity = "10Gi"
+    resources: Resources = resources("100m", "256Mi", "1", "1Gi")
+
+
 SecretValue = Annotated[str, Field(min_length=1)]
 
 
@@ -258,6 +318,9 @@ class SecretsSettings(Model):
     postgres_password: Optional[SecretValue] = None
     redis_password: Optional[SecretValue] = None
     remote_write_password: Optional[SecretValue] = None
+    loki_s3_access_key_id: Optional[SecretValue] = None
+    loki_s3_secret_access_key: Optional[SecretValue] = None
+    loki_gcs_service_account: Optional[SecretValue] = None
 
 
 class Settings(Model):
@@ -269,6 +332,10 @@ class Settings(Model):
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
     alertmanager: AlertmanagerSettings = Field(default_factory=AlertmanagerSettings)
     exporters: ExportersSettings = Field(default_factory=ExportersSettings)
+    loki: LokiSettings = Field(default_factory=LokiSettings)
+    log_shipper: LogShipperSettings = Field(default_factory=LogShipperSettings)
+    otel_collector: OtelCollectorSettings = Field(default_factory=OtelCollectorSettings)
+    jaeger: JaegerSettings = Field(default_factory=JaegerSettings)
     secrets: SecretsSettings = Field(default_factory=SecretsSettings, repr=False)
 
     def secret(self, name: str) -> pulumi.Output[str]:
@@ -315,9 +382,23 @@ def _cross_checks(s: Settings) -> list[tuple[str, str]]:
     if rw is not None and rw.username is not None:
         need_secret("remote_write_password", "prometheus.remote_write.username is set")
 
+    storage = s.loki.storage
+    if storage.type != "filesystem" and storage.bucket is None:
+        problems.append(("loki.storage.bucket", f"required because loki.storage.type is {storage.type}"))
+    if storage.type == "s3":
+        keys = ("loki_s3_access_key_id", "loki_s3_secret_access_key")
+        given = [k for k in keys if getattr(s.secrets, k) is not None]
+        # Both keys, or neither (credentials from the environment: an IAM role, IRSA).
+        if len(given) == 1:
+            need_secret(next(k for k in keys if k not in given), f"secrets.{given[0]} is set")
+
     published = {
         "prometheus.port": s.prometheus.port,
         "alertmanager.port": s.alertmanager.port,
+        "loki.port": s.loki.port,
+        "otel_collector.grpc_port": s.otel_collector.grpc_port,
+        "otel_collector.http_port": s.otel_collector.http_port,
+        "jaeger.port": s.jaeger.port,
     }
     seen: dict[int, str] = {}
     for key, port in published.items():
@@ -333,7 +414,10 @@ def _cross_checks(s: Settings) -> list[tuple[str, str]]:
             ("prometheus.scrape_timeout", "must not be longer than prometheus.scrape_interval")
         )
 
-    sized = {"prometheus": s.prometheus, "alertmanager": s.alertmanager}
+    sized = {
+        key: getattr(s, key)
+        for key in ("prometheus", "alertmanager", "loki", "log_shipper", "otel_collector", "jaeger")
+    }
     sized.update({f"exporters.{name}": getattr(s.exporters, name) for name in ExportersSettings.model_fields})
     for key, section in sized.items():
         for amount in ("cpu", "memory"):

@@ -8,12 +8,18 @@ import pulumi
 
 from components import (
     alertmanager,
+    alloy,
     cadvisor,
     gpu_exporter,
+    jaeger,
+    log_pipeline,
+    loki,
     node_exporter,
+    otel_collector,
     platform as platforms,
     postgres_exporter,
     prometheus,
+    promtail,
     redis_exporter,
 )
 from components.platform import Platform
@@ -49,32 +55,54 @@ class ObservabilityStack(pulumi.ComponentResource):
         for workload in self.workloads:
             Service(workload, platform, opts=pulumi.ResourceOptions(parent=self))
 
-        self.endpoints = endpoints(settings, self.workloads[:2])
+        self.endpoints = endpoints(settings, self.workloads)
         self.register_outputs({"endpoints": self.endpoints})
 
 
+SHIPPERS = {"alloy": alloy, "promtail": promtail}
+
+
 def render_workloads(settings: Settings, platform: Platform) -> list[Workload]:
-    """Prometheus, Alertmanager, then the enabled exporters, with every config file rendered."""
+    """Every service of the stack, Prometheus first, with every config file rendered.
+
+    Addresses depend only on a service's name, ports and replicas, so each service's config can
+    point at the others before those are rendered."""
     exporters = [w for w in (module.workload(settings) for module in EXPORTERS) if w is not None]
     alerts = alertmanager.workload(settings, platform)
+    logs = loki.workload(settings)
+    loki_http = platform.addresses(logs, "http")[0]
+    shipper = SHIPPERS[settings.log_shipper.type].workload(
+        settings, log_pipeline.pipeline(settings.platform, loki_http, settings.environment, settings.cluster)
+    )
+    traces = jaeger.workload(settings)
+    collector = otel_collector.workload(
+        settings,
+        jaeger_otlp=platform.addresses(traces, "otlp-grpc")[0],
+        loki_http=loki_http,
+        prometheus_http=platform.addresses(prometheus.base(settings), "web"),
+    )
+    others = [alerts, logs, shipper, collector, traces, *exporters]
     metrics = prometheus.workload(
         settings,
         platform,
-        scrape_jobs=[platform.scrape_job(w) for w in (alerts, *exporters)],
+        scrape_jobs=[platform.scrape_job(w) for w in others],
         alertmanagers=platform.addresses(alerts, "web"),
     )
-    return [metrics, alerts, *exporters]
+    return [metrics, *others]
 
 
 def endpoints(settings: Settings, workloads: list[Workload]) -> dict[str, str]:
-    """Where a person opens each UI: the published host port on docker, the Service in-cluster."""
+    """Where a person or an application reaches each published port: on the docker host, or
+    at the Service inside the cluster. Keyed by service, and by port where a service has several."""
     urls = {}
     for w in workloads:
-        port = w.port("web")
-        if settings.platform == "docker":
-            host = settings.docker.bind_address
-            host = "127.0.0.1" if host == "0.0.0.0" else host
-            urls[w.name] = f"http://{host}:{port.host_port}"
-        else:
-            urls[w.name] = f"http://{w.name}.{settings.kubernetes.namespace}.svc:{port.container_port}"
+        published = [p for p in w.ports if p.host_port is not None]
+        for port in published:
+            key = w.name if len(published) == 1 else f"{w.name}-{port.name}"
+            if settings.platform == "docker":
+                host = settings.docker.bind_address
+                host = "127.0.0.1" if host == "0.0.0.0" else host
+                urls[key] = f"http://{host}:{port.host_port}"
+            else:
+                urls[key] = f"http://{w.name}.{settings.kubernetes.namespace}.svc:{port.container_port}"
     return urls

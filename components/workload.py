@@ -108,6 +108,8 @@ class Workload:
     run_as_user: Optional[int] = None
     # Reads the platform's API to discover scrape or log targets (docker socket, or RBAC).
     discovery: bool = False
+    # Kubernetes: an environment variable that holds the name of the pod's node.
+    node_name_env: Optional[str] = None
     # The port Prometheus scrapes, by name, and its path.
     metrics_port: Optional[str] = None
     metrics_path: str = "/metrics"

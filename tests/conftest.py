@@ -35,6 +35,9 @@ SECRETS = {
     "postgres_password": "postgres-secret-9b2e",
     "redis_password": "redis-secret-c3d4",
     "remote_write_password": "remote-write-secret-e5f6",
+    "loki_s3_access_key_id": "AKIAEXAMPLESECRET123",
+    "loki_s3_secret_access_key": "loki-s3-secret-a1b2",
+    "loki_gcs_service_account": '{"type": "service_account", "private_key": "gcs-secret-d4e5"}',
 }
 
 

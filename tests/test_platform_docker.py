@@ -80,11 +80,18 @@ def secret_along(value, *keys) -> bool:
 # --- published ports -----------------------------------------------------------------------------
 
 
-def test_only_prometheus_and_alertmanager_publish_ports_on_loopback(full):
+def test_only_user_facing_ports_are_published_and_on_loopback(full):
     published = {name: c.get("ports") or [] for name, c in containers(full).items()}
     assert published.pop("prometheus") == [{"internal": 9090, "external": 9090, "ip": "127.0.0.1"}]
     assert published.pop("alertmanager") == [{"internal": 9093, "external": 9093, "ip": "127.0.0.1"}]
-    assert set(published) == {"node-exporter", "cadvisor", "postgres-exporter", "redis-exporter"}
+    assert published.pop("loki") == [{"internal": 3100, "external": 3100, "ip": "127.0.0.1"}]
+    assert published.pop("jaeger") == [{"internal": 16686, "external": 16686, "ip": "127.0.0.1"}]
+    # Applications on the host send OTLP to the collector.
+    assert published.pop("otel-collector") == [
+        {"internal": 4317, "external": 4317, "ip": "127.0.0.1"},
+        {"internal": 4318, "external": 4318, "ip": "127.0.0.1"},
+    ]
+    assert set(published) == {"node-exporter", "cadvisor", "postgres-exporter", "redis-exporter", "promtail"}
     assert all(ports == [] for ports in published.values())
 
 
@@ -113,6 +120,10 @@ def test_images_are_the_pinned_tags(full):
         images.CADVISOR,
         images.POSTGRES_EXPORTER,
         images.REDIS_EXPORTER,
+        images.LOKI,
+        images.PROMTAIL,
+        images.OTEL_COLLECTOR,
+        images.JAEGER,
     }
     for ref in pulled:
         repository, _, tag = ref.rpartition(":")
@@ -129,6 +140,10 @@ def test_containers_have_fixed_network_prefixed_names(dev, custom):
         "observability-alertmanager",
         "observability-node-exporter",
         "observability-cadvisor",
+        "observability-loki",
+        "observability-promtail",
+        "observability-otel-collector",
+        "observability-jaeger",
     }
     assert containers(custom)["prometheus"]["name"] == "team-a-prometheus"
 
@@ -261,10 +276,12 @@ def test_provider_talks_to_the_configured_docker_host(dev, custom):
 def test_discovery_mounts_the_docker_socket_read_only_and_runs_as_root(dev):
     found = containers(dev)
     socket = {"hostPath": "/var/run/docker.sock", "containerPath": "/var/run/docker.sock", "readOnly": True}
-    assert socket in found["prometheus"]["volumes"]
-    assert found["prometheus"]["user"] == "0"
+    # Prometheus discovers scrape targets, the log shipper the containers whose logs it reads.
+    for name in ("prometheus", "promtail"):
+        assert socket in found[name]["volumes"], name
+        assert found[name]["user"] == "0", name
     for name, container in found.items():
-        if name != "prometheus":
+        if name not in ("prometheus", "promtail"):
             assert "docker.sock" not in json.dumps(container.get("volumes")), name
             assert "user" not in container, name
 

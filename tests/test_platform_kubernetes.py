@@ -63,6 +63,11 @@ def test_each_service_runs_as_the_controller_it_needs(stack_runs):
         "gpu-exporter": "DaemonSet",
         "postgres-exporter": "Deployment",
         "redis-exporter": "Deployment",
+        "loki": "StatefulSet",
+        "alloy": "DaemonSet",
+        "otel-collector": "Deployment",
+        # badger keeps traces on a claim in prod; memory storage (dev) has none.
+        "jaeger": "StatefulSet",
     }
 
 
@@ -135,7 +140,9 @@ def test_a_config_change_rolls_exactly_the_pods_that_mount_it(stack_runs):
 def test_secrets_are_mounted_as_files_and_stay_secret(stack_runs):
     run = stack_runs["prod"]
     secrets = run.of_type("kubernetes:core/v1:Secret")
-    assert {s.name for s in secrets} == {"alertmanager-secrets", "prometheus-secrets", "postgres-exporter-secrets", "redis-exporter-secrets"}
+    assert {s.name for s in secrets} == {
+        "alertmanager-secrets", "prometheus-secrets", "postgres-exporter-secrets", "redis-exporter-secrets", "loki-secrets",
+    }
     for secret in secrets:
         assert "name" not in secret.inputs["metadata"]
         assert is_secret(secret.raw_inputs["stringData"]), secret.name
@@ -151,7 +158,7 @@ def test_every_container_has_requests_limits_and_probes(stack_runs):
         (container,) = resource.inputs["spec"]["template"]["spec"]["containers"]
         assert set(container["resources"]) == {"requests", "limits"}, resource.name
         assert set(container["resources"]["limits"]) == {"cpu", "memory"}, resource.name
-        assert container["readinessProbe"]["httpGet"]["port"] in ("metrics", "web"), resource.name
+        assert container["readinessProbe"]["httpGet"]["port"] in {p["name"] for p in container["ports"]}, resource.name
         assert "livenessProbe" in container
 
 
@@ -171,8 +178,8 @@ def test_prometheus_may_discover_targets_and_nothing_more(stack_runs):
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "prometheus", "namespace": "observability"}]
     assert binding["roleRef"]["name"] == "observability-prometheus"
     assert controller(run, "prometheus").inputs["spec"]["template"]["spec"]["serviceAccountName"] == "prometheus"
-    # Only the service that discovers gets an account and a role.
-    assert run.names("kubernetes:core/v1:ServiceAccount") == {"prometheus-account"}
+    # Only the services that discover get an account and a role: Prometheus, and the log shipper.
+    assert run.names("kubernetes:core/v1:ServiceAccount") == {"prometheus-account", "alloy-account"}
 
 
 def test_objects_with_fixed_names_are_deleted_before_they_are_replaced(stack_runs):
@@ -196,4 +203,4 @@ def test_per_node_exporters_stay_discoverable_with_user_discovery_off():
     run = run_program("prod", merge(stack_config("prod"), {"prometheus": {"discovery": False}}), SECRETS)
     jobs = {j["job_name"] for j in prometheus_config(run)["scrape_configs"]}
     assert "kubernetes-pods" not in jobs and "node-exporter" in jobs
-    assert run.names("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole") == {"prometheus-discovery"}
+    assert "prometheus-discovery" in run.names("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole")

@@ -64,7 +64,7 @@ class KubernetesPlatform(Platform):
 
     @staticmethod
     def _stateful(w: Workload) -> bool:
-        return w.data is not None
+        return w.data is not None and not w.per_node
 
     def addresses(self, w: Workload, port: str) -> list[str]:
         number = w.port(port).container_port
@@ -121,7 +121,9 @@ class KubernetesPlatform(Platform):
             mounts.append({"name": f"host-{i}", "mountPath": m.mount_path, "readOnly": m.read_only})
         if w.data is not None:
             if w.per_node:
-                raise ValueError(f"{w.name}: per-node workloads with data are not supported yet")
+                # A per-node workload keeps its small state (a log shipper's read positions)
+                # on the node whose files it describes.
+                volumes.append({"name": "data", "hostPath": {"path": f"/var/lib/{self.namespace}-{w.name}", "type": "DirectoryOrCreate"}})
             mounts.append({"name": "data", "mountPath": w.data.mount_path})
 
         container = {
@@ -136,6 +138,8 @@ class KubernetesPlatform(Platform):
                 "limits": {"cpu": w.resources.limits.cpu, "memory": w.resources.limits.memory},
             },
         }
+        if w.node_name_env is not None:
+            container["env"].append({"name": w.node_name_env, "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}})
         if w.privileged:
             container["securityContext"] = {"privileged": True}
         if w.health is not None:

@@ -1,0 +1,98 @@
+"""What every log shipper does to a line, said once: Promtail and Alloy render this alike.
+
+Labels that come out of either shipper: service_name, level and container; on kubernetes also
+namespace, pod and node. trace_id is kept as structured metadata, so Grafana can link a line to its
+trace without a high-cardinality label. Secrets are redacted on the node, before anything is sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import yaml
+
+REDACTION_FILE = Path(__file__).parent.parent / "configs" / "logs" / "redaction.yml"
+REDACTED = "[REDACTED]"
+POD_LOGS = "/var/log/pods"
+
+# Fields read from JSON log lines; `level` becomes a label, `trace_id` structured metadata.
+JSON_FIELDS = {"level": "level", "trace_id": "trace_id"}
+LEVEL_LABEL = "level"
+TRACE_ID = "trace_id"
+
+
+@dataclass(frozen=True)
+class Relabel:
+    """One relabelling rule, in the terms Prometheus, Promtail and Alloy share."""
+
+    source_labels: tuple[str, ...]
+    target_label: Optional[str] = None
+    regex: str = "(.*)"
+    replacement: str = "$1"
+    separator: str = ";"
+    action: str = "replace"
+
+
+@dataclass(frozen=True)
+class Redaction:
+    name: str
+    expression: str
+
+
+def redactions() -> list[Redaction]:
+    return [Redaction(r["name"], r["expression"]) for r in yaml.safe_load(REDACTION_FILE.read_text())]
+
+
+def docker_relabel() -> list[Relabel]:
+    container = "__meta_docker_container_name"
+    return [
+        Relabel((container,), "container", regex="/?(.*)"),
+        # The compose service when there is one, else the container's name.
+        Relabel((container,), "service_name", regex="/?(.*)"),
+        Relabel(("__meta_docker_container_label_com_docker_compose_service",), "service_name", regex="(.+)"),
+    ]
+
+
+def kubernetes_relabel() -> list[Relabel]:
+    pod = "__meta_kubernetes_pod"
+    return [
+        Relabel((f"{pod}_phase",), regex="Pending|Succeeded|Failed", action="drop"),
+        Relabel(("__meta_kubernetes_namespace",), "namespace"),
+        Relabel((f"{pod}_name",), "pod"),
+        Relabel((f"{pod}_container_name",), "container"),
+        Relabel((f"{pod}_node_name",), "node"),
+        # The app.kubernetes.io/name label, else the app label, else the container's name.
+        Relabel((f"{pod}_container_name",), "service_name"),
+        Relabel((f"{pod}_label_app",), "service_name", regex="(.+)"),
+        Relabel((f"{pod}_label_app_kubernetes_io_name",), "service_name", regex="(.+)"),
+        # The kubelet writes each container's log under /var/log/pods/<ns>_<pod>_<uid>/<container>/.
+        Relabel((f"{pod}_uid", f"{pod}_container_name"), "__path__", regex="(.+)",
+                replacement=f"{POD_LOGS}/*$1/*.log", separator="/"),
+    ]
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """Everything a shipper needs to know, for one platform."""
+
+    platform: str
+    loki_push_url: str
+    external_labels: dict[str, str]
+    relabel: list[Relabel] = field(default_factory=list)
+    redactions: list[Redaction] = field(default_factory=list)
+
+    @property
+    def kubernetes(self) -> bool:
+        return self.platform == "kubernetes"
+
+
+def pipeline(platform: str, loki_address: str, environment: str, cluster: str) -> Pipeline:
+    return Pipeline(
+        platform=platform,
+        loki_push_url=f"http://{loki_address}/loki/api/v1/push",
+        external_labels={"environment": environment, "cluster": cluster},
+        relabel=kubernetes_relabel() if platform == "kubernetes" else docker_relabel(),
+        redactions=redactions(),
+    )

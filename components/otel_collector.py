@@ -1,0 +1,118 @@
+"""OpenTelemetry Collector (contrib): OTLP in; traces to Jaeger, logs to Loki, metrics to Prometheus."""
+
+from __future__ import annotations
+
+from components import images
+from components.prometheus import dump_yaml
+from components.settings import Settings
+from components.workload import ConfigFile, HealthCheck, Port, Workload
+
+CONFIG = "/etc/otelcol-contrib/config.yaml"
+GRPC_PORT = 4317
+HTTP_PORT = 4318
+METRICS_PORT = 8888
+HEALTH_PORT = 13133
+
+
+def _milliseconds(duration: str) -> int:
+    from components.settings import _seconds
+
+    return int(_seconds(duration) * 1000)
+
+
+def sampling_processor(settings: Settings) -> dict | None:
+    """Tail sampling: every error trace, every slow trace, and a share of the rest; None keeps all."""
+    sampling = settings.otel_collector.sampling
+    if sampling.percentage >= 100:
+        return None
+    return {
+        "decision_wait": sampling.decision_wait,
+        "num_traces": 50000,
+        "policies": [
+            {"name": "errors", "type": "status_code", "status_code": {"status_codes": ["ERROR"]}},
+            {"name": "slow", "type": "latency", "latency": {"threshold_ms": _milliseconds(sampling.slow_threshold)}},
+            {"name": "share", "type": "probabilistic", "probabilistic": {"sampling_percentage": sampling.percentage}},
+        ],
+    }
+
+
+def render_config(settings: Settings, jaeger_otlp: str, loki_http: str, prometheus_http: list[str]) -> str:
+    """config.yaml. Addresses are host:port of Jaeger's OTLP gRPC, Loki's HTTP and each Prometheus."""
+    exporters: dict = {
+        "otlp_grpc/jaeger": {"endpoint": jaeger_otlp, "tls": {"insecure": True}},
+        # Loki's native OTLP endpoint; the exporter appends /v1/logs.
+        "otlp_http/loki": {"endpoint": f"http://{loki_http}/otlp"},
+    }
+    # Every Prometheus replica gets every metric, as scraping would give them.
+    metrics_exporters = []
+    for i, address in enumerate(prometheus_http):
+        name = f"otlp_http/prometheus-{i}"
+        exporters[name] = {"endpoint": f"http://{address}/api/v1/otlp"}
+        metrics_exporters.append(name)
+
+    processors: dict = {
+        # First in every pipeline: refuse data before the collector runs out of memory.
+        "memory_limiter": {"check_interval": "1s", "limit_percentage": 80, "spike_limit_percentage": 25},
+        "resource": {
+            "attributes": [
+                {"key": "deployment.environment.name", "value": settings.environment, "action": "upsert"},
+            ]
+        },
+        "batch": {"send_batch_size": 8192, "timeout": "5s"},
+    }
+    trace_processors = ["memory_limiter", "resource"]
+    sampler = sampling_processor(settings)
+    if sampler is not None:
+        processors["tail_sampling"] = sampler
+        trace_processors.append("tail_sampling")
+    trace_processors.append("batch")
+
+    return dump_yaml(
+        {
+            "receivers": {
+                "otlp": {
+                    "protocols": {
+                        "grpc": {"endpoint": f"0.0.0.0:{GRPC_PORT}"},
+                        "http": {"endpoint": f"0.0.0.0:{HTTP_PORT}"},
+                    }
+                }
+            },
+            "processors": processors,
+            "exporters": exporters,
+            # Bound to all interfaces: probes come from outside the container.
+            "extensions": {"health_check": {"endpoint": f"0.0.0.0:{HEALTH_PORT}"}},
+            "service": {
+                "extensions": ["health_check"],
+                "pipelines": {
+                    "traces": {"receivers": ["otlp"], "processors": trace_processors, "exporters": ["otlp_grpc/jaeger"]},
+                    "logs": {"receivers": ["otlp"], "processors": ["memory_limiter", "resource", "batch"], "exporters": ["otlp_http/loki"]},
+                    "metrics": {"receivers": ["otlp"], "processors": ["memory_limiter", "resource", "batch"], "exporters": metrics_exporters},
+                },
+                "telemetry": {
+                    "metrics": {
+                        "readers": [{"pull": {"exporter": {"prometheus": {"host": "0.0.0.0", "port": METRICS_PORT}}}}]
+                    }
+                },
+            },
+        }
+    )
+
+
+def workload(settings: Settings, jaeger_otlp: str, loki_http: str, prometheus_http: list[str]) -> Workload:
+    collector = settings.otel_collector
+    return Workload(
+        name="otel-collector",
+        image=images.OTEL_COLLECTOR,
+        ports=(
+            Port("otlp-grpc", GRPC_PORT, host_port=collector.grpc_port),
+            Port("otlp-http", HTTP_PORT, host_port=collector.http_port),
+            Port("metrics", METRICS_PORT),
+            Port("health", HEALTH_PORT),
+        ),
+        resources=collector.resources,
+        args=(f"--config={CONFIG}",),
+        config_files=(ConfigFile(CONFIG, render_config(settings, jaeger_otlp, loki_http, prometheus_http)),),
+        # A distroless image: kubernetes probes the health_check extension, docker cannot.
+        health=HealthCheck("health", "/", docker_tool=None),
+        metrics_port="metrics",
+    )

@@ -1,0 +1,76 @@
+"""Promtail: ships container logs to Loki. Kept for stacks that still run it; see alloy.py."""
+
+from __future__ import annotations
+
+from components import images
+from components.log_pipeline import JSON_FIELDS, LEVEL_LABEL, POD_LOGS, REDACTED, TRACE_ID, Pipeline, Relabel
+from components.prometheus import dump_yaml
+from components.settings import Settings
+from components.workload import ConfigFile, DataVolume, HealthCheck, HostMount, Port, Workload
+
+CONFIG = "/etc/promtail/promtail.yml"
+DATA_DIR = "/var/lib/promtail"
+PORT = 9080
+
+
+def _relabel(rule: Relabel) -> dict:
+    config = {"source_labels": list(rule.source_labels), "regex": rule.regex, "action": rule.action}
+    if rule.action == "replace":
+        config.update(target_label=rule.target_label, replacement=rule.replacement)
+    if rule.separator != ";":
+        config["separator"] = rule.separator
+    return config
+
+
+def stages(p: Pipeline) -> list[dict]:
+    found = [{"cri": {}}] if p.kubernetes else []
+    found += [{"replace": {"expression": r.expression, "replace": REDACTED}} for r in p.redactions]
+    found += [
+        {"json": {"expressions": dict(JSON_FIELDS)}},
+        {"template": {"source": LEVEL_LABEL, "template": "{{ ToLower .Value }}"}},
+        {"labels": {LEVEL_LABEL: None}},
+        {"structured_metadata": {TRACE_ID: None}},
+    ]
+    return found
+
+
+def render_config(p: Pipeline) -> str:
+    relabel = [_relabel(rule) for rule in p.relabel]
+    if p.kubernetes:
+        # Promtail tails only the pods whose __host__ is its own node (HOSTNAME).
+        relabel.insert(0, _relabel(Relabel(("__meta_kubernetes_pod_node_name",), "__host__")))
+        job = {"job_name": "kubernetes-pods", "kubernetes_sd_configs": [{"role": "pod"}]}
+    else:
+        job = {
+            "job_name": "docker-containers",
+            "docker_sd_configs": [{"host": "unix:///var/run/docker.sock", "refresh_interval": "5s"}],
+        }
+    job.update(relabel_configs=relabel, pipeline_stages=stages(p))
+    return dump_yaml(
+        {
+            "server": {"http_listen_port": PORT, "grpc_listen_port": 0, "log_level": "info"},
+            "positions": {"filename": f"{DATA_DIR}/positions.yaml"},
+            "clients": [{"url": p.loki_push_url, "external_labels": dict(p.external_labels)}],
+            "scrape_configs": [job],
+        }
+    )
+
+
+def workload(settings: Settings, p: Pipeline) -> Workload:
+    return Workload(
+        name="promtail",
+        image=images.PROMTAIL,
+        ports=(Port("http", PORT),),
+        resources=settings.log_shipper.resources,
+        args=(f"-config.file={CONFIG}",),
+        config_files=(ConfigFile(CONFIG, render_config(p)),),
+        data=DataVolume(DATA_DIR, "1Gi"),
+        # Reads the node's pod logs (kubernetes); docker logs come through the engine's API.
+        host_mounts=(HostMount(POD_LOGS, POD_LOGS),) if p.kubernetes else (),
+        per_node=True,
+        discovery=True,
+        node_name_env="HOSTNAME",
+        # The image has neither wget nor curl; kubernetes probes it over HTTP.
+        health=HealthCheck("http", "/ready", docker_tool=None),
+        metrics_port="http",
+    )
