@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from components import images
 from components.prometheus import dump_yaml
-from components.settings import Settings
+from components.settings import Settings, go_duration
 from components.workload import ConfigFile, DataVolume, HealthCheck, Port, Workload
 
 CONFIG = "/etc/jaeger/config.yaml"
@@ -24,7 +24,7 @@ def _backend(settings: Settings) -> dict:
             "badger": {
                 "directories": {"keys": f"{DATA_DIR}/keys", "values": f"{DATA_DIR}/values"},
                 "ephemeral": False,
-                "ttl": {"spans": jaeger.trace_ttl},
+                "ttl": {"spans": go_duration(jaeger.trace_ttl)},
             }
         }
     return {"memory": {"max_traces": jaeger.max_traces}}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from components import images
 from components.prometheus import dump_yaml
-from components.settings import Settings
+from components.settings import Settings, go_duration, milliseconds
 from components.workload import ConfigFile, HealthCheck, Port, Workload
 
 CONFIG = "/etc/otelcol-contrib/config.yaml"
@@ -14,23 +14,17 @@ METRICS_PORT = 8888
 HEALTH_PORT = 13133
 
 
-def _milliseconds(duration: str) -> int:
-    from components.settings import _seconds
-
-    return int(_seconds(duration) * 1000)
-
-
 def sampling_processor(settings: Settings) -> dict | None:
     """Tail sampling: every error trace, every slow trace, and a share of the rest; None keeps all."""
     sampling = settings.otel_collector.sampling
     if sampling.percentage >= 100:
         return None
     return {
-        "decision_wait": sampling.decision_wait,
+        "decision_wait": go_duration(sampling.decision_wait),
         "num_traces": 50000,
         "policies": [
             {"name": "errors", "type": "status_code", "status_code": {"status_codes": ["ERROR"]}},
-            {"name": "slow", "type": "latency", "latency": {"threshold_ms": _milliseconds(sampling.slow_threshold)}},
+            {"name": "slow", "type": "latency", "latency": {"threshold_ms": milliseconds(sampling.slow_threshold)}},
             {"name": "share", "type": "probabilistic", "probabilistic": {"sampling_percentage": sampling.percentage}},
         ],
     }

@@ -382,6 +382,9 @@ def _cross_checks(s: Settings) -> list[tuple[str, str]]:
     if rw is not None and rw.username is not None:
         need_secret("remote_write_password", "prometheus.remote_write.username is set")
 
+    if milliseconds(s.loki.retention) < _UNIT_MS["d"]:
+        # The compactor deletes by whole index periods (24h); Loki refuses shorter retention.
+        problems.append(("loki.retention", "must be at least 24h"))
     storage = s.loki.storage
     if storage.type != "filesystem" and storage.bucket is None:
         problems.append(("loki.storage.bucket", f"required because loki.storage.type is {storage.type}"))
@@ -409,7 +412,7 @@ def _cross_checks(s: Settings) -> list[tuple[str, str]]:
     jobs = [t.job for t in s.prometheus.scrape_targets]
     for job in sorted({j for j in jobs if jobs.count(j) > 1}):
         problems.append(("prometheus.scrape_targets", f"job {job!r} is listed more than once"))
-    if _seconds(s.prometheus.scrape_timeout) > _seconds(s.prometheus.scrape_interval):
+    if milliseconds(s.prometheus.scrape_timeout) > milliseconds(s.prometheus.scrape_interval):
         problems.append(
             ("prometheus.scrape_timeout", "must not be longer than prometheus.scrape_interval")
         )
@@ -438,13 +441,26 @@ def _cross_checks(s: Settings) -> list[tuple[str, str]]:
     return problems
 
 
-_UNIT_SECONDS = {"y": 31536000, "w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001}
+_UNIT_MS = {"y": 31_536_000_000, "w": 604_800_000, "d": 86_400_000, "h": 3_600_000, "m": 60_000, "s": 1000, "ms": 1}
 
 
-def _seconds(duration: str) -> float:
-    return sum(
-        int(n) * _UNIT_SECONDS[unit] for n, unit in re.findall(r"(\d+)(ms|y|w|d|h|m|s)", duration)
-    )
+def milliseconds(duration: str) -> int:
+    """A Prometheus-style duration ("1h30m", "7d") in whole milliseconds, exactly."""
+    return sum(int(n) * _UNIT_MS[unit] for n, unit in re.findall(r"(\d+)(ms|y|w|d|h|m|s)", duration))
+
+
+def go_duration(duration: str) -> str:
+    """The same duration in Go's time.Duration syntax, which has no days: "7d" -> "168h".
+
+    The OpenTelemetry Collector and Jaeger read durations that way; Prometheus and Loki do not.
+    """
+    ms = milliseconds(duration)
+    parts = []
+    for unit, size in (("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
+        count, ms = divmod(ms, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"
 
 
 def _format(stack: str, problems: list[tuple[str, str]]) -> str:

@@ -256,6 +256,8 @@ CLEAN_LINES = [
     '{"level":"error","msg":"upstream timeout after 30s","trace_id":"0af7651916cd43dd8448eb211c80319c","span_id":"b7ad6b7169203331"}',
     '{"level":"info","msg":"completion","model":"gpt-4o","prompt_tokens":812,"completion_tokens":95,"cost_usd":0.0123}',
     "GET /health 200 1.2ms",
+    "basic auth is enabled for the admin API; bearer tokens expire after 1h",
+    '{"token_type": "bearer", "expires_in": 3600}',
 ]
 
 

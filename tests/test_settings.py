@@ -91,6 +91,7 @@ BAD = {
     "zero storage": ({"alertmanager": {"storage_size": "0Gi"}}, "alertmanager.storage_size", "is zero"),
     "requests above limits": ({"prometheus": {"resources": {"requests": {"cpu": "2", "memory": "2Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}}}}, "prometheus.resources.requests.memory", "2Gi is more than the limit 1Gi"),
     "exporter requests above limits": ({"exporters": {"node": {"resources": {"requests": {"cpu": "500m", "memory": "32Mi"}, "limits": {"cpu": "200m", "memory": "64Mi"}}}}}, "exporters.node.resources.requests.cpu", "500m is more than the limit 200m"),
+    "loki retention under a day": ({"loki": {"retention": "12h"}}, "loki.retention", "must be at least 24h"),
     "bad docker network name": ({"docker": {"network": "Observability Net"}}, "docker.network", "not a valid name"),
 }
 
@@ -189,3 +190,18 @@ def test_load_reads_config_the_way_the_pulumi_cli_passes_it(monkeypatch):
     monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", "[]")
     with pytest.raises(ConfigError, match="key 'secrets': must be set with"):
         settings_module.load()
+
+
+@pytest.mark.parametrize("duration, ms, go", [
+    ("10s", 10_000, "10s"),
+    ("2s10ms", 2_010, "2s10ms"),
+    ("1h30m", 5_400_000, "1h30m"),
+    ("7d", 604_800_000, "168h"),
+    ("1w1d", 691_200_000, "192h"),
+    ("1y", 31_536_000_000, "8760h"),
+])
+def test_durations_convert_exactly_for_go_readers(duration, ms, go):
+    from components.settings import go_duration, milliseconds
+
+    assert milliseconds(duration) == ms
+    assert go_duration(duration) == go
