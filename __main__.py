@@ -13,3 +13,6 @@ pulumi.export("platform", settings.platform)
 pulumi.export("environment", settings.environment)
 pulumi.export("endpoints", stack.endpoints)
 pulumi.export("services", sorted(w.name for w in stack.workloads))
+if stack.grafana_admin_password is not None:
+    # A Pulumi secret: `pulumi stack output grafana_admin_password --show-secrets` reveals it.
+    pulumi.export("grafana_admin_password", stack.grafana_admin_password)

@@ -81,6 +81,7 @@ Quantity = Annotated[
 Cpu = Annotated[str, AfterValidator(_matches(_CPU, "CPU quantity", "250m")), AfterValidator(_nonzero("CPU quantity"))]
 Name = Annotated[str, AfterValidator(_matches(_NAME, "name (lower case, digits, '-')", "api"))]
 Port = Annotated[int, Field(ge=1, le=65535)]
+Url = Annotated[str, Field(pattern=r"^https?://[^\s/]+(/\S*)?$")]
 
 
 class Model(BaseModel):
@@ -307,6 +308,42 @@ class JaegerSettings(Model):
     resources: Resources = resources("100m", "256Mi", "1", "1Gi")
 
 
+class DatasourceUrls(Model):
+    """Where Grafana reaches each datasource; by default, the services this stack deploys."""
+
+    prometheus: Optional[Url] = None
+    loki: Optional[Url] = None
+    jaeger: Optional[Url] = None
+    alertmanager: Optional[Url] = None
+
+
+class GrafanaAlerts(Model):
+    """Thresholds of the rules Grafana evaluates (they need Loki, which Prometheus cannot query)."""
+
+    # Error lines of one service in 5 minutes.
+    error_log_burst: int = Field(default=10, ge=1)
+    # Log volume of one service over 10 minutes, against its average 10 minutes of the last day.
+    log_volume_factor: float = Field(default=3, gt=1)
+
+
+class GrafanaSettings(Model):
+    # deploy: the stack runs Grafana. external: everything goes to an existing Grafana at
+    # grafana.url, with an API token in secrets.grafana_api_token.
+    mode: Literal["deploy", "external"] = "deploy"
+    port: Port = 3000
+    # Where `pulumi up` and people reach Grafana. On docker it defaults to the published port;
+    # on kubernetes and for an external Grafana it must be set (an Ingress, a load balancer).
+    url: Optional[Url] = None
+    admin_user: str = Field(default="admin", min_length=1)
+    folders: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=lambda: ["Platform", "Applications", "Databases", "GPU & ML", "LLM & RAG"]
+    )
+    datasource_urls: DatasourceUrls = Field(default_factory=DatasourceUrls)
+    alerts: GrafanaAlerts = Field(default_factory=GrafanaAlerts)
+    storage_size: Quantity = "10Gi"
+    resources: Resources = resources("100m", "256Mi", "1", "512Mi")
+
+
 SecretValue = Annotated[str, Field(min_length=1)]
 
 
@@ -321,6 +358,8 @@ class SecretsSettings(Model):
     loki_s3_access_key_id: Optional[SecretValue] = None
     loki_s3_secret_access_key: Optional[SecretValue] = None
     loki_gcs_service_account: Optional[SecretValue] = None
+    grafana_admin_password: Optional[SecretValue] = None
+    grafana_api_token: Optional[SecretValue] = None
 
 
 class Settings(Model):
@@ -336,6 +375,7 @@ class Settings(Model):
     log_shipper: LogShipperSettings = Field(default_factory=LogShipperSettings)
     otel_collector: OtelCollectorSettings = Field(default_factory=OtelCollectorSettings)
     jaeger: JaegerSettings = Field(default_factory=JaegerSettings)
+    grafana: GrafanaSettings = Field(default_factory=GrafanaSettings)
     secrets: SecretsSettings = Field(default_factory=SecretsSettings, repr=False)
 
     def secret(self, name: str) -> pulumi.Output[str]:
@@ -395,6 +435,16 @@ def _cross_checks(s: Settings) -> list[tuple[str, str]]:
         if len(given) == 1:
             need_secret(next(k for k in keys if k not in given), f"secrets.{given[0]} is set")
 
+    grafana = s.grafana
+    if grafana.url is None and (grafana.mode == "external" or s.platform == "kubernetes"):
+        because = "grafana.mode is external" if grafana.mode == "external" else "platform is kubernetes"
+        problems.append(("grafana.url", f"required because {because}: the address where `pulumi up` reaches Grafana"))
+    if grafana.mode == "external":
+        need_secret("grafana_api_token", "grafana.mode is external")
+    folders = [folder.casefold() for folder in grafana.folders]
+    for folder in sorted({f for f in grafana.folders if folders.count(f.casefold()) > 1}):
+        problems.append(("grafana.folders", f"folder {folder!r} is listed more than once"))
+
     published = {
         "prometheus.port": s.prometheus.port,
         "alertmanager.port": s.alertmanager.port,
@@ -403,6 +453,8 @@ def _cross_checks(s: Settings) -> list[tuple[str, str]]:
         "otel_collector.http_port": s.otel_collector.http_port,
         "jaeger.port": s.jaeger.port,
     }
+    if grafana.mode == "deploy":
+        published["grafana.port"] = grafana.port
     seen: dict[int, str] = {}
     for key, port in published.items():
         if port in seen:
@@ -419,7 +471,7 @@ def _cross_checks(s: Settings) -> list[tuple[str, str]]:
 
     sized = {
         key: getattr(s, key)
-        for key in ("prometheus", "alertmanager", "loki", "log_shipper", "otel_collector", "jaeger")
+        for key in ("prometheus", "alertmanager", "loki", "log_shipper", "otel_collector", "jaeger", "grafana")
     }
     sized.update({f"exporters.{name}": getattr(s.exporters, name) for name in ExportersSettings.model_fields})
     for key, section in sized.items():

@@ -6,10 +6,14 @@ from typing import Optional
 
 import pulumi
 
+import pulumi_random as random
+
 from components import (
     alertmanager,
     alloy,
     cadvisor,
+    dashboards as dashboard_models,
+    grafana,
     gpu_exporter,
     jaeger,
     log_pipeline,
@@ -48,14 +52,30 @@ class ObservabilityStack(pulumi.ComponentResource):
         platform = platforms.create(settings)
         try:
             self.workloads = render_workloads(settings, platform)
+            dashboards = dashboard_models.render(settings)
         except ValueError as error:
             raise ConfigError(f"stack {pulumi.get_stack()!r}: cannot render the stack: {error}") from None
         super().__init__("observability:index:Stack", name, None, opts)
         platform.provision(parent=self)
-        for workload in self.workloads:
-            Service(workload, platform, opts=pulumi.ResourceOptions(parent=self))
+        services = {w.name: Service(w, platform, opts=pulumi.ResourceOptions(parent=self)) for w in self.workloads}
+
+        self.grafana_admin_password: Optional[pulumi.Output] = None
+        if settings.grafana.mode == "deploy":
+            self.grafana_admin_password = admin_password(settings, parent=self)
+            server = grafana.workload(settings, self.grafana_admin_password)
+            self.workloads.append(server)
+            services[server.name] = Service(server, platform, opts=pulumi.ResourceOptions(parent=self))
+            auth = pulumi.Output.concat(settings.grafana.admin_user, ":", self.grafana_admin_password)
+            ready = [services[server.name]]
+        else:
+            auth, ready = settings.secret("grafana_api_token"), []
+        grafana.GrafanaContent(
+            settings, dashboards, grafana_endpoints(self.workloads, platform), auth, depends_on=ready,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
         self.endpoints = endpoints(settings, self.workloads)
+        self.endpoints["grafana"] = grafana.url(settings)
         self.register_outputs({"endpoints": self.endpoints})
 
 
@@ -82,13 +102,41 @@ def render_workloads(settings: Settings, platform: Platform) -> list[Workload]:
         prometheus_http=platform.addresses(prometheus.base(settings), "web"),
     )
     others = [alerts, logs, shipper, collector, traces, *exporters]
+    scraped = [*others, grafana.base(settings)] if settings.grafana.mode == "deploy" else others
     metrics = prometheus.workload(
         settings,
         platform,
-        scrape_jobs=[platform.scrape_job(w) for w in others],
+        scrape_jobs=[platform.scrape_job(w) for w in scraped],
         alertmanagers=platform.addresses(alerts, "web"),
     )
     return [metrics, *others]
+
+
+def admin_password(settings: Settings, parent: pulumi.Resource) -> pulumi.Output:
+    """The stack's Grafana admin password: the one the stack sets, or one generated and kept in
+    the stack's state (a Pulumi secret, exported as one)."""
+    if settings.secrets.grafana_admin_password is not None:
+        return settings.secret("grafana_admin_password")
+    generated = random.RandomPassword(
+        "grafana-admin-password", length=32, special=False, opts=pulumi.ResourceOptions(parent=parent)
+    )
+    return pulumi.Output.secret(generated.result)
+
+
+def grafana_endpoints(workloads: list[Workload], platform: Platform) -> grafana.Endpoints:
+    """Grafana reads each service through its Service (kubernetes) or network alias (docker),
+    and hands alerts to every Alertmanager replica."""
+    by_name = {w.name: w for w in workloads}
+
+    def service(name: str, port: str) -> str:
+        return f"http://{name}:{by_name[name].port(port).container_port}"
+
+    return grafana.Endpoints(
+        prometheus=service("prometheus", "web"),
+        loki=service("loki", "http"),
+        jaeger=service("jaeger", "ui"),
+        alertmanagers=tuple(f"http://{a}" for a in platform.addresses(by_name["alertmanager"], "web")),
+    )
 
 
 def endpoints(settings: Settings, workloads: list[Workload]) -> dict[str, str]:

@@ -38,6 +38,8 @@ SECRETS = {
     "loki_s3_access_key_id": "AKIAEXAMPLESECRET123",
     "loki_s3_secret_access_key": "loki-s3-secret-a1b2",
     "loki_gcs_service_account": '{"type": "service_account", "private_key": "gcs-secret-d4e5"}',
+    "grafana_admin_password": "grafana-secret-f7a8",
+    "grafana_api_token": "glsa_grafana-token-secret-b9c0",
 }
 
 
@@ -77,6 +79,7 @@ class Run:
     stack: str
     resources: list[Resource] = field(default_factory=list)
     outputs: dict = field(default_factory=dict)
+    secret_outputs: set = field(default_factory=set)
 
     def of_type(self, type_: str) -> list[Resource]:
         return [r for r in self.resources if r.type == type_]
@@ -121,6 +124,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         state = dict(unwrap(args.inputs))
+        if args.typ == "random:index/randomPassword:RandomPassword":
+            state["result"] = "generated-grafana-password-7c1d"
         if args.typ == "docker:index/remoteImage:RemoteImage":
             state["imageId"] = f"sha256:{args.name}"
         if args.typ.startswith("kubernetes:") and "metadata" in state:
@@ -182,7 +187,15 @@ def run_program(
         runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
         root = pulumi.runtime.get_root_resource()
         exported = dict(root.outputs) if root is not None else {}
-        return pulumi.Output.all(**exported).apply(lambda values: run.outputs.update(values))
+
+        async def collect():
+            for name, value in exported.items():
+                output = pulumi.Output.from_input(value)
+                run.outputs[name] = await output.future()
+                if await output.is_secret():
+                    run.secret_outputs.add(name)
+
+        return collect()
 
     cwd = os.getcwd()
     os.chdir(ROOT)

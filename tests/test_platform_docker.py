@@ -86,6 +86,7 @@ def test_only_user_facing_ports_are_published_and_on_loopback(full):
     assert published.pop("alertmanager") == [{"internal": 9093, "external": 9093, "ip": "127.0.0.1"}]
     assert published.pop("loki") == [{"internal": 3100, "external": 3100, "ip": "127.0.0.1"}]
     assert published.pop("jaeger") == [{"internal": 16686, "external": 16686, "ip": "127.0.0.1"}]
+    assert published.pop("grafana") == [{"internal": 3000, "external": 3000, "ip": "127.0.0.1"}]
     # Applications on the host send OTLP to the collector.
     assert published.pop("otel-collector") == [
         {"internal": 4317, "external": 4317, "ip": "127.0.0.1"},
@@ -124,6 +125,7 @@ def test_images_are_the_pinned_tags(full):
         images.PROMTAIL,
         images.OTEL_COLLECTOR,
         images.JAEGER,
+        images.GRAFANA,
     }
     for ref in pulled:
         repository, _, tag = ref.rpartition(":")
@@ -144,6 +146,7 @@ def test_containers_have_fixed_network_prefixed_names(dev, custom):
         "observability-promtail",
         "observability-otel-collector",
         "observability-jaeger",
+        "observability-grafana",
     }
     assert containers(custom)["prometheus"]["name"] == "team-a-prometheus"
 

@@ -68,6 +68,7 @@ def test_each_service_runs_as_the_controller_it_needs(stack_runs):
         "otel-collector": "Deployment",
         # badger keeps traces on a claim in prod; memory storage (dev) has none.
         "jaeger": "StatefulSet",
+        "grafana": "StatefulSet",
     }
 
 
@@ -142,6 +143,7 @@ def test_secrets_are_mounted_as_files_and_stay_secret(stack_runs):
     secrets = run.of_type("kubernetes:core/v1:Secret")
     assert {s.name for s in secrets} == {
         "alertmanager-secrets", "prometheus-secrets", "postgres-exporter-secrets", "redis-exporter-secrets", "loki-secrets",
+        "grafana-secrets",
     }
     for secret in secrets:
         assert "name" not in secret.inputs["metadata"]

@@ -178,6 +178,7 @@ def test_load_reads_config_the_way_the_pulumi_cli_passes_it(monkeypatch):
     monkeypatch.setenv("PULUMI_CONFIG", json.dumps({
         "observability:platform": "kubernetes",
         "observability:prometheus": json.dumps({"replicas": 2, "retention": {"time": "30d"}}),
+        "observability:grafana": json.dumps({"url": "https://grafana.qa.internal"}),
         "observability:secrets": json.dumps({"slack_webhook_url": SECRETS["slack_webhook_url"]}),
         "kubernetes:context": "ignored-provider-setting",
     }))

@@ -1,0 +1,242 @@
+"""Grafana: the server (or an existing one), and everything in it managed as code.
+
+Datasources have fixed uids and link to each other: Prometheus exemplars and Loki's trace_id open
+the trace in Jaeger, a trace's spans open their logs in Loki. Rules that need Loki, which
+Prometheus cannot evaluate, live in Grafana and notify through a contact point that hands them to
+the stack's Alertmanager, so every alert is routed by the same tree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+import pulumiverse_grafana as grafana
+
+from components import images
+from components.dashboards import Dashboard, folder_uid
+from components.settings import Settings
+from components.workload import DataVolume, HealthCheck, Port, SecretFile, Workload
+
+PORT = 3000
+DATA_DIR = "/var/lib/grafana"
+CONTACT_POINT = "alertmanager"
+RUNBOOK = "docs/runbook.md"
+# Datasource uids: fixed, so dashboards, links and rules can name them.
+PROMETHEUS, LOKI, JAEGER, ALERTMANAGER = "prometheus", "loki", "jaeger", "alertmanager"
+
+
+PASSWORD_FILE = "grafana_admin_password"
+
+
+def base(settings: Settings) -> Workload:
+    """Grafana without its admin password: enough to address and scrape it before the
+    password (perhaps a generated one) exists."""
+    g = settings.grafana
+    return Workload(
+        name="grafana",
+        image=images.GRAFANA,
+        ports=(Port("http", PORT, host_port=g.port),),
+        resources=g.resources,
+        env={
+            "GF_SECURITY_ADMIN_USER": g.admin_user,
+            # Read from a file: the password is never in the environment.
+            "GF_SECURITY_ADMIN_PASSWORD__FILE": SecretFile(PASSWORD_FILE, None).path,
+            "GF_USERS_ALLOW_SIGN_UP": "false",
+            "GF_AUTH_ANONYMOUS_ENABLED": "false",
+            "GF_ANALYTICS_REPORTING_ENABLED": "false",
+            "GF_ANALYTICS_CHECK_FOR_UPDATES": "false",
+            "GF_SERVER_ROOT_URL": url(settings),
+        },
+        data=DataVolume(DATA_DIR, g.storage_size),
+        # The image (Alpine) has wget; pulumi up waits for /api/health before configuring Grafana.
+        health=HealthCheck("http", "/api/health"),
+        run_as_user=472,
+        metrics_port="http",
+    )
+
+
+def workload(settings: Settings, admin_password: pulumi.Output) -> Workload:
+    return dataclasses.replace(base(settings), secret_files=(SecretFile(PASSWORD_FILE, admin_password),))
+
+
+def url(settings: Settings) -> str:
+    """Where `pulumi up` and people reach Grafana."""
+    if settings.grafana.url is not None:
+        return settings.grafana.url.rstrip("/")
+    host = settings.docker.bind_address
+    return f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{settings.grafana.port}"
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """http://host:port of each service Grafana reads, as Grafana reaches it."""
+
+    prometheus: str
+    loki: str
+    jaeger: str
+    alertmanagers: tuple[str, ...]
+
+    def override(self, settings: Settings) -> "Endpoints":
+        given = settings.grafana.datasource_urls
+        return Endpoints(
+            prometheus=given.prometheus or self.prometheus,
+            loki=given.loki or self.loki,
+            jaeger=given.jaeger or self.jaeger,
+            alertmanagers=(given.alertmanager,) if given.alertmanager else self.alertmanagers,
+        )
+
+
+def datasources(endpoints: Endpoints) -> list[dict]:
+    """Arguments of each oss.DataSource; json_data is serialised with sorted keys."""
+    return [
+        {
+            "uid": PROMETHEUS, "name": "Prometheus", "type": "prometheus", "url": endpoints.prometheus, "is_default": True,
+            "json_data": {
+                "httpMethod": "POST",
+                "exemplarTraceIdDestinations": [{"name": "trace_id", "datasourceUid": JAEGER}],
+            },
+        },
+        {
+            "uid": LOKI, "name": "Loki", "type": "loki", "url": endpoints.loki, "is_default": False,
+            "json_data": {
+                "derivedFields": [
+                    # trace_id travels as structured metadata; the shippers keep it there.
+                    {"name": "TraceID", "matcherType": "label", "matcherRegex": "trace_id",
+                     "datasourceUid": JAEGER, "url": "${__value.raw}", "urlDisplayLabel": "Open trace"},
+                ],
+            },
+        },
+        {
+            "uid": JAEGER, "name": "Jaeger", "type": "jaeger", "url": endpoints.jaeger, "is_default": False,
+            "json_data": {
+                "tracesToLogsV2": {
+                    "datasourceUid": LOKI, "filterByTraceId": True, "spanStartTimeShift": "-5m", "spanEndTimeShift": "5m",
+                    "tags": [{"key": "service.name", "value": "service_name"}],
+                },
+            },
+        },
+        {
+            "uid": ALERTMANAGER, "name": "Alertmanager", "type": "alertmanager", "url": endpoints.alertmanagers[0],
+            "is_default": False,
+            "json_data": {"implementation": "prometheus", "handleGrafanaManagedAlerts": False},
+        },
+    ]
+
+
+def _loki_query(ref: str, expr: str) -> dict:
+    return {
+        "ref_id": ref,
+        "datasource_uid": LOKI,
+        "query_type": "instant",
+        "relative_time_range": {"from_": 600, "to": 0},
+        # Keys as Grafana stores them, so a refresh shows no difference.
+        "model": {"datasource": {"type": "loki", "uid": LOKI}, "editorMode": "code", "expr": expr,
+                  "intervalMs": 1000, "maxDataPoints": 43200, "queryType": "instant", "refId": ref},
+    }
+
+
+def _threshold(ref: str, source: str, above: float) -> dict:
+    return {
+        "ref_id": ref,
+        "datasource_uid": "__expr__",
+        "query_type": "",
+        "relative_time_range": {"from_": 0, "to": 0},
+        "model": {"datasource": {"type": "__expr__", "uid": "__expr__"}, "expression": source,
+                  "conditions": [{"evaluator": {"params": [above], "type": "gt"}}],
+                  "intervalMs": 1000, "maxDataPoints": 43200, "refId": ref, "type": "threshold"},
+    }
+
+
+def alert_rules(settings: Settings) -> list[dict]:
+    """The rules only Grafana can evaluate: they query Loki."""
+    a = settings.grafana.alerts
+    every = '{service_name=~".+"}'
+    errors = '{service_name=~".+", level="error"}'
+    return [
+        {
+            "name": "ErrorLogBurst",
+            "expr": f"sum by (service_name) (count_over_time({errors}[5m]))",
+            "above": a.error_log_burst,
+            "for": "5m",
+            "summary": "A service is logging errors in a burst.",
+            "description": f"{{{{ $labels.service_name }}}} logged more than {a.error_log_burst} error lines in 5 minutes.",
+        },
+        {
+            "name": "LogVolumeSpike",
+            # The last 10 minutes against the average 10 minutes of the last day.
+            "expr": (f"sum by (service_name) (count_over_time({every}[10m])) / "
+                     f"(sum by (service_name) (count_over_time({every}[1d])) / 144)"),
+            "above": a.log_volume_factor,
+            "for": "10m",
+            "summary": "A service logs far more than it normally does.",
+            "description": f"{{{{ $labels.service_name }}}} logged over {a.log_volume_factor:g} times its usual volume in the last 10 minutes.",
+        },
+    ]
+
+
+class GrafanaContent(pulumi.ComponentResource):
+    """Folders, datasources, dashboards, the contact point and the Loki rules, in one Grafana."""
+
+    def __init__(self, settings: Settings, dashboards: list[Dashboard], endpoints: Endpoints,
+                 auth: pulumi.Output, depends_on: Optional[list[pulumi.Resource]] = None,
+                 opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("observability:grafana:Content", "grafana", None, opts)
+        # Bound to the Grafana the stack deploys, created once that Grafana answers (the
+        # platform waits for its health check), so a fresh stack comes up in one `pulumi up`.
+        self.provider = grafana.Provider(
+            "grafana", url=url(settings), auth=auth,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on or []),
+        )
+        child = pulumi.ResourceOptions(parent=self, provider=self.provider)
+
+        folders = {
+            title: grafana.oss.Folder(f"folder-{folder_uid(title)}", title=title, uid=folder_uid(title), opts=child)
+            for title in settings.grafana.folders
+        }
+        for source in datasources(endpoints.override(settings)):
+            grafana.oss.DataSource(
+                f"datasource-{source['uid']}",
+                uid=source["uid"], name=source["name"], type=source["type"], url=source["url"],
+                is_default=source["is_default"], access_mode="proxy",
+                json_data_encoded=json.dumps(source["json_data"], sort_keys=True),
+                opts=child,
+            )
+        for d in dashboards:
+            grafana.oss.Dashboard(
+                f"dashboard-{d.uid}", config_json=d.json(), folder=folders[d.folder].uid, overwrite=True, opts=child,
+            )
+        alertmanagers = endpoints.override(settings).alertmanagers
+        contact = grafana.alerting.ContactPoint(
+            "contact-point", name=CONTACT_POINT,
+            alertmanagers=[{"url": ",".join(alertmanagers)}],
+            opts=child,
+        )
+        # Each rule names its contact point; the organisation's notification policy tree, which
+        # a Grafana shared with others may rely on, is left as it is.
+        grafana.alerting.RuleGroup(
+            "rules-logs", name="logs", folder_uid=folders[settings.grafana.folders[0]].uid, interval_seconds=60,
+            rules=[
+                {
+                    "name": r["name"],
+                    "condition": "B",
+                    "for_": r["for"],
+                    "no_data_state": "OK",
+                    "exec_err_state": "Error",
+                    "labels": {"severity": "warning"},
+                    "annotations": {"summary": r["summary"], "description": r["description"],
+                                    "runbook_url": f"{RUNBOOK}#{r['name'].lower()}"},
+                    "notification_settings": {"contact_point": contact.name},
+                    "datas": [
+                        {**data, "model": json.dumps(data["model"], sort_keys=True)}
+                        for data in (_loki_query("A", r["expr"]), _threshold("B", "A", r["above"]))
+                    ],
+                }
+                for r in alert_rules(settings)
+            ],
+            opts=child,
+        )
+        self.register_outputs({})
