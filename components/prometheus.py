@@ -33,11 +33,18 @@ def dump_yaml(document: dict) -> str:
     return yaml.safe_dump(document, sort_keys=True, default_flow_style=False, width=1000)
 
 
-def rule_files() -> list[ConfigFile]:
-    """Every rule file under configs/prometheus/rules, shipped as it is."""
+CATALOG_RULES = "catalog.yml"
+
+
+def rule_files(catalog_rules: str) -> list[ConfigFile]:
+    """The stack's rendered alert catalog, and every user rule file under configs/prometheus/rules."""
+    user = sorted((CONFIG_SOURCE / "rules").glob("*.yml"))
+    for path in user:
+        if path.name == CATALOG_RULES:
+            raise ValueError(f"configs/prometheus/rules/{CATALOG_RULES}: the name is taken by the alert catalog")
     return [
-        ConfigFile(f"{RULES_DIR}/{path.name}", path.read_text())
-        for path in sorted((CONFIG_SOURCE / "rules").glob("*.yml"))
+        ConfigFile(f"{RULES_DIR}/{CATALOG_RULES}", catalog_rules),
+        *(ConfigFile(f"{RULES_DIR}/{path.name}", path.read_text()) for path in user),
     ]
 
 
@@ -231,7 +238,8 @@ def base(settings: Settings) -> Workload:
 
 
 def workload(
-    settings: Settings, platform: Platform, scrape_jobs: list[ScrapeJob], alertmanagers: list[str]
+    settings: Settings, platform: Platform, scrape_jobs: list[ScrapeJob], alertmanagers: list[str],
+    catalog_rules: str,
 ) -> Workload:
     prometheus = base(settings)
     # Kubernetes API access: for the user's workloads, and for per-node services, which have
@@ -244,5 +252,5 @@ def workload(
     return dataclasses.replace(
         prometheus,
         discovery=discovery,
-        config_files=(ConfigFile(f"{CONFIG_DIR}/prometheus.yml", config), *rule_files()),
+        config_files=(ConfigFile(f"{CONFIG_DIR}/prometheus.yml", config), *rule_files(catalog_rules)),
     )

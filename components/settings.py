@@ -344,6 +344,23 @@ class GrafanaSettings(Model):
     resources: Resources = resources("100m", "256Mi", "1", "512Mi")
 
 
+class AlertOverride(Model):
+    """A stack's change to one alert of configs/alerts/catalog.yml, by its name there."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    enabled: bool = True
+    threshold: Optional[float] = None
+    for_: Optional[Duration] = Field(default=None, alias="for")
+    severity: Optional[Literal["critical", "warning", "info"]] = None
+
+
+class AlertsSettings(Model):
+    # Where runbook links point; each alert's section is appended as #<alertname in lower case>.
+    runbook_url: str = Field(default="docs/runbook.md", min_length=1)
+    overrides: dict[str, AlertOverride] = Field(default_factory=dict)
+
+
 SecretValue = Annotated[str, Field(min_length=1)]
 
 
@@ -376,6 +393,7 @@ class Settings(Model):
     otel_collector: OtelCollectorSettings = Field(default_factory=OtelCollectorSettings)
     jaeger: JaegerSettings = Field(default_factory=JaegerSettings)
     grafana: GrafanaSettings = Field(default_factory=GrafanaSettings)
+    alerts: AlertsSettings = Field(default_factory=AlertsSettings)
     secrets: SecretsSettings = Field(default_factory=SecretsSettings, repr=False)
 
     def secret(self, name: str) -> pulumi.Output[str]:

@@ -9,6 +9,7 @@ import pulumi
 import pulumi_random as random
 
 from components import (
+    alert_rules,
     alertmanager,
     alloy,
     cadvisor,
@@ -108,6 +109,7 @@ def render_workloads(settings: Settings, platform: Platform) -> list[Workload]:
         platform,
         scrape_jobs=[platform.scrape_job(w) for w in scraped],
         alertmanagers=platform.addresses(alerts, "web"),
+        catalog_rules=alert_rules.render(settings, ["prometheus", *(w.name for w in scraped)]),
     )
     return [metrics, *others]
 

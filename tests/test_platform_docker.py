@@ -207,8 +207,9 @@ def test_data_lives_in_a_named_volume(dev, name, path):
 
 def test_prometheus_config_and_rules_are_uploaded(dev):
     files = uploads(dev, "prometheus")
-    rules = {f"/etc/prometheus/rules/{p.name}" for p in (ROOT / "configs/prometheus/rules").glob("*.yml")}
-    assert rules
+    # The stack's rendered alert catalog, and the user's own rule files.
+    rules = {"/etc/prometheus/rules/catalog.yml"}
+    rules |= {f"/etc/prometheus/rules/{p.name}" for p in (ROOT / "configs/prometheus/rules").glob("*.yml")}
     assert set(files) == {"/etc/prometheus/prometheus.yml", *rules}
     config = yaml.safe_load(files["/etc/prometheus/prometheus.yml"])
     assert config["rule_files"] == ["/etc/prometheus/rules/*.yml"]

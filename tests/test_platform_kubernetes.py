@@ -123,7 +123,7 @@ def test_config_maps_have_generated_names_and_are_mounted(stack_runs):
     for config_map in run.of_type("kubernetes:core/v1:ConfigMap"):
         assert "name" not in config_map.inputs["metadata"], "a fixed name would not roll the pods"
     files = container_files(run, "prometheus")
-    assert {"/etc/prometheus/prometheus.yml", "/etc/prometheus/rules/stack.yml"} <= set(files)
+    assert {"/etc/prometheus/prometheus.yml", "/etc/prometheus/rules/catalog.yml"} <= set(files)
 
 
 def pod_annotation(run, service):

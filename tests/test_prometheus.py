@@ -66,25 +66,34 @@ def test_promtool_accepts_the_rendered_config_and_rules(stack_runs, stack, tmp_p
     path = promtool_copy(stack_runs[stack], tmp_path)
     result = subprocess.run([promtool, "check", "config", str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    rule_files = len(list((ROOT / "configs/prometheus/rules").glob("*.yml")))
+    # The stack's alert catalog and each user rule file.
+    rule_files = 1 + len(list((ROOT / "configs/prometheus/rules").glob("*.yml")))
     assert f"SUCCESS: {rule_files} rule files found" in result.stdout + result.stderr
 
 
-def test_promtool_checks_every_shipped_rule_file():
+@pytest.mark.parametrize("stack", STACKS)
+def test_promtool_checks_every_rule_file_the_stack_ships(stack_runs, stack, tmp_path):
     promtool = require_tool("promtool")
-    files = sorted((ROOT / "configs/prometheus/rules").glob("*.yml"))
-    assert files
-    result = subprocess.run([promtool, "check", "rules", *map(str, files)], capture_output=True, text=True)
+    files = {path: content for path, content in container_files(stack_runs[stack], "prometheus").items()
+             if path.startswith("/etc/prometheus/rules/")}
+    assert "/etc/prometheus/rules/catalog.yml" in files
+    written = write_files(files, tmp_path)
+    result = subprocess.run([promtool, "check", "rules", *map(str, written.values())], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_rule_unit_tests_pass_against_the_rendered_rules(stack_runs, tmp_path):
+RULE_TESTS = sorted((ROOT / "tests/rules").glob("*_test.yml"))
+
+
+@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("test_file", RULE_TESTS, ids=[p.stem for p in RULE_TESTS])
+def test_rule_unit_tests_pass_against_each_stacks_rendered_catalog(stack_runs, stack, test_file, tmp_path):
+    """promtool test rules, against the catalog as the stack renders it (its overrides included)."""
     promtool = require_tool("promtool")
-    for stack in STACKS:
-        (tmp_path / "stack.yml").write_text(container_files(stack_runs[stack], "prometheus")["/etc/prometheus/rules/stack.yml"])
-        shutil.copy(ROOT / "tests/rules/stack_test.yml", tmp_path / "stack_test.yml")
-        result = subprocess.run([promtool, "test", "rules", "stack_test.yml"], cwd=tmp_path, capture_output=True, text=True)
-        assert result.returncode == 0, f"{stack}:\n{result.stdout}{result.stderr}"
+    (tmp_path / "catalog.yml").write_text(container_files(stack_runs[stack], "prometheus")["/etc/prometheus/rules/catalog.yml"])
+    shutil.copy(test_file, tmp_path / test_file.name)
+    result = subprocess.run([promtool, "test", "rules", test_file.name], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, f"{stack}:\n{result.stdout}{result.stderr}"
 
 
 @pytest.mark.parametrize("stack", STACKS)
