@@ -308,3 +308,8 @@ def prometheus_config(run: Run) -> dict:
 def scrape_jobs(run: Run) -> dict[str, dict]:
     """Prometheus's scrape jobs by name, as rendered for the run's stack."""
     return {job["job_name"]: job for job in prometheus_config(run)["scrape_configs"]}
+
+
+def pytest_configure(config):
+    # pulumiverse_grafana warns at import about its own deprecated resources, none of which we use.
+    config.addinivalue_line("filterwarnings", r"ignore::DeprecationWarning:pulumiverse_grafana\..*")
