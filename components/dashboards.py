@@ -10,21 +10,16 @@ the folder's uid (its title in lower case, words joined by '-', e.g. gpu-ml for 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.settings import Settings
+from components.settings import Settings, folder_uid
 
 USER_DASHBOARDS = Path(__file__).parent.parent / "configs" / "grafana" / "dashboards"
 PROMETHEUS = {"type": "prometheus", "uid": "${datasource}"}
 LOKI = {"type": "loki", "uid": "${logs}"}
 RATE = "$__rate_interval"
 ERRORS = '{status=~"5.."}'
-
-
-def folder_uid(title: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
 
 
 @dataclass(frozen=True)

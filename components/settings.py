@@ -459,9 +459,16 @@ def _cross_checks(s: Settings) -> list[tuple[str, str]]:
         problems.append(("grafana.url", f"required because {because}: the address where `pulumi up` reaches Grafana"))
     if grafana.mode == "external":
         need_secret("grafana_api_token", "grafana.mode is external")
-    folders = [folder.casefold() for folder in grafana.folders]
-    for folder in sorted({f for f in grafana.folders if folders.count(f.casefold()) > 1}):
-        problems.append(("grafana.folders", f"folder {folder!r} is listed more than once"))
+    # Folders are known to Grafana, dashboards and configs/grafana/dashboards/ by their uid.
+    uids: dict[str, list[str]] = {}
+    for title in grafana.folders:
+        uids.setdefault(folder_uid(title), []).append(title)
+    for uid, titles in sorted(uids.items()):
+        if not uid:
+            problems.append(("grafana.folders", f"folder {titles[0]!r} needs a letter or digit in its name"))
+        elif len(titles) > 1:
+            names = " and ".join(repr(t) for t in titles)
+            problems.append(("grafana.folders", f"folders {names} would share the uid {uid!r}"))
 
     published = {
         "prometheus.port": s.prometheus.port,
@@ -531,6 +538,11 @@ def go_duration(duration: str) -> str:
         if count:
             parts.append(f"{count}{unit}")
     return "".join(parts) or "0s"
+
+
+def folder_uid(title: str) -> str:
+    """A Grafana folder's uid: its title in lower case, words joined by '-' ("GPU & ML" -> gpu-ml)."""
+    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
 
 
 def _format(stack: str, problems: list[tuple[str, str]]) -> str:

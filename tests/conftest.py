@@ -68,6 +68,9 @@ class Resource:
     delete_before_replace: bool = False
     protect: bool = False
     retain_on_delete: bool = False
+    # The provider reference ("<urn>::<id>") and the urns the resource depends on.
+    provider: str = ""
+    dependencies: tuple = ()
 
     @property
     def inputs(self) -> dict:
@@ -113,6 +116,8 @@ class RecordingMonitor(MockMonitor):
                     delete_before_replace=request.deleteBeforeReplace,
                     protect=request.protect,
                     retain_on_delete=request.retainOnDelete,
+                    provider=request.provider,
+                    dependencies=tuple(request.dependencies),
                 )
             )
         return response
@@ -170,6 +175,8 @@ def run_program(
     when the program raises.
     """
     run = run if run is not None else Run(stack)
+    # A fresh root stack resource: exports must not carry over from an earlier run.
+    pulumi.runtime.settings.ROOT.set(None)
     mocks = RecordingMocks(run)
     pulumi.runtime.set_mocks(
         mocks, project=NAMESPACE, stack=stack, preview=False, monitor=RecordingMonitor(mocks)

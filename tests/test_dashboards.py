@@ -1,0 +1,338 @@
+"""The dashboard check, over every dashboard every stack deploys: queries parse, datasources come
+from variables, rates use $__rate_interval, and every metric is one something in the stack produces
+(configs/metrics/catalog.yml). Also the user's own dashboards, and that rendering is deterministic."""
+
+import json
+import re
+
+import promql_parser
+import pytest
+import yaml
+
+from components import dashboards
+from components.settings import ConfigError, parse
+from conftest import ROOT, STACKS, Run, run_program, stack_config, stack_secrets
+
+DASHBOARD = "grafana:oss/dashboard:Dashboard"
+CATALOG = yaml.safe_load((ROOT / "configs" / "metrics" / "catalog.yml").read_text())
+# A panel names its datasource by one of these variables, of this datasource type.
+VARIABLES = {"${datasource}": ("datasource", "prometheus"), "${logs}": ("logs", "loki")}
+# Stands in for $__rate_interval when checking rate windows: a duration no query would write.
+RATE_SENTINEL = "1h2m3s"
+# A LogQL stream selector: braces holding at least one label matcher.
+STREAM_SELECTOR = re.compile(r'\{\s*[A-Za-z_][A-Za-z0-9_]*\s*(=~|!~|!=|=)\s*"[^"]*"[^{}]*\}')
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+def deployed(run):
+    """The dashboard models a stack run deploys, parsed from each Dashboard's configJson."""
+    return [json.loads(r.inputs["configJson"]) for r in run.of_type(DASHBOARD)]
+
+
+def targets(model):
+    for panel in model["panels"]:
+        for target in panel["targets"]:
+            yield panel, target
+
+
+def is_logql(target):
+    return target["datasource"]["uid"] == "${logs}"
+
+
+def promql_targets(models):
+    """(where, expr) of every target that is not a LogQL one."""
+    return [
+        (f"{m['uid']} / {panel['title']} / {target['refId']}", target["expr"])
+        for m in models for panel, target in targets(m) if not is_logql(target)
+    ]
+
+
+def promql(expr, rate_interval="5m"):
+    """The expression's AST once Grafana's interval variables are replaced by durations."""
+    for variable, value in (("$__rate_interval", rate_interval), ("$__interval", "5m"), ("$__range", "5m")):
+        expr = expr.replace(variable, value)
+    return promql_parser.parse(expr)
+
+
+def nodes(ast, kind):
+    found = []
+
+    def visit(node):
+        if isinstance(node, kind):
+            found.append(node)
+
+    promql_parser.walk(ast, visit)
+    return found
+
+
+def bad_rate_windows(expr):
+    """Arguments of rate(), irate() and increase() that are not a range of [$__rate_interval]."""
+    window = promql_parser.parse_duration(RATE_SENTINEL)
+    return [
+        str(arg)
+        for call in nodes(promql(expr, RATE_SENTINEL), promql_parser.Call)
+        if call.func.name in ("rate", "irate", "increase")
+        for arg in call.args
+        if not (isinstance(arg, promql_parser.MatrixSelector) and arg.range == window)
+    ]
+
+
+def metric_names(expr):
+    names = set()
+    for selector in nodes(promql(expr), promql_parser.VectorSelector):
+        by_matcher = [m.value for m in selector.matchers.matchers if m.name == "__name__"]
+        names.add(selector.name or (by_matcher or ["<selector without a metric name>"])[0])
+    return names
+
+
+def produced_metrics(run, stack):
+    """Metrics of the catalog's producers this stack deploys, and the application contract."""
+    producers = {"application"}
+    for service in run.outputs["services"]:
+        if service == "gpu-exporter":
+            service = f"gpu-exporter/{stack_config(stack)['exporters']['gpu']['exporter']}"
+        producers.add(service)
+    return {metric for producer in producers for metric in CATALOG.get(producer, [])}
+
+
+def unknown_metrics(expr, produced):
+    return sorted(metric_names(expr) - produced)
+
+
+def settings_of(stack):
+    secrets = stack_secrets(stack)
+    values = {**stack_config(stack), **({"secrets": secrets} if secrets else {})}
+    return parse(stack, values, {"secrets"} if secrets else set())
+
+
+@pytest.fixture(scope="module")
+def models(stack_runs):
+    return {stack: deployed(run) for stack, run in stack_runs.items()}
+
+
+# --- queries ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_promql_query_parses(models, stack):
+    queries = promql_targets(models[stack])
+    assert len(queries) > 30
+    failures = []
+    for where, expr in queries:
+        try:
+            promql(expr)
+        except ValueError as error:
+            failures.append(f"{where}: {expr}: {error}")
+    assert failures == []
+
+
+def test_the_parse_check_rejects_broken_promql():
+    promql("sum(rate(http_requests_total[$__rate_interval]))")
+    with pytest.raises(ValueError):
+        promql("sum(rate(http_requests_total[$__rate_interval])")
+    with pytest.raises(ValueError):
+        promql("sum(rate(http_requests_total[$__rate_window]))")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_logql_query_selects_a_stream(models, stack):
+    logql = [target["expr"] for m in models[stack] for _, target in targets(m) if is_logql(target)]
+    assert len(logql) == 3
+    assert [expr for expr in logql if not STREAM_SELECTOR.search(expr)] == []
+
+
+def test_the_stream_selector_check_rejects_a_query_without_one():
+    assert STREAM_SELECTOR.search('sum(count_over_time({service_name=~".+"}[5m]))')
+    assert not STREAM_SELECTOR.search("sum(count_over_time({}[5m]))")
+    assert not STREAM_SELECTOR.search('count_over_time(service_name=".+"[5m])')
+
+
+# --- datasources -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_panel_and_target_reads_its_datasource_from_a_variable(models, stack):
+    for model in models[stack]:
+        for panel in model["panels"]:
+            for datasource in [panel["datasource"], *(t["datasource"] for t in panel["targets"])]:
+                assert datasource["uid"] in VARIABLES, (model["uid"], panel["title"], datasource)
+                assert datasource["type"] == VARIABLES[datasource["uid"]][1], (model["uid"], panel["title"])
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_dashboard_defines_the_variables_its_panels_use(models, stack):
+    for model in models[stack]:
+        defined = {v["name"]: (v["type"], v["query"]) for v in model["templating"]["list"]}
+        used = {t["datasource"]["uid"] for _, t in targets(model)} | {p["datasource"]["uid"] for p in model["panels"]}
+        for uid in used:
+            name, kind = VARIABLES[uid]
+            assert defined.get(name) == ("datasource", kind), (model["uid"], name)
+
+
+def test_only_the_logs_dashboard_needs_the_logs_variable(models):
+    for stack in STACKS:
+        with_logs = {m["uid"] for m in models[stack] if any(v["name"] == "logs" for v in m["templating"]["list"])}
+        assert with_logs == {"logs"}
+
+
+# --- identity and descriptions ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_dashboard_uids_are_unique_and_everything_is_titled_described_and_unitised(models, stack):
+    uids = [m["uid"] for m in models[stack]]
+    assert len(uids) == len(set(uids))
+    for model in models[stack]:
+        assert model["title"] and model["uid"]
+        for panel in model["panels"]:
+            assert panel["title"], model["uid"]
+            assert panel["description"], (model["uid"], panel["title"])
+            assert panel["fieldConfig"]["defaults"]["unit"], (model["uid"], panel["title"])
+
+
+# --- rate windows ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_rate_window_is_the_rate_interval(models, stack):
+    queries = promql_targets(models[stack])
+    assert sum("rate(" in expr for _, expr in queries) > 20
+    assert {where: bad_rate_windows(expr) for where, expr in queries if bad_rate_windows(expr)} == {}
+
+
+def test_the_rate_window_check_rejects_fixed_and_other_windows():
+    assert bad_rate_windows("sum(rate(http_requests_total[$__rate_interval]))") == []
+    (fixed,) = bad_rate_windows("sum(rate(http_requests_total[5m]))")
+    assert fixed.endswith("[5m]")
+    (interval,) = bad_rate_windows("increase(http_requests_total[$__interval])")
+    assert interval.endswith("[5m]")
+    assert len(bad_rate_windows("irate(http_requests_total[1m])")) == 1
+    # A subquery is no range of $__rate_interval either.
+    assert len(bad_rate_windows("rate(rate(http_requests_total[$__rate_interval])[10m:1m])")) == 1
+
+
+# --- the metric catalog ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_metric_is_produced_by_something_the_stack_deploys(stack_runs, models, stack):
+    produced = produced_metrics(stack_runs[stack], stack)
+    queries = promql_targets(models[stack])
+    assert {where: unknown_metrics(expr, produced) for where, expr in queries if unknown_metrics(expr, produced)} == {}
+
+
+def test_the_catalog_check_rejects_metrics_nothing_in_the_stack_produces(stack_runs):
+    dev = produced_metrics(stack_runs["dev"], "dev")
+    assert unknown_metrics("sum(rate(made_up_requests_total[$__rate_interval]))", dev) == ["made_up_requests_total"]
+    # dev runs no GPU exporter; prod runs DCGM, staging nvidia-smi: each has the other's metric wrong.
+    assert unknown_metrics("DCGM_FI_DEV_GPU_UTIL", dev) == ["DCGM_FI_DEV_GPU_UTIL"]
+    assert unknown_metrics("nvidia_smi_utilization_gpu_ratio", produced_metrics(stack_runs["prod"], "prod")) == [
+        "nvidia_smi_utilization_gpu_ratio"
+    ]
+    assert unknown_metrics("DCGM_FI_DEV_GPU_UTIL", produced_metrics(stack_runs["staging"], "staging")) == [
+        "DCGM_FI_DEV_GPU_UTIL"
+    ]
+    assert unknown_metrics('{__name__="made_up_metric"}', dev) == ["made_up_metric"]
+    assert unknown_metrics("sum(up) / http_requests_total", dev) == []
+
+
+@pytest.mark.parametrize("stack, metric, unit, legend", [
+    ("prod", "DCGM_FI_DEV_GPU_UTIL", "percent", "{{instance}} GPU {{gpu}}"),
+    ("staging", "nvidia_smi_utilization_gpu_ratio", "percentunit", "{{instance}} {{uuid}}"),
+])
+def test_the_gpu_dashboard_reads_the_stacks_gpu_exporter(models, stack, metric, unit, legend):
+    (gpu,) = [m for m in models[stack] if m["uid"] == "gpu-ml"]
+    panels = {p["title"]: p for p in gpu["panels"]}
+    utilisation = panels["GPU utilisation"]
+    assert utilisation["targets"][0]["expr"] == metric
+    assert utilisation["targets"][0]["legendFormat"] == legend
+    assert utilisation["fieldConfig"]["defaults"]["unit"] == unit
+    prefix = metric.split("_")[0]
+    names = {name for _, t in targets(gpu) for name in metric_names(t["expr"])}
+    assert {name for name in names if not name.startswith(prefix)} == {"ml_model_drift_score"}
+
+
+def test_dev_has_no_gpu_or_database_dashboard(models):
+    assert {m["uid"] for m in models["dev"]} & {"gpu-ml", "databases"} == set()
+
+
+# --- user dashboards -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def user_dir(tmp_path, monkeypatch):
+    root = tmp_path / "dashboards"
+    root.mkdir()
+    monkeypatch.setattr(dashboards, "USER_DASHBOARDS", root)
+    return root
+
+
+def write(root, relative, content):
+    path = root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content if isinstance(content, str) else json.dumps(content))
+    return path
+
+
+CUSTOM = {"id": 42, "uid": "custom-gpu", "title": "Custom GPU", "panels": []}
+
+
+def test_a_user_dashboard_joins_the_folder_it_is_filed_under(user_dir):
+    write(user_dir, "gpu-ml/custom.json", CUSTOM)
+    found = {d.uid: d for d in dashboards.render(settings_of("prod"))}
+    custom = found["custom-gpu"]
+    assert custom.folder == "GPU & ML"
+    assert custom.model == {"uid": "custom-gpu", "title": "Custom GPU", "panels": []}
+    assert "system-overview" in found
+
+
+def test_a_user_dashboard_is_deployed_into_its_grafana_folder(user_dir):
+    write(user_dir, "gpu-ml/custom.json", CUSTOM)
+    dashboard = run_program("dev", stack_config("dev")).one(DASHBOARD, "dashboard-custom-gpu").inputs
+    assert dashboard["folder"] == "gpu-ml"
+    assert json.loads(dashboard["configJson"]) == {"uid": "custom-gpu", "title": "Custom GPU", "panels": []}
+
+
+BAD_USER_DASHBOARDS = {
+    "unknown folder": ("team-x/a.json", CUSTOM, ["team-x/a.json", "folder 'team-x' is not one of grafana.folders"]),
+    "no uid": ("gpu-ml/no-uid.json", {"title": "No uid"}, ["gpu-ml/no-uid.json", 'a dashboard needs a "uid"']),
+    "invalid JSON": ("gpu-ml/broken.json", '{"uid": "broken",', ["gpu-ml/broken.json", "not valid JSON"]),
+    "built-in uid": ("platform/mine.json", {"uid": "system-overview", "title": "Mine"},
+                     ["dashboard uids used twice: system-overview"]),
+}
+
+
+@pytest.mark.parametrize("relative, content, expected", BAD_USER_DASHBOARDS.values(), ids=BAD_USER_DASHBOARDS.keys())
+def test_a_bad_user_dashboard_is_refused_naming_the_file_or_uid(user_dir, relative, content, expected):
+    write(user_dir, relative, content)
+    with pytest.raises(ValueError) as error:
+        dashboards.render(settings_of("dev"))
+    for part in expected:
+        assert part in str(error.value)
+
+
+@pytest.mark.parametrize("relative, content, expected", BAD_USER_DASHBOARDS.values(), ids=BAD_USER_DASHBOARDS.keys())
+def test_a_bad_user_dashboard_stops_the_program_before_any_resource(user_dir, relative, content, expected):
+    write(user_dir, relative, content)
+    run = Run("dev")
+    with pytest.raises(ConfigError) as error:
+        run_program("dev", stack_config("dev"), run=run)
+    assert str(error.value).startswith("stack 'dev': cannot render the stack: ")
+    assert expected[0] in str(error.value)
+    assert run.resources == []
+
+
+# --- determinism -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_dashboards_are_byte_identical_across_runs(stack_runs, stack):
+    again = run_program(stack, stack_config(stack), stack_secrets(stack))
+    first = {r.name: r.inputs["configJson"] for r in stack_runs[stack].of_type(DASHBOARD)}
+    second = {r.name: r.inputs["configJson"] for r in again.of_type(DASHBOARD)}
+    assert len(first) >= 6
+    assert first == second
+    rendered = {f"dashboard-{d.uid}": d.json() for d in dashboards.render(settings_of(stack))}
+    assert rendered == first
