@@ -258,15 +258,16 @@ GPU_METRICS = {
 }
 
 
-def gpu_and_ml(settings: Settings) -> Dashboard | None:
+def gpu_and_ml(settings: Settings) -> Dashboard:
+    """GPU panels where the stack runs a GPU exporter; model drift (application metrics) always."""
     gpu = settings.exporters.gpu
-    if not gpu.enabled:
-        return None
-    legend = "{{instance}} GPU {{gpu}}" if gpu.exporter == "dcgm" else "{{instance}} {{uuid}}"
-    panels = [
-        timeseries(f"GPU {what}", f"{what.capitalize()} per GPU ({gpu.exporter} exporter).", [(f"{metric}{scale}", legend)], unit)
-        for what, (metric, unit, scale) in GPU_METRICS[gpu.exporter].items()
-    ]
+    panels = []
+    if gpu.enabled:
+        legend = "{{instance}} GPU {{gpu}}" if gpu.exporter == "dcgm" else "{{instance}} {{uuid}}"
+        panels = [
+            timeseries(f"GPU {what}", f"{what.capitalize()} per GPU ({gpu.exporter} exporter).", [(f"{metric}{scale}", legend)], unit)
+            for what, (metric, unit, scale) in GPU_METRICS[gpu.exporter].items()
+        ]
     panels.append(timeseries("Model drift", "Drift score per deployed model (ml_model_drift_score).",
                              [("max by (model) (ml_model_drift_score)", "{{model}}")], width=24))
     return dashboard("gpu-ml", "GPU and ML", "GPU & ML", "GPU utilisation, memory, temperature and power, and model drift.", panels)

@@ -24,7 +24,6 @@ from components.workload import DataVolume, HealthCheck, Port, SecretFile, Workl
 PORT = 3000
 DATA_DIR = "/var/lib/grafana"
 CONTACT_POINT = "alertmanager"
-RUNBOOK = "docs/runbook.md"
 # Datasource uids: fixed, so dashboards, links and rules can name them.
 PROMETHEUS, LOKI, JAEGER, ALERTMANAGER = "prometheus", "loki", "jaeger", "alertmanager"
 
@@ -167,9 +166,11 @@ def alert_rules(settings: Settings) -> list[dict]:
         },
         {
             "name": "LogVolumeSpike",
-            # The last 10 minutes against the average 10 minutes of the last day.
-            "expr": (f"sum by (service_name) (count_over_time({every}[10m])) / "
-                     f"(sum by (service_name) (count_over_time({every}[1d])) / 144)"),
+            # The last 10 minutes against the average 10 minutes of the last day, for services
+            # that already logged a day ago: a new service or a fresh stack has no normal yet.
+            "expr": (f"(sum by (service_name) (count_over_time({every}[10m])) / "
+                     f"(sum by (service_name) (count_over_time({every}[1d])) / 144)) "
+                     f"and on (service_name) (sum by (service_name) (count_over_time({every}[10m] offset 1d)) > 0)"),
             "above": a.log_volume_factor,
             "for": "10m",
             "summary": "A service logs far more than it normally does.",
@@ -228,7 +229,7 @@ class GrafanaContent(pulumi.ComponentResource):
                     "exec_err_state": "Error",
                     "labels": {"severity": "warning"},
                     "annotations": {"summary": r["summary"], "description": r["description"],
-                                    "runbook_url": f"{RUNBOOK}#{r['name'].lower()}"},
+                                    "runbook_url": f"{settings.alerts.runbook_url}#{r['name'].lower()}"},
                     "notification_settings": {"contact_point": contact.name},
                     "datas": [
                         {**data, "model": json.dumps(data["model"], sort_keys=True)}

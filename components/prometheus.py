@@ -227,6 +227,8 @@ def base(settings: Settings) -> Workload:
             "--web.enable-lifecycle",
             # The OpenTelemetry Collector pushes application metrics to /api/v1/otlp/v1/metrics.
             "--web.enable-otlp-receiver",
+            # Keep exemplars, so Grafana can open the trace behind a latency spike in Jaeger.
+            "--enable-feature=exemplar-storage",
         ),
         secret_files=tuple(secrets),
         data=DataVolume(DATA_DIR, prom.storage_size),

@@ -254,8 +254,11 @@ def test_the_gpu_dashboard_reads_the_stacks_gpu_exporter(models, stack, metric, 
     assert {name for name in names if not name.startswith(prefix)} == {"ml_model_drift_score"}
 
 
-def test_dev_has_no_gpu_or_database_dashboard(models):
-    assert {m["uid"] for m in models["dev"]} & {"gpu-ml", "databases"} == set()
+def test_dev_has_no_database_dashboard_and_no_gpu_panels(models):
+    assert "databases" not in {m["uid"] for m in models["dev"]}
+    # Without a GPU exporter the GPU & ML dashboard keeps only model drift (application metrics).
+    (ml,) = [m for m in models["dev"] if m["uid"] == "gpu-ml"]
+    assert [p["title"] for p in ml["panels"]] == ["Model drift"]
 
 
 # --- user dashboards -------------------------------------------------------------------------------

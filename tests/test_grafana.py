@@ -371,8 +371,9 @@ DEV_DASHBOARDS = {
     "api-performance": "applications",
     "logs": "applications",
     "llm-rag": "llm-rag",
+    "gpu-ml": "gpu-ml",
 }
-KUBERNETES_DASHBOARDS = {**DEV_DASHBOARDS, "databases": "databases", "gpu-ml": "gpu-ml"}
+KUBERNETES_DASHBOARDS = {**DEV_DASHBOARDS, "databases": "databases"}
 
 
 @pytest.mark.parametrize("stack, expected", [
@@ -447,8 +448,16 @@ def test_rule_expressions_count_lines_per_service(stack_runs, stack):
     volume = rule_data(found["LogVolumeSpike"])["A"]["model"]["expr"]
     assert 'level="error"' in errors and "service_name" in errors
     assert errors.startswith("sum by (service_name) (count_over_time({")
-    assert volume.count("sum by (service_name)") == 2 and "[10m]" in volume and "[1d]" in volume
+    assert volume.count("sum by (service_name)") == 3 and "[10m]" in volume and "[1d]" in volume
     assert 'level="error"' not in volume
+    # Only services that logged a day ago have a normal volume to compare with.
+    assert volume.endswith('and on (service_name) (sum by (service_name) (count_over_time({service_name=~".+"}[10m] offset 1d)) > 0)')
+
+
+def test_rule_runbook_links_follow_the_stacks_runbook_url():
+    config = merge(stack_config("dev"), {"alerts": {"runbook_url": "https://runbooks.example/obs.md"}})
+    found = rules(run_program("dev", config))
+    assert found["ErrorLogBurst"]["annotations"]["runbook_url"] == "https://runbooks.example/obs.md#errorlogburst"
 
 
 def test_alert_thresholds_follow_the_settings():

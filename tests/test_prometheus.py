@@ -149,6 +149,8 @@ def test_retention_and_labels_follow_the_stack(stack_runs, stack, time, size, cl
     assert f"--storage.tsdb.retention.size={size}" in args
     assert "--config.file=/etc/prometheus/prometheus.yml" in args
     assert "--storage.tsdb.path=/prometheus" in args
+    # Exemplars are kept, so Grafana's exemplar links to Jaeger have something to open.
+    assert "--enable-feature=exemplar-storage" in args
     config = prometheus_config(run)
     assert config["global"]["external_labels"] == {"environment": stack, "cluster": cluster}
     assert config["global"]["scrape_interval"] == "15s"
