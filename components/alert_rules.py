@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from string import Template
 from typing import Optional
 
 import yaml
@@ -17,9 +16,11 @@ import yaml
 from components.settings import Settings, milliseconds
 
 CATALOG = Path(__file__).parent.parent / "configs" / "alerts" / "catalog.yml"
+METRICS = Path(__file__).parent.parent / "configs" / "metrics" / "catalog.yml"
 SEVERITIES = ("critical", "warning", "info")
 # Rate windows span at least four scrapes, and never less than five minutes.
 MIN_WINDOW_MS = 5 * 60_000
+THRESHOLD, WINDOW = "${threshold}", "${window}"
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,9 @@ class Alert:
 
 
 def catalog() -> list[Alert]:
+    """The catalog, checked: a mistake in it is reported, never silently dropped."""
     document = yaml.safe_load(CATALOG.read_text())
-    return [
+    alerts = [
         Alert(
             name=entry["name"],
             alert=entry.get("alert", entry["name"]),
@@ -54,6 +56,21 @@ def catalog() -> list[Alert]:
         for group in document["groups"]
         for entry in group["alerts"]
     ]
+    # What `requires` may name: the producers of configs/metrics/catalog.yml.
+    known_producers = set(yaml.safe_load(METRICS.read_text())) - {"application"}
+    names = [a.name for a in alerts]
+    for a in alerts:
+        where = f"configs/alerts/catalog.yml: {a.name}"
+        if names.count(a.name) > 1:
+            raise ValueError(f"{where}: the name is used twice")
+        if a.severity not in SEVERITIES:
+            raise ValueError(f"{where}: severity {a.severity!r} is not one of {', '.join(SEVERITIES)}")
+        for requirement in a.requires:
+            if requirement not in known_producers:
+                raise ValueError(f"{where}: requires {requirement!r}, which configs/metrics/catalog.yml does not name")
+        if (THRESHOLD in a.expr) != (a.threshold is not None):
+            raise ValueError(f"{where}: a threshold and {THRESHOLD} in the expression go together")
+    return alerts
 
 
 def producers(settings: Settings, services: list[str]) -> set[str]:
@@ -65,12 +82,16 @@ def producers(settings: Settings, services: list[str]) -> set[str]:
 
 
 def window(settings: Settings) -> str:
-    ms = max(MIN_WINDOW_MS, 4 * milliseconds(settings.prometheus.scrape_interval))
+    """Four scrapes of the slowest job (a rule sees every job's series), five minutes at least."""
+    intervals = [settings.prometheus.scrape_interval]
+    intervals += [t.interval for t in settings.prometheus.scrape_targets if t.interval is not None]
+    ms = max(MIN_WINDOW_MS, 4 * max(milliseconds(i) for i in intervals))
     return f"{ms // 1000}s" if ms % 60_000 else f"{ms // 60_000}m"
 
 
 def _number(value: float) -> str:
-    return f"{value:g}"
+    """Exactly as given: 1234567 stays 1234567, 0.95 stays 0.95."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 def render(settings: Settings, services: list[str]) -> str:
@@ -79,6 +100,10 @@ def render(settings: Settings, services: list[str]) -> str:
     known = {a.name for a in alerts}
     for name in sorted(set(settings.alerts.overrides) - known):
         raise ValueError(f"key 'alerts.overrides.{name}': no alert named {name!r} in configs/alerts/catalog.yml")
+    for a in alerts:
+        override = settings.alerts.overrides.get(a.name)
+        if override is not None and override.threshold is not None and a.threshold is None:
+            raise ValueError(f"key 'alerts.overrides.{a.name}.threshold': {a.name} compares against no threshold")
     deployed = producers(settings, services)
     groups: dict[str, list[dict]] = {}
     for a in alerts:
@@ -90,9 +115,10 @@ def render(settings: Settings, services: list[str]) -> str:
         threshold = override.threshold if override and override.threshold is not None else a.threshold
         duration = override.for_ if override and override.for_ is not None else a.for_
         severity = override.severity if override and override.severity is not None else a.severity
-        expr = Template(a.expr).substitute(
-            threshold=_number(threshold) if threshold is not None else "", window=window(settings)
-        )
+        # Plain replacement: PromQL may hold a '$' of its own (a regex anchor).
+        expr = a.expr.replace(WINDOW, window(settings))
+        if threshold is not None:
+            expr = expr.replace(THRESHOLD, _number(threshold))
         rule: dict = {"alert": a.alert, "expr": expr, "labels": {"severity": severity}}
         if duration is not None:
             rule["for"] = duration
