@@ -383,6 +383,9 @@ class Settings(Model):
     platform: Literal["docker", "kubernetes"]
     environment: Name
     cluster: Name = "local"
+    # Protect stateful data (volumes, StatefulSets and their claims) from deletion, and keep it
+    # if the stack is destroyed: a mistaken `pulumi destroy` or rename loses nothing. On in prod.
+    protect_data: bool = False
     docker: DockerSettings = Field(default_factory=DockerSettings)
     kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)

@@ -338,3 +338,20 @@ def test_the_config_label_stays_readable_when_uploads_hold_a_secret(full):
     assert is_secret(alertmanager.raw_inputs["uploads"]) or any(is_secret(u) for u in alertmanager.raw_inputs["uploads"])
     assert not is_secret(alertmanager.raw_inputs["labels"])
     assert not any(is_secret(label) for label in alertmanager.raw_inputs["labels"])
+
+
+def test_data_volumes_are_protected_where_the_stack_asks(dev):
+    assert not dev.one(VOLUME, "prometheus-data").protect
+    protected = run_program("dev", merge(stack_config("dev"), {"protect_data": True}))
+    for volume in protected.of_type(VOLUME):
+        assert volume.protect and volume.retain_on_delete, volume.name
+
+
+def test_ports_opened_to_every_interface_are_labelled_as_such(dev, custom):
+    def labels(run, name):
+        return {label["label"]: label["value"] for label in containers(run)[name]["labels"]}
+
+    assert labels(custom, "prometheus")["observability.dev/public-ports"] == "0.0.0.0"
+    assert "observability.dev/public-ports" not in labels(dev, "prometheus")
+    # Nothing published, nothing to label.
+    assert "observability.dev/public-ports" not in labels(custom, "node-exporter")

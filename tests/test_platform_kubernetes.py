@@ -206,3 +206,13 @@ def test_per_node_exporters_stay_discoverable_with_user_discovery_off():
     jobs = {j["job_name"] for j in prometheus_config(run)["scrape_configs"]}
     assert "kubernetes-pods" not in jobs and "node-exporter" in jobs
     assert "prometheus-discovery" in run.names("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole")
+
+
+def test_prod_protects_its_data_and_keeps_it_on_destroy(stack_runs):
+    for name in ("prometheus", "alertmanager", "loki", "jaeger", "grafana"):
+        statefulset = controller(stack_runs["prod"], name)
+        assert statefulset.protect and statefulset.retain_on_delete, name
+        policy = statefulset.inputs["spec"]["persistentVolumeClaimRetentionPolicy"]
+        assert policy == {"whenDeleted": "Retain", "whenScaled": "Retain"}, name
+    # Staging can be torn down and rebuilt.
+    assert not controller(stack_runs["staging"], "prometheus").protect

@@ -11,6 +11,16 @@ from components.settings import Settings
 from components.workload import ScrapeJob, Workload
 
 
+# On docker containers whose ports listen on every interface because the stack said so.
+PUBLIC_PORTS_LABEL = "observability.dev/public-ports"
+
+
+def data_options(settings: Settings) -> pulumi.ResourceOptions:
+    """Options for resources that hold data: protected and kept on destroy where the stack asks."""
+    protect = settings.protect_data
+    return pulumi.ResourceOptions(protect=protect, retain_on_delete=protect)
+
+
 class Platform:
     """What every platform offers the services."""
 

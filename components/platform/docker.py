@@ -5,7 +5,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_docker as docker
 
-from components.platform import Platform
+from components.platform import PUBLIC_PORTS_LABEL, Platform, data_options
 from components.settings import Settings, quantity
 from components.workload import CONFIG_HASH, HealthCheck, Workload
 
@@ -31,6 +31,7 @@ class DockerPlatform(Platform):
 
     def __init__(self, settings: Settings):
         self.settings = settings.docker
+        self.data_options = data_options(settings)
 
     def provision(self, parent: pulumi.Resource) -> None:
         self.provider = docker.Provider(
@@ -62,7 +63,8 @@ class DockerPlatform(Platform):
         ]
         if w.data is not None:
             data = docker.Volume(
-                f"{w.name}-data", name=f"{self.container_name(w)}-data", opts=opts
+                f"{w.name}-data", name=f"{self.container_name(w)}-data",
+                opts=pulumi.ResourceOptions.merge(opts, self.data_options),
             )
             volumes.append(
                 docker.ContainerVolumeArgs(volume_name=data.name, container_path=w.data.mount_path)
@@ -102,6 +104,11 @@ class DockerPlatform(Platform):
             labels=[
                 docker.ContainerLabelArgs(label="observability.service", value=w.name),
                 docker.ContainerLabelArgs(label=CONFIG_HASH, value=w.config_hash()),
+                *(
+                    [docker.ContainerLabelArgs(label=PUBLIC_PORTS_LABEL, value=self.settings.bind_address)]
+                    if any(p.host_port for p in w.ports) and not self.settings.bind_address.startswith("127.")
+                    else []
+                ),
             ],
             networks_advanced=[
                 docker.ContainerNetworksAdvancedArgs(name=self.network.name, aliases=[w.name])

@@ -12,7 +12,7 @@ import re
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.platform import Platform
+from components.platform import Platform, data_options
 from components.settings import Settings
 from components.workload import CONFIG_HASH, SECRETS_DIR, PodDiscovery, ScrapeJob, Workload
 
@@ -38,6 +38,7 @@ class KubernetesPlatform(Platform):
 
     def __init__(self, settings: Settings):
         self.settings = settings.kubernetes
+        self.data_options = data_options(settings)
         self.environment = settings.environment
         self.namespace = settings.kubernetes.namespace
 
@@ -204,8 +205,10 @@ class KubernetesPlatform(Platform):
                     "selector": {"matchLabels": selector},
                     "template": template,
                     "volumeClaimTemplates": [claim],
+                    # Claims outlive their StatefulSet: deleting or scaling it keeps the data.
+                    "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
                 },
-                opts=fixed,
+                opts=pulumi.ResourceOptions.merge(fixed, self.data_options),
             )
         else:
             k8s.apps.v1.Deployment(
