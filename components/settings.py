@@ -589,6 +589,20 @@ def parse(stack: str, values: dict[str, Any], secret_keys: set[str] = frozenset(
     return settings
 
 
+def required_secrets(stack: str, values: dict[str, Any]) -> set[str]:
+    """The secrets a configuration (without its `secrets` key) needs; empty if it is invalid."""
+    values = {**values, "environment": values.get("environment", stack)}
+    try:
+        settings = Settings.model_validate(values)
+    except ValidationError:
+        return set()
+    return {
+        key.removeprefix("secrets.")
+        for key, message in _cross_checks(settings)
+        if key.startswith("secrets.") and message.startswith("required because")
+    }
+
+
 def _decode(raw: Any) -> Any:
     """Pulumi hands objects and lists over as JSON text and scalars as plain text."""
     if isinstance(raw, str) and raw[:1] in ("{", "["):
