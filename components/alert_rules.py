@@ -104,6 +104,8 @@ def render(settings: Settings, services: list[str]) -> str:
         override = settings.alerts.overrides.get(a.name)
         if override is not None and override.threshold is not None and a.threshold is None:
             raise ValueError(f"key 'alerts.overrides.{a.name}.threshold': {a.name} compares against no threshold")
+        if override is not None and override.for_ is not None and a.for_ is None:
+            raise ValueError(f"key 'alerts.overrides.{a.name}.for': {a.name} fires at once, by design")
     deployed = producers(settings, services)
     groups: dict[str, list[dict]] = {}
     for a in alerts:

@@ -34,10 +34,14 @@ class Dashboard:
 
 
 def _targets(queries, datasource) -> list[dict]:
-    return [
-        {"refId": chr(ord("A") + i), "expr": expr, "legendFormat": legend, "datasource": datasource}
-        for i, (expr, legend) in enumerate(queries)
-    ]
+    targets = []
+    for i, (expr, legend) in enumerate(queries):
+        target = {"refId": chr(ord("A") + i), "expr": expr, "legendFormat": legend, "datasource": datasource}
+        if "histogram_quantile" in expr:
+            # Latency panels show exemplars: a dot on the graph opens its trace in Jaeger.
+            target["exemplar"] = True
+        targets.append(target)
+    return targets
 
 
 def panel(kind: str, title: str, description: str, queries, unit: str = "short", width: int = 12,

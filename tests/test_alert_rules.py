@@ -631,3 +631,10 @@ def test_overriding_the_threshold_of_an_alert_without_one_is_an_error():
     with pytest.raises(ConfigError, match=r"key 'alerts.overrides.Watchdog.threshold': Watchdog compares against no threshold"):
         run_program("dev", merge(stack_config("dev"), {"alerts": {"overrides": {"Watchdog": {"threshold": 1}}}}), run=run)
     assert run.resources == []
+
+
+def test_a_for_override_on_the_watchdog_is_an_error():
+    run = Run("dev")
+    with pytest.raises(ConfigError, match=r"key 'alerts.overrides.Watchdog.for': Watchdog fires at once"):
+        run_program("dev", merge(stack_config("dev"), {"alerts": {"overrides": {"Watchdog": {"for": "5m"}}}}), run=run)
+    assert run.resources == []

@@ -339,3 +339,10 @@ def test_dashboards_are_byte_identical_across_runs(stack_runs, stack):
     assert first == second
     rendered = {f"dashboard-{d.uid}": d.json() for d in dashboards.render(settings_of(stack))}
     assert rendered == first
+
+
+def test_latency_panels_ask_for_exemplars(models):
+    for model in models["prod"]:
+        for panel in model["panels"]:
+            for target in panel["targets"]:
+                assert target.get("exemplar", False) == ("histogram_quantile" in target["expr"]), (model["uid"], panel["title"])
