@@ -240,6 +240,8 @@ SECRET_LINES = [
     ('{"headers": {"x-api-key": "k-123-456"}}', ["k-123-456"], ['"x-api-key": "[REDACTED]"']),
     ("uploading with AKIAIOSFODNN7EXAMPLE to s3://bucket", ["AKIAIOSFODNN7EXAMPLE"], ["s3://bucket"]),
     (f"DB_PASSWORD={SECRETS['postgres_password']} starting", [SECRETS["postgres_password"]], ["starting"]),
+    ("[default] aws_secret_access_key = wJalrXUtnFEMI/K7MDENG region=eu-west-1", ["wJalrXUtnFEMI"], ["region=eu-west-1"]),
+    ('{"secret_access_key": "s3-key-123", "bucket": "logs"}', ["s3-key-123"], ['"bucket": "logs"']),
 ]
 
 
