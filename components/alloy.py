@@ -90,7 +90,7 @@ def workload(settings: Settings, p: Pipeline) -> Workload:
         host_mounts=(HostMount(POD_LOGS, POD_LOGS),) if p.kubernetes else (),
         per_node=True,
         discovery=True,
-        node_name_env="NODE_NAME",
+        field_env={"NODE_NAME": "spec.nodeName"},
         health=HealthCheck("http", "/-/ready", docker_tool=None),
         metrics_port="http",
     )

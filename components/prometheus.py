@@ -144,6 +144,13 @@ def discovery_jobs(platform: str, docker_network: str) -> list[dict]:
     return jobs
 
 
+REPLICA_LABEL = "replica"
+
+
+def ha_pair(settings: Settings) -> bool:
+    return settings.platform == "kubernetes" and settings.prometheus.replicas > 1
+
+
 def render_config(
     settings: Settings,
     scrape_jobs: list[ScrapeJob],
@@ -153,20 +160,23 @@ def render_config(
     """prometheus.yml: the base file from configs/, with the stack's settings and jobs merged in."""
     prom: PrometheusSettings = settings.prometheus
     config = yaml.safe_load((CONFIG_SOURCE / "prometheus.yml").read_text()) or {}
+    external_labels = {**prom.external_labels, "environment": settings.environment, "cluster": settings.cluster}
+    if ha_pair(settings):
+        # Each replica's series stay apart in long-term storage; Prometheus fills in its pod's name.
+        external_labels[REPLICA_LABEL] = "${POD_NAME}"
     config.setdefault("global", {}).update(
         {
             "scrape_interval": prom.scrape_interval,
             "scrape_timeout": prom.scrape_timeout,
             "evaluation_interval": prom.evaluation_interval,
-            "external_labels": {
-                **prom.external_labels,
-                "environment": settings.environment,
-                "cluster": settings.cluster,
-            },
+            "external_labels": external_labels,
         }
     )
     config["rule_files"] = [f"{RULES_DIR}/*.yml"]
     config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": list(alertmanagers)}]}]}
+    if ha_pair(settings):
+        # Both replicas send the same alert: without the replica label Alertmanager sees one.
+        config["alerting"]["alert_relabel_configs"] = [{"action": "labeldrop", "regex": REPLICA_LABEL}]
 
     jobs = list(config.get("scrape_configs") or [])
     jobs += [_static_job(job) for job in scrape_jobs]
@@ -227,8 +237,9 @@ def base(settings: Settings) -> Workload:
             "--web.enable-lifecycle",
             # The OpenTelemetry Collector pushes application metrics to /api/v1/otlp/v1/metrics.
             "--web.enable-otlp-receiver",
-            # Keep exemplars, so Grafana can open the trace behind a latency spike in Jaeger.
-            "--enable-feature=exemplar-storage",
+            # Keep exemplars, so Grafana can open the trace behind a latency spike in Jaeger; and
+            # expand ${POD_NAME} in external labels (always on since Prometheus 3, still accepted).
+            "--enable-feature=exemplar-storage,expand-external-labels",
         ),
         secret_files=tuple(secrets),
         data=DataVolume(DATA_DIR, prom.storage_size),
@@ -236,6 +247,7 @@ def base(settings: Settings) -> Workload:
         replicas=prom.replicas,
         run_as_user=65534,
         metrics_port="web",
+        field_env={"POD_NAME": "metadata.name"} if ha_pair(settings) else {},
     )
 
 

@@ -69,7 +69,7 @@ def workload(settings: Settings, p: Pipeline) -> Workload:
         host_mounts=(HostMount(POD_LOGS, POD_LOGS),) if p.kubernetes else (),
         per_node=True,
         discovery=True,
-        node_name_env="HOSTNAME",
+        field_env={"HOSTNAME": "spec.nodeName"},
         # The image has neither wget nor curl; kubernetes probes it over HTTP.
         health=HealthCheck("http", "/ready", docker_tool=None),
         metrics_port="http",

@@ -108,8 +108,9 @@ class Workload:
     run_as_user: Optional[int] = None
     # Reads the platform's API to discover scrape or log targets (docker socket, or RBAC).
     discovery: bool = False
-    # Kubernetes: an environment variable that holds the name of the pod's node.
-    node_name_env: Optional[str] = None
+    # Kubernetes: environment variables set from the pod's own fields (downward API), such as
+    # {"NODE_NAME": "spec.nodeName"}. Docker has one host and no pods: it sets none of them.
+    field_env: dict[str, str] = field(default_factory=dict)
     # The port Prometheus scrapes, by name, and its path.
     metrics_port: Optional[str] = None
     metrics_path: str = "/metrics"

@@ -355,3 +355,8 @@ def test_ports_opened_to_every_interface_are_labelled_as_such(dev, custom):
     assert "observability.dev/public-ports" not in labels(dev, "prometheus")
     # Nothing published, nothing to label.
     assert "observability.dev/public-ports" not in labels(custom, "node-exporter")
+
+
+def test_the_dev_stack_fits_in_four_gibibytes(dev):
+    total = sum(container["memory"] for container in containers(dev).values())
+    assert total <= 4096, f"dev's containers may use {total} MiB together"

@@ -216,3 +216,29 @@ def test_prod_protects_its_data_and_keeps_it_on_destroy(stack_runs):
         assert policy == {"whenDeleted": "Retain", "whenScaled": "Retain"}, name
     # Staging can be torn down and rebuilt.
     assert not controller(stack_runs["staging"], "prometheus").protect
+
+
+def test_replicated_services_spread_over_nodes_and_keep_one_pod_up_in_a_drain(stack_runs):
+    run = stack_runs["prod"]
+    budgets = {r.name: r.inputs for r in run.of_type("kubernetes:policy/v1:PodDisruptionBudget")}
+    assert set(budgets) == {"prometheus-disruption-budget", "alertmanager-disruption-budget"}
+    for service in ("prometheus", "alertmanager"):
+        budget = budgets[f"{service}-disruption-budget"]
+        selector = controller(run, service).inputs["spec"]["selector"]["matchLabels"]
+        assert budget["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": selector}}
+        affinity = controller(run, service).inputs["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+        (term,) = affinity["preferredDuringSchedulingIgnoredDuringExecution"]
+        assert term["podAffinityTerm"] == {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": selector}}
+    # One replica has nothing to spread or to keep up.
+    assert not stack_runs["staging"].of_type("kubernetes:policy/v1:PodDisruptionBudget")
+    assert "affinity" not in controller(run, "loki").inputs["spec"]["template"]["spec"]
+
+
+def test_each_prometheus_replica_labels_its_series_and_alerts_still_deduplicate(stack_runs):
+    run = stack_runs["prod"]
+    env = controller(run, "prometheus").inputs["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}} in env
+    config = prometheus_config(run)
+    assert config["global"]["external_labels"]["replica"] == "${POD_NAME}"
+    assert config["alerting"]["alert_relabel_configs"] == [{"action": "labeldrop", "regex": "replica"}]
+    assert "replica" not in prometheus_config(stack_runs["staging"])["global"]["external_labels"]

@@ -150,9 +150,13 @@ def test_retention_and_labels_follow_the_stack(stack_runs, stack, time, size, cl
     assert "--config.file=/etc/prometheus/prometheus.yml" in args
     assert "--storage.tsdb.path=/prometheus" in args
     # Exemplars are kept, so Grafana's exemplar links to Jaeger have something to open.
-    assert "--enable-feature=exemplar-storage" in args
+    assert "--enable-feature=exemplar-storage,expand-external-labels" in args
     config = prometheus_config(run)
-    assert config["global"]["external_labels"] == {"environment": stack, "cluster": cluster}
+    labels = {"environment": stack, "cluster": cluster}
+    if stack == "prod":
+        # An HA pair: each replica's series carry its pod's name.
+        labels["replica"] = "${POD_NAME}"
+    assert config["global"]["external_labels"] == labels
     assert config["global"]["scrape_interval"] == "15s"
     assert config["global"]["evaluation_interval"] == "15s"
     assert config["rule_files"] == ["/etc/prometheus/rules/*.yml"]

@@ -139,8 +139,8 @@ class KubernetesPlatform(Platform):
                 "limits": {"cpu": w.resources.limits.cpu, "memory": w.resources.limits.memory},
             },
         }
-        if w.node_name_env is not None:
-            container["env"].append({"name": w.node_name_env, "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}})
+        for name, path in sorted(w.field_env.items()):
+            container["env"].append({"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}})
         if w.privileged:
             container["securityContext"] = {"privileged": True}
         if w.health is not None:
@@ -174,6 +174,18 @@ class KubernetesPlatform(Platform):
             pod_spec["serviceAccountName"] = w.name
 
         selector = {"app.kubernetes.io/name": w.name, "app.kubernetes.io/instance": self.environment}
+        if w.replicas > 1 and not w.per_node:
+            # Replicas on different nodes where the cluster can, and never all drained at once.
+            pod_spec["affinity"] = {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 100, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname",
+                                                    "labelSelector": {"matchLabels": selector}}},
+            ]}}
+            k8s.policy.v1.PodDisruptionBudget(
+                f"{w.name}-disruption-budget",
+                metadata={**meta, "name": w.name},
+                spec={"maxUnavailable": 1, "selector": {"matchLabels": selector}},
+                opts=fixed,
+            )
         template = {"metadata": {"labels": labels, "annotations": {CONFIG_HASH: w.config_hash()}}, "spec": pod_spec}
         named = {**meta, "name": w.name}
         if w.per_node:
