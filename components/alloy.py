@@ -89,6 +89,7 @@ def workload(settings: Settings, p: Pipeline) -> Workload:
         data=DataVolume(DATA_DIR, "1Gi"),
         host_mounts=(HostMount(POD_LOGS, POD_LOGS),) if p.kubernetes else (),
         per_node=True,
+        unrestricted_because="the node's pod logs are readable by root only",
         discovery=True,
         field_env={"NODE_NAME": "spec.nodeName"},
         health=HealthCheck("http", "/-/ready", docker_tool=None),

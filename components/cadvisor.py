@@ -36,6 +36,7 @@ def workload(settings: Settings) -> Optional[Workload]:
             HostMount("/dev/disk", "/dev/disk"),
         ),
         privileged=True,
+        unrestricted_because="cAdvisor reads every container's cgroups and runtime state",
         per_node=True,
         health=HealthCheck("metrics", "/healthz"),
         metrics_port="metrics",

@@ -31,6 +31,7 @@ def workload(settings: Settings) -> Optional[Workload]:
             runtime_class=gpu.runtime_class,
         ),
         per_node=True,
+        unrestricted_because="NVML and DCGM need root to read the GPUs' counters",
         # Neither image is sure to carry wget or curl; kubernetes probes them over HTTP.
         health=HealthCheck("metrics", "/health" if dcgm else "/", docker_tool=None),
         metrics_port="metrics",

@@ -31,6 +31,8 @@ def workload(settings: Settings) -> Optional[Workload]:
         host_pid=True,
         host_network=True,
         per_node=True,
+        # Host namespaces and a read-only view of the host, but as nobody with no capabilities.
+        run_as_user=65534,
         health=HealthCheck("metrics", "/"),
         metrics_port="metrics",
     )

@@ -108,5 +108,6 @@ def workload(settings: Settings, jaeger_otlp: str, loki_http: str, prometheus_ht
         config_files=(ConfigFile(CONFIG, render_config(settings, jaeger_otlp, loki_http, prometheus_http)),),
         # A distroless image: kubernetes probes the health_check extension, docker cannot.
         health=HealthCheck("health", "/", docker_tool=None),
+        run_as_user=10001,
         metrics_port="metrics",
     )

@@ -29,5 +29,6 @@ def workload(settings: Settings) -> Optional[Workload]:
         },
         secret_files=(password,),
         health=HealthCheck("metrics", "/"),
+        run_as_user=65534,
         metrics_port="metrics",
     )

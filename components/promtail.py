@@ -68,6 +68,7 @@ def workload(settings: Settings, p: Pipeline) -> Workload:
         # Reads the node's pod logs (kubernetes); docker logs come through the engine's API.
         host_mounts=(HostMount(POD_LOGS, POD_LOGS),) if p.kubernetes else (),
         per_node=True,
+        unrestricted_because="the node's pod logs are readable by root only",
         discovery=True,
         field_env={"HOSTNAME": "spec.nodeName"},
         # The image has neither wget nor curl; kubernetes probes it over HTTP.

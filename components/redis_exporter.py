@@ -34,5 +34,6 @@ def workload(settings: Settings) -> Optional[Workload]:
         secret_files=secrets,
         # A scratch image: no shell or wget for a docker health check; kubernetes probes it.
         health=HealthCheck("metrics", "/health", docker_tool=None),
+        run_as_user=65534,
         metrics_port="metrics",
     )

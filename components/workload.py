@@ -104,8 +104,11 @@ class Workload:
     host_network: bool = False
     privileged: bool = False
     gpu: Optional[Gpu] = None
-    # The image's unprivileged user; kubernetes also gives it the data volume (fsGroup).
+    # The image's unprivileged user; kubernetes also gives it the data volume (fsGroup). With it,
+    # kubernetes runs the pod restricted: non-root, read-only root filesystem, no capabilities.
     run_as_user: Optional[int] = None
+    # Why a workload cannot run restricted (root or privileged host access), said where it is made.
+    unrestricted_because: Optional[str] = None
     # Reads the platform's API to discover scrape or log targets (docker socket, or RBAC).
     discovery: bool = False
     # Kubernetes: environment variables set from the pod's own fields (downward API), such as
@@ -114,6 +117,11 @@ class Workload:
     # The port Prometheus scrapes, by name, and its path.
     metrics_port: Optional[str] = None
     metrics_path: str = "/metrics"
+
+    def __post_init__(self):
+        if self.unrestricted_because is None and self.run_as_user is None:
+            raise ValueError(f"{self.name}: a restricted pod needs the image's user (run_as_user), "
+                             "or unrestricted_because saying why it cannot have one")
 
     def config_hash(self) -> str:
         """A digest of the non-secret files. Platforms show it on the container or pod template,

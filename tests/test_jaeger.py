@@ -88,6 +88,7 @@ def test_badger_lives_on_a_claim_of_a_statefulset(stack_runs, stack, size, stora
 def test_jaeger_runs_as_its_own_user_who_owns_the_claim(stack_runs, stack):
     assert pod_spec(stack_runs[stack])["securityContext"] == {
         "runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001, "fsGroup": 10001,
+        "seccompProfile": {"type": "RuntimeDefault"},
     }
 
 

@@ -92,6 +92,7 @@ def test_stateful_services_keep_data_on_claims(stack_runs, stack, service, repli
     # The image's unprivileged user owns the claim.
     assert spec["template"]["spec"]["securityContext"] == {
         "runAsNonRoot": True, "runAsUser": 65534, "runAsGroup": 65534, "fsGroup": 65534,
+        "seccompProfile": {"type": "RuntimeDefault"},
     }
 
 
@@ -242,3 +243,35 @@ def test_each_prometheus_replica_labels_its_series_and_alerts_still_deduplicate(
     assert config["global"]["external_labels"]["replica"] == "${POD_NAME}"
     assert config["alerting"]["alert_relabel_configs"] == [{"action": "labeldrop", "regex": "replica"}]
     assert "replica" not in prometheus_config(stack_runs["staging"])["global"]["external_labels"]
+
+
+RESTRICTED = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}
+
+
+def test_pods_run_restricted_except_where_host_access_needs_root(stack_runs):
+    run = stack_runs["prod"]
+    unrestricted = {"cadvisor", "gpu-exporter", "alloy"}
+    for resource in run.resources:
+        if resource.type not in CONTROLLERS:
+            continue
+        pod = resource.inputs["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        if resource.name in unrestricted:
+            assert container.get("securityContext") != RESTRICTED, resource.name
+            continue
+        assert container["securityContext"] == RESTRICTED, resource.name
+        assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] > 0, resource.name
+        # A read-only root filesystem still needs somewhere to write scratch files.
+        assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"], resource.name
+    assert controller(run, "cadvisor").inputs["spec"]["template"]["spec"]["containers"][0]["securityContext"] == {"privileged": True}
+
+
+def test_a_workload_that_is_neither_restricted_nor_excused_is_refused():
+    import pytest as _pytest
+
+    from components.settings import parse
+    from components.workload import Port, Workload
+
+    resources = parse("dev", {"platform": "docker"}).prometheus.resources
+    with _pytest.raises(ValueError, match="mystery: a restricted pod needs the image's user"):
+        Workload(name="mystery", image="example/mystery:1.0", ports=(Port("http", 8080),), resources=resources)

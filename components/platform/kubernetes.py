@@ -149,11 +149,20 @@ class KubernetesPlatform(Platform):
             container["livenessProbe"] = {**probe, "periodSeconds": 20, "failureThreshold": 6, "initialDelaySeconds": 30}
 
         pod_spec: dict = {"containers": [container], "volumes": volumes}
-        if w.run_as_user is not None:
+        if w.unrestricted_because is None:
             uid = w.run_as_user
             pod_spec["securityContext"] = {
                 "runAsNonRoot": True, "runAsUser": uid, "runAsGroup": uid, "fsGroup": uid,
+                "seccompProfile": {"type": "RuntimeDefault"},
             }
+            container["securityContext"] = {
+                "allowPrivilegeEscalation": False,
+                "readOnlyRootFilesystem": True,
+                "capabilities": {"drop": ["ALL"]},
+            }
+            # The root filesystem is read-only; scratch space goes to memory-backed /tmp.
+            volumes.append({"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}})
+            mounts.append({"name": "tmp", "mountPath": "/tmp"})
         if w.host_pid:
             pod_spec["hostPID"] = True
         if w.host_network:
