@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 from components import images
-from components.log_pipeline import JSON_FIELDS, LEVEL_LABEL, POD_LOGS, REDACTED, TRACE_ID, Pipeline, Relabel
+from components.log_pipeline import JSON_FIELDS, LEVEL_LABEL, REDACTED, TRACE_ID, Pipeline, Relabel, shipper
 from components.settings import Settings
-from components.workload import ConfigFile, DataVolume, HealthCheck, HostMount, Port, Workload
+from components.workload import ConfigFile, Workload
 
 CONFIG = "/etc/alloy/config.alloy"
 DATA_DIR = "/var/lib/alloy"
@@ -79,19 +79,10 @@ def render_config(p: Pipeline) -> str:
 
 
 def workload(settings: Settings, p: Pipeline) -> Workload:
-    return Workload(
-        name="alloy",
-        image=images.ALLOY,
-        ports=(Port("http", PORT),),
-        resources=settings.log_shipper.resources,
+    return shipper(
+        settings, p, name="alloy", image=images.ALLOY, port=PORT,
         args=("run", f"--server.http.listen-addr=0.0.0.0:{PORT}", f"--storage.path={DATA_DIR}", CONFIG),
-        config_files=(ConfigFile(CONFIG, render_config(p)),),
-        data=DataVolume(DATA_DIR, "1Gi"),
-        host_mounts=(HostMount(POD_LOGS, POD_LOGS),) if p.kubernetes else (),
-        per_node=True,
-        unrestricted_because="the node's pod logs are readable by root only",
-        discovery=True,
-        field_env={"NODE_NAME": "spec.nodeName"},
-        health=HealthCheck("http", "/-/ready", docker_tool=None),
-        metrics_port="http",
+        config=ConfigFile(CONFIG, render_config(p)), data_dir=DATA_DIR,
+        # The discovery selector keeps this node's pods: NODE_NAME.
+        node_env="NODE_NAME", ready_path="/-/ready",
     )

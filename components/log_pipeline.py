@@ -13,6 +13,9 @@ from typing import Optional
 
 import yaml
 
+from components.settings import Settings
+from components.workload import ConfigFile, DataVolume, HealthCheck, HostMount, Port, Workload
+
 REDACTION_FILE = Path(__file__).parent.parent / "configs" / "logs" / "redaction.yml"
 REDACTED = "[REDACTED]"
 POD_LOGS = "/var/log/pods"
@@ -95,4 +98,28 @@ def pipeline(platform: str, loki_address: str, environment: str, cluster: str) -
         external_labels={"environment": environment, "cluster": cluster},
         relabel=kubernetes_relabel() if platform == "kubernetes" else docker_relabel(),
         redactions=redactions(),
+    )
+
+
+def shipper(settings: Settings, p: Pipeline, *, name: str, image: str, port: int, args: tuple[str, ...],
+            config: ConfigFile, data_dir: str, node_env: str, ready_path: str) -> Workload:
+    """What running either shipper takes, on every node: the parts that differ are the arguments."""
+    return Workload(
+        name=name,
+        image=image,
+        ports=(Port("http", port),),
+        resources=settings.log_shipper.resources,
+        args=args,
+        config_files=(config,),
+        # Read positions: where each log file was read up to, kept across restarts.
+        data=DataVolume(data_dir, "1Gi"),
+        # Reads the node's pod logs (kubernetes); docker logs come through the engine's API.
+        host_mounts=(HostMount(POD_LOGS, POD_LOGS),) if p.kubernetes else (),
+        per_node=True,
+        unrestricted_because="the node's pod logs are readable by root only",
+        discovery=True,
+        field_env={node_env: "spec.nodeName"},
+        # Neither image has wget or curl; kubernetes probes it over HTTP.
+        health=HealthCheck("http", ready_path, docker_tool=None),
+        metrics_port="http",
     )

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from components import images
-from components.log_pipeline import JSON_FIELDS, LEVEL_LABEL, POD_LOGS, REDACTED, TRACE_ID, Pipeline, Relabel
+from components.log_pipeline import JSON_FIELDS, LEVEL_LABEL, REDACTED, TRACE_ID, Pipeline, Relabel, shipper
 from components.prometheus import dump_yaml
 from components.settings import Settings
-from components.workload import ConfigFile, DataVolume, HealthCheck, HostMount, Port, Workload
+from components.workload import ConfigFile, Workload
 
 CONFIG = "/etc/promtail/promtail.yml"
 DATA_DIR = "/var/lib/promtail"
@@ -57,21 +57,9 @@ def render_config(p: Pipeline) -> str:
 
 
 def workload(settings: Settings, p: Pipeline) -> Workload:
-    return Workload(
-        name="promtail",
-        image=images.PROMTAIL,
-        ports=(Port("http", PORT),),
-        resources=settings.log_shipper.resources,
-        args=(f"-config.file={CONFIG}",),
-        config_files=(ConfigFile(CONFIG, render_config(p)),),
-        data=DataVolume(DATA_DIR, "1Gi"),
-        # Reads the node's pod logs (kubernetes); docker logs come through the engine's API.
-        host_mounts=(HostMount(POD_LOGS, POD_LOGS),) if p.kubernetes else (),
-        per_node=True,
-        unrestricted_because="the node's pod logs are readable by root only",
-        discovery=True,
-        field_env={"HOSTNAME": "spec.nodeName"},
-        # The image has neither wget nor curl; kubernetes probes it over HTTP.
-        health=HealthCheck("http", "/ready", docker_tool=None),
-        metrics_port="http",
+    return shipper(
+        settings, p, name="promtail", image=images.PROMTAIL, port=PORT,
+        args=(f"-config.file={CONFIG}",), config=ConfigFile(CONFIG, render_config(p)), data_dir=DATA_DIR,
+        # Promtail tails only pods whose __host__ is this node, named by HOSTNAME.
+        node_env="HOSTNAME", ready_path="/ready",
     )

@@ -19,7 +19,6 @@ The mock engine here is also what the tests run the program under (tests/conftes
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import runpy

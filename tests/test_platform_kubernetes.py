@@ -206,7 +206,7 @@ def test_per_node_exporters_stay_discoverable_with_user_discovery_off():
     run = run_program("prod", merge(stack_config("prod"), {"prometheus": {"discovery": False}}), SECRETS)
     jobs = {j["job_name"] for j in prometheus_config(run)["scrape_configs"]}
     assert "kubernetes-pods" not in jobs and "node-exporter" in jobs
-    assert "prometheus-discovery" in run.names("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole")
+    assert run.names("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole") == {"prometheus-discovery", "alloy-discovery"}
 
 
 def test_prod_protects_its_data_and_keeps_it_on_destroy(stack_runs):
