@@ -35,8 +35,18 @@ def receivers_and_routes(settings: Settings, secret_path) -> tuple[list[dict], l
     """The receivers the stack enables and the routes that reach them, most specific first."""
     r = settings.alertmanager.receivers
     receivers: list[dict] = [{"name": NULL}]
-    # The Watchdog always fires; it proves the pipeline works and must never page anyone.
-    routes: list[dict] = [{"matchers": ['alertname="Watchdog"'], "receiver": NULL, "repeat_interval": "1h"}]
+    # The Watchdog always fires; it proves the pipeline works and must never page anyone. With a
+    # dead man's switch it is sent there on a short repeat, and silence from it raises the alarm.
+    watchdog = {"matchers": ['alertname="Watchdog"'], "receiver": NULL, "repeat_interval": "1h"}
+    if r.watchdog.enabled:
+        receivers.append({
+            "name": "watchdog",
+            # url_file (Alertmanager 0.26+): the URL usually carries the check's token.
+            "webhook_configs": [{"url_file": secret_path("watchdog_url"), "send_resolved": False}],
+        })
+        watchdog.update(receiver="watchdog", group_wait="0s", group_interval=r.watchdog.repeat_interval,
+                        repeat_interval=r.watchdog.repeat_interval)
+    routes: list[dict] = [watchdog]
     if r.pagerduty.enabled:
         receivers.append(
             {
@@ -111,6 +121,8 @@ def workload(settings: Settings, platform: Platform) -> Workload:
         secrets.append(SecretFile("slack_webhook_url", settings.secret("slack_webhook_url")))
     if receivers.pagerduty.enabled:
         secrets.append(SecretFile("pagerduty_routing_key", settings.secret("pagerduty_routing_key")))
+    if receivers.watchdog.enabled:
+        secrets.append(SecretFile("watchdog_url", settings.secret("watchdog_url")))
     paths = {s.name: s.path for s in secrets}
     ports = [Port("web", PORT, host_port=am.port)]
     if am.replicas > 1:

@@ -176,9 +176,19 @@ class PagerDutyReceiver(Model):
     enabled: bool = False
 
 
+class WatchdogReceiver(Model):
+    """A dead man's switch: an outside service that alarms when the Watchdog stops arriving."""
+
+    enabled: bool = False
+    # How often the always-firing Watchdog is sent again; the outside service's grace period
+    # must be longer than this plus group_wait.
+    repeat_interval: Duration = "1m"
+
+
 class Receivers(Model):
     slack: SlackReceiver = Field(default_factory=SlackReceiver)
     pagerduty: PagerDutyReceiver = Field(default_factory=PagerDutyReceiver)
+    watchdog: WatchdogReceiver = Field(default_factory=WatchdogReceiver)
 
 
 class AlertmanagerSettings(Model):
@@ -369,6 +379,7 @@ class SecretsSettings(Model):
 
     slack_webhook_url: Optional[SecretValue] = None
     pagerduty_routing_key: Optional[SecretValue] = None
+    watchdog_url: Optional[SecretValue] = None
     postgres_password: Optional[SecretValue] = None
     redis_password: Optional[SecretValue] = None
     remote_write_password: Optional[SecretValue] = None
@@ -426,6 +437,8 @@ def _cross_checks(s: Settings) -> list[tuple[str, str]]:
         need_secret("slack_webhook_url", "alertmanager.receivers.slack.enabled is true")
     if receivers.pagerduty.enabled:
         need_secret("pagerduty_routing_key", "alertmanager.receivers.pagerduty.enabled is true")
+    if receivers.watchdog.enabled:
+        need_secret("watchdog_url", "alertmanager.receivers.watchdog.enabled is true")
 
     pg = s.exporters.postgres
     if pg.enabled:

@@ -42,6 +42,7 @@ NAMESPACE = "observability"
 SECRETS = {
     "slack_webhook_url": "https://hooks.slack.example/T000/B000/slack-secret-4f1c",
     "pagerduty_routing_key": "pagerduty-secret-77aa",
+    "watchdog_url": "https://deadman.example/ping/watchdog-secret-0d9e",
     "postgres_password": "postgres-secret-9b2e",
     "redis_password": "redis-secret-c3d4",
     "remote_write_password": "remote-write-secret-e5f6",
@@ -106,6 +107,17 @@ def relocate(text: str, root: Path, prefixes: tuple[str, ...]) -> str:
     for prefix in prefixes:
         text = text.replace(prefix, str(root) + prefix)
     return text
+
+
+def inline_webhook_url_files(path: Path) -> None:
+    """Debian's Alertmanager is 0.25, older than webhook `url_file` (0.26, used by the deployed
+    image). For it, put each webhook's URL into the (relocated) config itself: same meaning."""
+    config = yaml.safe_load(path.read_text())
+    for receiver in config.get("receivers", []):
+        for webhook in receiver.get("webhook_configs", []):
+            if "url_file" in webhook:
+                webhook["url"] = Path(webhook.pop("url_file")).read_text().strip()
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
 def container_args(run: Run, service: str) -> list[str]:

@@ -10,6 +10,7 @@ from conftest import (
     STACKS,
     container_args,
     container_files,
+    inline_webhook_url_files,
     merge,
     relocate,
     require_tool,
@@ -26,6 +27,7 @@ def amtool_config(run, tmp_path):
     files = write_files(container_files(run, "alertmanager"), tmp_path)
     path = files["/etc/alertmanager/alertmanager.yml"]
     path.write_text(relocate(path.read_text(), tmp_path, PREFIXES))
+    inline_webhook_url_files(path)
     return path
 
 
@@ -61,9 +63,9 @@ ROUTES = {
         ("severity=critical", "alertname=ServiceDown"): "pagerduty,slack-critical",
         ("severity=warning", "alertname=HostDiskSpaceLow"): "slack-warning",
         ("severity=info", "alertname=Something"): "null",
-        ("severity=info", "alertname=Watchdog"): "null",
-        # The Watchdog must never page, whatever severity someone gives it.
-        ("severity=critical", "alertname=Watchdog"): "null",
+        # The Watchdog goes to the dead man's switch alone, and never pages, whatever its severity.
+        ("severity=info", "alertname=Watchdog"): "watchdog",
+        ("severity=critical", "alertname=Watchdog"): "watchdog",
     },
 }
 
@@ -138,8 +140,29 @@ def test_receiver_secrets_reach_alertmanager_only_as_files(stack_runs):
     assert receivers["pagerduty"]["pagerduty_configs"][0]["routing_key_file"] == "/run/secrets/pagerduty_routing_key"
     assert files["/run/secrets/slack_webhook_url"] == SECRETS["slack_webhook_url"]
     assert files["/run/secrets/pagerduty_routing_key"] == SECRETS["pagerduty_routing_key"]
+    assert receivers["watchdog"]["webhook_configs"][0]["url_file"] == "/run/secrets/watchdog_url"
+    assert files["/run/secrets/watchdog_url"] == SECRETS["watchdog_url"]
     text = files["/etc/alertmanager/alertmanager.yml"]
-    assert SECRETS["slack_webhook_url"] not in text and SECRETS["pagerduty_routing_key"] not in text
+    for name in ("slack_webhook_url", "pagerduty_routing_key", "watchdog_url"):
+        assert SECRETS[name] not in text, name
+
+
+def test_the_watchdog_repeats_to_the_dead_mans_switch_on_its_own_interval():
+    override = {"alertmanager": {"receivers": {"watchdog": {"enabled": True, "repeat_interval": "2m"}}}}
+    config = yaml.safe_load(container_files(
+        run_program("dev", merge(stack_config("dev"), override), {"watchdog_url": SECRETS["watchdog_url"]}),
+        "alertmanager")["/etc/alertmanager/alertmanager.yml"])
+    route = config["route"]["routes"][0]
+    assert route["matchers"] == ['alertname="Watchdog"'] and route["receiver"] == "watchdog"
+    # Sent at once and then every 2m, whatever the stack's grouping intervals are.
+    assert (route["group_wait"], route["group_interval"], route["repeat_interval"]) == ("0s", "2m", "2m")
+    # A resolved Watchdog means nothing: only its absence is the alarm.
+    assert config["receivers"][-1]["webhook_configs"][0]["send_resolved"] is False
+
+
+def test_without_a_dead_mans_switch_the_watchdog_notifies_nobody(stack_runs):
+    route = config_of(stack_runs["staging"])["route"]["routes"][0]
+    assert route["matchers"] == ['alertname="Watchdog"'] and route["receiver"] == "null"
 
 
 def test_a_clustered_alertmanager_lists_every_peer(stack_runs):

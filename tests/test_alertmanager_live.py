@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import yaml
 
-from conftest import SECRETS, container_files, merge, relocate, require_tool, run_program, stack_config, write_files
+from conftest import SECRETS, container_files, inline_webhook_url_files, merge, relocate, require_tool, run_program, stack_config, write_files
 
 DEADLINE_S = 60
 
@@ -76,7 +76,7 @@ def alertmanager(tmp_path_factory):
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
     # Prod's configuration; only the waits are shortened, through the stack's own settings.
     fast = {"alertmanager": {"group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h"}}
-    secrets = {**SECRETS, "slack_webhook_url": f"{receiver.url}/slack"}
+    secrets = {**SECRETS, "slack_webhook_url": f"{receiver.url}/slack", "watchdog_url": f"{receiver.url}/watchdog"}
     run = run_program("prod", merge(stack_config("prod"), fast), secrets)
     root = tmp_path_factory.mktemp("alertmanager")
     files = write_files(container_files(run, "alertmanager"), root)
@@ -85,6 +85,7 @@ def alertmanager(tmp_path_factory):
     config["global"]["pagerduty_url"] = f"{receiver.url}/pagerduty"
     path = root / "alertmanager-live.yml"
     path.write_text(yaml.safe_dump(config))
+    inline_webhook_url_files(path)
     port = free_port()
     process = subprocess.Popen(
         [binary, f"--config.file={path}", f"--storage.path={root / 'data'}",
@@ -136,7 +137,7 @@ def test_routing_and_inhibition_with_a_real_alertmanager(alertmanager):
     ])
 
     def delivered():
-        return {path for path, _ in receiver.received} >= {"/slack", "/pagerduty"} and receiver.received
+        return {path for path, _ in receiver.received} >= {"/slack", "/pagerduty", "/watchdog"} and receiver.received
 
     wait_for(delivered, "notifications")
     time.sleep(3)  # later groups (warnings) have had their 1s group_wait several times over
@@ -157,6 +158,9 @@ def test_routing_and_inhibition_with_a_real_alertmanager(alertmanager):
     assert any(body.get("channel") == "#prod-alerts" for body in slack)
     assert "HttpLatencyP95High" not in text
     assert "Watchdog" not in text and "Watchdog" not in json.dumps(pagerduty)
+    # The Watchdog reaches the dead man's switch, and nothing else does.
+    watchdog = [body for path, body in receiver.received if path == "/watchdog"]
+    assert {a["labels"]["alertname"] for body in watchdog for a in body["alerts"]} == {"Watchdog"}
     warnings = [body for body in slack if body.get("channel") == "#prod-alerts"]
     assert all("n1" not in json.dumps(body) for body in warnings), "n1's warning was delivered despite its critical"
     assert time.monotonic() - started < DEADLINE_S

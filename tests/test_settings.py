@@ -44,7 +44,8 @@ def test_retention_and_platform_per_environment(stack, retention, platform):
     "stack, required",
     [
         ("staging", ["slack_webhook_url", "postgres_password"]),
-        ("prod", ["slack_webhook_url", "pagerduty_routing_key", "postgres_password", "remote_write_password"]),
+        ("prod", ["slack_webhook_url", "pagerduty_routing_key", "watchdog_url", "postgres_password",
+                  "remote_write_password"]),
     ],
 )
 def test_stack_without_its_secrets_names_each_missing_secret(stack, required):

@@ -84,7 +84,7 @@ def leaks(value, path="", found=None):
 # Every feature that takes a secret, on at once (Loki's bucket on S3; GCS is the other choice).
 EVERYTHING_WITH_SECRETS = {
     "loki": {"storage": {"type": "s3", "bucket": "logs"}},
-    "alertmanager": {"receivers": {"slack": {"enabled": True}, "pagerduty": {"enabled": True}}},
+    "alertmanager": {"receivers": {"slack": {"enabled": True}, "pagerduty": {"enabled": True}, "watchdog": {"enabled": True}}},
     "exporters": {
         "postgres": {"enabled": True, "host": "db", "user": "exporter"},
         "redis": {"enabled": True, "address": "redis://redis:6379"},
