@@ -9,7 +9,9 @@ from components import images
 from components.platform import Platform
 from components.prometheus import dump_yaml
 from components.settings import Settings
-from components.workload import ConfigFile, DataVolume, HealthCheck, Port, SecretFile, Workload
+from components.workload import (
+    PROMETHEUS, ConfigFile, DataVolume, HealthCheck, Port, SecretFile, Workload, grafana_clients,
+)
 
 CONFIG_SOURCE = Path(__file__).parent.parent / "configs" / "alertmanager"
 CONFIG_DIR = "/etc/alertmanager"
@@ -124,9 +126,10 @@ def workload(settings: Settings, platform: Platform) -> Workload:
     if receivers.watchdog.enabled:
         secrets.append(SecretFile("watchdog_url", settings.secret("watchdog_url")))
     paths = {s.name: s.path for s in secrets}
-    ports = [Port("web", PORT, host_port=am.port)]
+    # Prometheus sends alerts; Grafana reads them and sends its own (contact point).
+    ports = [Port("web", PORT, host_port=am.port, clients=(PROMETHEUS, *grafana_clients(settings)))]
     if am.replicas > 1:
-        ports.append(Port("cluster", CLUSTER_PORT))
+        ports.append(Port("cluster", CLUSTER_PORT, clients=("alertmanager",), udp=True))
     base = Workload(
         name="alertmanager",
         image=images.ALERTMANAGER,

@@ -12,6 +12,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Optional
+from urllib.parse import urlsplit
 
 import pulumi
 import pulumiverse_grafana as grafana
@@ -19,7 +20,7 @@ import pulumiverse_grafana as grafana
 from components import images
 from components.dashboards import Dashboard, folder_uid
 from components.settings import Settings
-from components.workload import DataVolume, HealthCheck, Port, SecretFile, Workload
+from components.workload import DataVolume, HealthCheck, Ingress, Port, SecretFile, Workload
 
 PORT = 3000
 DATA_DIR = "/var/lib/grafana"
@@ -55,6 +56,25 @@ def base(settings: Settings) -> Workload:
         health=HealthCheck("http", "/api/health"),
         run_as_user=472,
         metrics_port="http",
+        ingress=_ingress(settings),
+    )
+
+
+def _ingress(settings: Settings) -> Optional[Ingress]:
+    i = settings.grafana.ingress
+    if not i.enabled:
+        return None
+    annotations = dict(i.annotations)
+    if i.cluster_issuer:
+        # cert-manager issues the certificate into tls_secret and renews it.
+        annotations["cert-manager.io/cluster-issuer"] = i.cluster_issuer
+    return Ingress(
+        port="http",
+        host=urlsplit(settings.grafana.url).hostname,
+        tls_secret=i.tls_secret,
+        class_name=i.class_name,
+        annotations=annotations,
+        controller_namespace=i.controller_namespace,
     )
 
 

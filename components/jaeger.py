@@ -5,7 +5,7 @@ from __future__ import annotations
 from components import images
 from components.prometheus import dump_yaml
 from components.settings import Settings, go_duration
-from components.workload import ConfigFile, DataVolume, HealthCheck, Port, Workload
+from components.workload import ConfigFile, DataVolume, HealthCheck, Port, Workload, grafana_clients
 
 CONFIG = "/etc/jaeger/config.yaml"
 DATA_DIR = "/badger"
@@ -76,8 +76,9 @@ def workload(settings: Settings) -> Workload:
         name="jaeger",
         image=images.JAEGER,
         ports=(
-            Port("ui", UI_PORT, host_port=jaeger.port),
-            Port("otlp-grpc", GRPC_PORT),
+            # Grafana reads traces through the query API; the collector is the only writer.
+            Port("ui", UI_PORT, host_port=jaeger.port, clients=grafana_clients(settings)),
+            Port("otlp-grpc", GRPC_PORT, clients=("otel-collector",)),
             Port("otlp-http", HTTP_PORT),
             Port("metrics", METRICS_PORT),
             Port("health", HEALTH_PORT),

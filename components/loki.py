@@ -7,7 +7,7 @@ import pulumi
 from components import images
 from components.prometheus import dump_yaml
 from components.settings import LokiSettings, Settings
-from components.workload import ConfigFile, DataVolume, HealthCheck, Port, SecretFile, Workload
+from components.workload import ConfigFile, DataVolume, HealthCheck, Port, SecretFile, Workload, grafana_clients
 
 CONFIG = "/etc/loki/loki.yml"
 DATA_DIR = "/loki"
@@ -108,7 +108,13 @@ def workload(settings: Settings) -> Workload:
     return Workload(
         name="loki",
         image=images.LOKI,
-        ports=(Port("http", HTTP_PORT, host_port=settings.loki.port), Port("grpc", GRPC_PORT)),
+        ports=(
+            # The shipper and the collector push logs; Grafana queries them.
+            Port("http", HTTP_PORT, host_port=settings.loki.port,
+                 clients=(settings.log_shipper.type, "otel-collector", *grafana_clients(settings))),
+            # Loki's components call each other over gRPC, even within one process.
+            Port("grpc", GRPC_PORT, clients=("loki",)),
+        ),
         resources=settings.loki.resources,
         args=(f"-config.file={CONFIG}",),
         env=env,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from components import images
 from components.prometheus import dump_yaml
 from components.settings import Settings, go_duration, milliseconds
-from components.workload import ConfigFile, HealthCheck, Port, Workload
+from components.workload import ANYONE, ConfigFile, HealthCheck, Port, Workload
 
 CONFIG = "/etc/otelcol-contrib/config.yaml"
 GRPC_PORT = 4317
@@ -98,8 +98,9 @@ def workload(settings: Settings, jaeger_otlp: str, loki_http: str, prometheus_ht
         name="otel-collector",
         image=images.OTEL_COLLECTOR,
         ports=(
-            Port("otlp-grpc", GRPC_PORT, host_port=collector.grpc_port),
-            Port("otlp-http", HTTP_PORT, host_port=collector.http_port),
+            # Applications anywhere send their telemetry here.
+            Port("otlp-grpc", GRPC_PORT, host_port=collector.grpc_port, clients=(ANYONE,)),
+            Port("otlp-http", HTTP_PORT, host_port=collector.http_port, clients=(ANYONE,)),
             Port("metrics", METRICS_PORT),
             Port("health", HEALTH_PORT),
         ),

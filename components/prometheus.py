@@ -14,11 +14,13 @@ from components.settings import PrometheusSettings, Settings
 from components.workload import (
     ConfigFile,
     DataVolume,
+    PROMETHEUS,
     HealthCheck,
     Port,
     ScrapeJob,
     SecretFile,
     Workload,
+    grafana_clients,
 )
 
 CONFIG_SOURCE = Path(__file__).parent.parent / "configs" / "prometheus"
@@ -225,7 +227,9 @@ def base(settings: Settings) -> Workload:
     return Workload(
         name="prometheus",
         image=images.PROMETHEUS,
-        ports=(Port("web", PORT, host_port=prom.port),),
+        # Grafana queries it, the collector pushes OTLP metrics, replicas scrape each other.
+        ports=(Port("web", PORT, host_port=prom.port,
+                    clients=(*grafana_clients(settings), "otel-collector", PROMETHEUS)),),
         resources=prom.resources,
         args=(
             f"--config.file={CONFIG_DIR}/prometheus.yml",

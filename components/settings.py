@@ -336,6 +336,23 @@ class GrafanaAlerts(Model):
     log_volume_factor: float = Field(default=3, gt=1)
 
 
+class GrafanaIngress(Model):
+    """Kubernetes: Grafana reachable from outside the cluster, over TLS, at grafana.url's host.
+    Without it, Grafana's port admits only Prometheus (NetworkPolicy); use `kubectl port-forward`."""
+
+    enabled: bool = False
+    # The IngressClass of the cluster's ingress controller; unset: the cluster's default class.
+    class_name: Optional[Name] = None
+    # The kubernetes.io/tls Secret in the stack's namespace with the certificate for the host.
+    tls_secret: Name = "grafana-tls"
+    # A cert-manager ClusterIssuer that issues tls_secret; unset: the Secret is provided otherwise.
+    cluster_issuer: Optional[str] = Field(default=None, min_length=1)
+    # Where the ingress controller's pods run: the only namespace whose pods may reach Grafana.
+    controller_namespace: Name = "ingress-nginx"
+    # Further annotations for the controller (timeouts, allow-lists, ...).
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
 class GrafanaSettings(Model):
     # deploy: the stack runs Grafana. external: everything goes to an existing Grafana at
     # grafana.url, with an API token in secrets.grafana_api_token.
@@ -350,6 +367,7 @@ class GrafanaSettings(Model):
     )
     datasource_urls: DatasourceUrls = Field(default_factory=DatasourceUrls)
     alerts: GrafanaAlerts = Field(default_factory=GrafanaAlerts)
+    ingress: GrafanaIngress = Field(default_factory=GrafanaIngress)
     storage_size: Quantity = "10Gi"
     resources: Resources = resources("100m", "256Mi", "1", "512Mi")
 
@@ -475,6 +493,14 @@ def _cross_checks(s: Settings) -> list[tuple[str, str]]:
         problems.append(("grafana.url", f"required because {because}: the address where `pulumi up` reaches Grafana"))
     if grafana.mode == "external":
         need_secret("grafana_api_token", "grafana.mode is external")
+    if grafana.ingress.enabled:
+        if s.platform != "kubernetes":
+            problems.append(("grafana.ingress.enabled", "an Ingress needs the kubernetes platform; docker publishes grafana.port"))
+        elif grafana.mode != "deploy":
+            problems.append(("grafana.ingress.enabled", "an Ingress is for the Grafana the stack deploys (grafana.mode is external)"))
+        elif grafana.url is not None and not re.fullmatch(r"https://[^/:]+/?", grafana.url):
+            problems.append(("grafana.url", "must be https://<host> because grafana.ingress.enabled is true "
+                                            "(the Ingress serves TLS for that host, at its root)"))
     # Folders are known to Grafana, dashboards and configs/grafana/dashboards/ by their uid.
     uids: dict[str, list[str]] = {}
     for title in grafana.folders:

@@ -12,7 +12,7 @@ from typing import Optional
 
 import pulumi
 
-from components.settings import Resources, Toleration
+from components.settings import Resources, Settings, Toleration
 
 # The label (docker) or pod template annotation (kubernetes) that carries Workload.config_hash().
 CONFIG_HASH = "observability.dev/config-hash"
@@ -21,12 +21,30 @@ CONFIG_HASH = "observability.dev/config-hash"
 SECRETS_DIR = "/run/secrets"
 
 
+# In Port.clients: every source may call the port (applications sending telemetry).
+ANYONE = "*"
+# Scrapes every metrics port; NetworkPolicies admit it there without being named.
+PROMETHEUS = "prometheus"
+
+
+def grafana_clients(settings: Settings) -> tuple[str, ...]:
+    """Who reads a datasource: the stack's Grafana, or anyone when Grafana is external, since the
+    stack cannot tell where an external Grafana's requests come from."""
+    return ("grafana",) if settings.grafana.mode == "deploy" else (ANYONE,)
+
+
 @dataclass(frozen=True)
 class Port:
     name: str
     container_port: int
     # Published on the docker host (bound to docker.bind_address); Kubernetes ignores it.
     host_port: Optional[int] = None
+    # The workloads (by name) that call this port, or ANYONE. On kubernetes a NetworkPolicy
+    # admits exactly these (and the node, for probes); a port nobody calls is closed. Docker's one
+    # network between the stack's containers has no such rules.
+    clients: tuple[str, ...] = ()
+    # Also UDP on the same number (Alertmanager's cluster gossip).
+    udp: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,6 +94,19 @@ class HealthCheck:
 
 
 @dataclass(frozen=True)
+class Ingress:
+    """Kubernetes: a port reachable from outside the cluster at a host name, over TLS."""
+
+    port: str
+    host: str
+    tls_secret: str
+    class_name: Optional[str]
+    annotations: dict[str, str]
+    # The ingress controller's namespace: its pods alone may reach the port.
+    controller_namespace: str
+
+
+@dataclass(frozen=True)
 class Gpu:
     """Access to every NVIDIA GPU of the node, and on kubernetes where such nodes are."""
 
@@ -114,6 +145,7 @@ class Workload:
     # Kubernetes: environment variables set from the pod's own fields (downward API), such as
     # {"NODE_NAME": "spec.nodeName"}. Docker has one host and no pods: it sets none of them.
     field_env: dict[str, str] = field(default_factory=dict)
+    ingress: Optional[Ingress] = None
     # The port Prometheus scrapes, by name, and its path.
     metrics_port: Optional[str] = None
     metrics_path: str = "/metrics"

@@ -35,7 +35,8 @@ GENERATED = "generated-grafana-password-7c1d"  # what the mocks give RandomPassw
 PASSWORD_FILE = "/run/secrets/grafana_admin_password"
 # dev and staging set no password and get a generated one; prod's secrets include one.
 PASSWORDS = {"dev": GENERATED, "staging": GENERATED, "prod": SECRETS["grafana_admin_password"]}
-EXTERNAL = {"grafana": {"mode": "external", "url": "https://grafana.corp.example"}}
+# An external Grafana has no Ingress of the stack's (staging and prod ship one for their own).
+EXTERNAL = {"grafana": {"mode": "external", "url": "https://grafana.corp.example", "ingress": {"enabled": False}}}
 DEFAULT_FOLDERS = ["Platform", "Applications", "Databases", "GPU & ML", "LLM & RAG"]
 
 

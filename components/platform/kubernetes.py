@@ -14,7 +14,7 @@ import pulumi_kubernetes as k8s
 
 from components.platform import Platform, data_options
 from components.settings import Settings
-from components.workload import CONFIG_HASH, SECRETS_DIR, PodDiscovery, ScrapeJob, Workload
+from components.workload import ANYONE, CONFIG_HASH, PROMETHEUS, SECRETS_DIR, PodDiscovery, ScrapeJob, Workload
 
 # What a service that discovers scrape targets must read, cluster-wide (as kube-prometheus grants).
 DISCOVERY_RULES = [
@@ -53,6 +53,16 @@ class KubernetesPlatform(Platform):
             "namespace",
             metadata={"name": self.namespace, "labels": self._labels("namespace")},
             opts=pulumi.ResourceOptions(parent=parent, provider=self.provider),
+        )
+        # No pod of the namespace takes a connection unless a workload's own policy admits it
+        # (see _network_policy). Outgoing traffic is not limited: scrape targets, remote write,
+        # buckets and receivers live anywhere.
+        k8s.networking.v1.NetworkPolicy(
+            "default-deny-ingress",
+            metadata={"name": "default-deny-ingress", "namespace": self.namespace, "labels": self._labels("network")},
+            spec={"podSelector": {}, "policyTypes": ["Ingress"]},
+            opts=pulumi.ResourceOptions(parent=parent, provider=self.provider, depends_on=[self.namespace_resource],
+                                        delete_before_replace=True),
         )
 
     def _labels(self, name: str) -> dict[str, str]:
@@ -182,7 +192,8 @@ class KubernetesPlatform(Platform):
             self._discovery_access(w, meta, opts, fixed)
             pod_spec["serviceAccountName"] = w.name
 
-        selector = {"app.kubernetes.io/name": w.name, "app.kubernetes.io/instance": self.environment}
+        selector = self._pods(w.name)["matchLabels"]
+        self._network_policy(w, {**meta, "name": w.name}, fixed)
         if w.replicas > 1 and not w.per_node:
             # Replicas on different nodes where the cluster can, and never all drained at once.
             pod_spec["affinity"] = {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
@@ -248,6 +259,54 @@ class KubernetesPlatform(Platform):
             service_spec["clusterIP"] = "None"
             service_spec["publishNotReadyAddresses"] = True
         k8s.core.v1.Service(w.name, metadata=named, spec=service_spec, opts=fixed)
+        if w.ingress is not None:
+            self._ingress(w, named, fixed)
+
+    def _pods(self, name: str) -> dict:
+        return {"matchLabels": {"app.kubernetes.io/name": name, "app.kubernetes.io/instance": self.environment}}
+
+    def _network_policy(self, w: Workload, named: dict, fixed: pulumi.ResourceOptions) -> None:
+        """Admit on each port exactly the workloads that call it (Port.clients), Prometheus on the
+        metrics port, and the ingress controller on an Ingress's port. The node (kubelet probes)
+        is always admitted by Kubernetes. A port with no client stays closed."""
+        if w.host_network:
+            # A pod on the node's network is not subject to NetworkPolicies.
+            return
+        rules = []
+        for p in w.ports:
+            clients = set(p.clients) | ({PROMETHEUS} if p.name == w.metrics_port else set())
+            ports = [{"protocol": "TCP", "port": p.container_port}]
+            if p.udp:
+                ports.append({"protocol": "UDP", "port": p.container_port})
+            if ANYONE in clients:
+                rules.append({"ports": ports})  # no `from`: every source
+                continue
+            sources = [{"podSelector": self._pods(name)} for name in sorted(clients)]
+            if w.ingress is not None and w.ingress.port == p.name:
+                sources.append({"namespaceSelector": {"matchLabels": {
+                    "kubernetes.io/metadata.name": w.ingress.controller_namespace}}})
+            if sources:
+                rules.append({"from": sources, "ports": ports})
+        k8s.networking.v1.NetworkPolicy(
+            f"{w.name}-network-policy",
+            metadata=named,
+            spec={"podSelector": self._pods(w.name), "policyTypes": ["Ingress"], "ingress": rules},
+            opts=fixed,
+        )
+
+    def _ingress(self, w: Workload, named: dict, fixed: pulumi.ResourceOptions) -> None:
+        i = w.ingress
+        spec: dict = {
+            "tls": [{"hosts": [i.host], "secretName": i.tls_secret}],
+            "rules": [{"host": i.host, "http": {"paths": [{
+                "path": "/", "pathType": "Prefix",
+                "backend": {"service": {"name": w.name, "port": {"name": i.port}}},
+            }]}}],
+        }
+        if i.class_name:
+            spec["ingressClassName"] = i.class_name
+        metadata = {**named, "annotations": dict(sorted(i.annotations.items()))} if i.annotations else named
+        k8s.networking.v1.Ingress(f"{w.name}-ingress", metadata=metadata, spec=spec, opts=fixed)
 
     def _discovery_access(self, w, meta, opts, fixed) -> None:
         account = k8s.core.v1.ServiceAccount(

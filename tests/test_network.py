@@ -1,0 +1,291 @@
+"""Who may talk to whom on kubernetes: the NetworkPolicies admit exactly the connections the
+rendered configuration makes, and Grafana alone is reachable from outside, through its Ingress.
+
+The policies are read with Kubernetes' NetworkPolicy semantics (below); the connections are read
+from what the program renders: every address in a container's files and arguments, the scrape
+jobs, and the addresses Grafana is given for its datasources and contact point.
+"""
+
+import json
+import re
+
+import pytest
+
+from components.settings import ConfigError
+from conftest import (
+    SECRETS, Run, container_args, container_files, controller, merge, prometheus_config, run_program, stack_config,
+)
+
+KUBERNETES_STACKS = ("staging", "prod")
+POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
+NAMESPACE = "observability"
+INGRESS_NAMESPACE = "ingress-nginx"
+
+
+# --- NetworkPolicy semantics -----------------------------------------------------------------
+
+
+def selects(selector: dict, labels: dict) -> bool:
+    """A label selector with matchLabels only (the program uses no expressions); {} selects all."""
+    assert set(selector) <= {"matchLabels"}, selector
+    return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+
+
+def peer_admits(peer: dict, policy_namespace: str, source: dict) -> bool:
+    namespace_labels = {"kubernetes.io/metadata.name": source["namespace"]}
+    if "namespaceSelector" in peer:
+        if not selects(peer["namespaceSelector"], namespace_labels):
+            return False
+    elif source["namespace"] != policy_namespace:
+        return False  # a podSelector alone means pods of the policy's own namespace
+    return selects(peer.get("podSelector", {}), source["labels"])
+
+
+def admitted(policies: list[dict], source: dict, target_labels: dict, port: int, protocol: str = "TCP") -> bool:
+    """Whether a connection from `source` ({namespace, labels}) to a pod of the stack's namespace
+    with `target_labels` on `port` is allowed, as a conforming network plugin decides it."""
+    isolating = [p for p in policies
+                 if "Ingress" in p["spec"]["policyTypes"] and selects(p["spec"]["podSelector"], target_labels)]
+    if not isolating:
+        return True
+    for policy in isolating:
+        for rule in policy["spec"].get("ingress", []):
+            ports = rule.get("ports")
+            if ports and not any(p["port"] == port and p.get("protocol", "TCP") == protocol for p in ports):
+                continue
+            peers = rule.get("from")
+            if not peers or any(peer_admits(peer, policy["metadata"]["namespace"], source) for peer in peers):
+                return True
+    return False
+
+
+def test_the_policy_reader_follows_kubernetes_semantics():
+    app = {"app.kubernetes.io/name": "loki"}
+    deny_all = {"metadata": {"namespace": "ns"}, "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}}
+    allow_grafana = {"metadata": {"namespace": "ns"}, "spec": {
+        "podSelector": {"matchLabels": app}, "policyTypes": ["Ingress"],
+        "ingress": [{"from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "grafana"}}}],
+                     "ports": [{"protocol": "TCP", "port": 3100}]}]}}
+    grafana = {"namespace": "ns", "labels": {"app.kubernetes.io/name": "grafana"}}
+    elsewhere = {"namespace": "other", "labels": {"app.kubernetes.io/name": "grafana"}}
+    assert admitted([], grafana, app, 3100)
+    assert not admitted([deny_all], grafana, app, 3100)
+    assert admitted([deny_all, allow_grafana], grafana, app, 3100)
+    assert not admitted([deny_all, allow_grafana], grafana, app, 9095)
+    assert not admitted([deny_all, allow_grafana], grafana, app, 3100, "UDP")
+    # The same labels in another namespace are another pod.
+    assert not admitted([deny_all, allow_grafana], elsewhere, app, 3100)
+
+
+# --- what the stack declares and what it uses ------------------------------------------------
+
+
+def policies(run) -> list[dict]:
+    return [r.inputs for r in run.of_type(POLICY)]
+
+
+def pod_labels(run, service: str) -> dict:
+    return controller(run, service).inputs["spec"]["template"]["metadata"]["labels"]
+
+
+def on_node_network(run, service: str) -> bool:
+    return bool(controller(run, service).inputs["spec"]["template"]["spec"].get("hostNetwork"))
+
+
+def ports_of(run, service: str) -> dict[int, str]:
+    container = controller(run, service).inputs["spec"]["template"]["spec"]["containers"][0]
+    return {p["containerPort"]: p["name"] for p in container["ports"]}
+
+
+ADDRESS = re.compile(r"(?<![\w.-])(?:([a-z0-9-]+)-\d+\.)?([a-z0-9-]+):(\d{2,5})\b")
+
+
+def addresses(text: str, services: set[str]) -> set[tuple[str, int]]:
+    """Addresses of the stack's services in a text: `svc:port` or a replica's `svc-N.svc:port`."""
+    found = set()
+    for replica_of, service, port in ADDRESS.findall(text):
+        if service in services and replica_of in ("", service):
+            found.add((service, int(port)))
+    return found
+
+
+def connections(run) -> set[tuple[str, str, str]]:
+    """(client, server, port name) for every connection the rendered configuration makes."""
+    services = set(run.outputs["services"])
+    calls: set[tuple[str, str, int]] = set()
+    for client in services:
+        text = json.dumps(container_files(run, client)) + json.dumps(container_args(run, client))
+        calls |= {(client, server, port) for server, port in addresses(text, services)}
+    # Grafana is given its datasources and contact point through its API.
+    grafana_inputs = json.dumps([r.inputs for r in run.resources if r.type.startswith("grafana:")])
+    calls |= {("grafana", server, port) for server, port in addresses(grafana_inputs, services)}
+    # Per-node workloads are scraped pod by pod: the job keeps one app's pods on one port.
+    for job in prometheus_config(run)["scrape_configs"]:
+        keep = {r["source_labels"][0]: r["regex"] for r in job.get("relabel_configs", []) if r.get("action") == "keep"}
+        app = keep.get("__meta_kubernetes_pod_label_app_kubernetes_io_name")
+        if app in services:
+            calls.add(("prometheus", app, int(keep["__meta_kubernetes_pod_container_port_number"])))
+    named = set()
+    for client, server, port in calls:
+        assert port in ports_of(run, server), f"{client} calls {server}:{port}, a port {server} does not have"
+        named.add((client, server, ports_of(run, server)[port]))
+    return named
+
+
+def sources(run) -> dict[str, dict]:
+    found = {s: {"namespace": NAMESPACE, "labels": pod_labels(run, s)} for s in run.outputs["services"]}
+    found["ingress controller"] = {"namespace": INGRESS_NAMESPACE, "labels": {"app.kubernetes.io/name": "ingress-nginx"}}
+    found["another namespace"] = {"namespace": "app", "labels": {"app.kubernetes.io/name": "api"}}
+    # A pod someone else starts in the stack's namespace.
+    found["another pod"] = {"namespace": NAMESPACE, "labels": {"app.kubernetes.io/name": "debug"}}
+    return found
+
+
+def without_an_address(run) -> set[tuple[str, str, str]]:
+    """Admitted connections that no rendered address shows, each for a reason."""
+    return {
+        # Loki's components reach each other over gRPC at the address they advertise: their own.
+        ("loki", "loki", "grpc"),
+        # Only through its Ingress is Grafana reachable from outside.
+        ("ingress controller", "grafana", "http"),
+        # Applications anywhere send their telemetry to the collector.
+        *{(source, "otel-collector", port) for port in ("otlp-grpc", "otlp-http") for source in sources(run)},
+    }
+
+
+def admitted_connections(run) -> set[tuple[str, str, str]]:
+    found = set()
+    for server in run.outputs["services"]:
+        if on_node_network(run, server):
+            continue
+        for number, port in ports_of(run, server).items():
+            for name, source in sources(run).items():
+                if admitted(policies(run), source, pod_labels(run, server), number):
+                    found.add((name, server, port))
+    return found
+
+
+@pytest.mark.parametrize("stack", KUBERNETES_STACKS)
+def test_every_connection_the_stack_makes_is_admitted(stack_runs, stack):
+    run = stack_runs[stack]
+    needed = {c for c in connections(run) if not on_node_network(run, c[1])}
+    # The reading found the connections that matter, so a policy that blocks one fails here.
+    assert {("grafana", "prometheus", "web"), ("grafana", "loki", "http"), ("grafana", "jaeger", "ui"),
+            ("grafana", "alertmanager", "web"), ("prometheus", "alertmanager", "web"),
+            ("alloy", "loki", "http"), ("otel-collector", "jaeger", "otlp-grpc"),
+            ("otel-collector", "prometheus", "web"), ("prometheus", "cadvisor", "metrics")} <= needed
+    assert needed <= admitted_connections(run), sorted(needed - admitted_connections(run))
+
+
+@pytest.mark.parametrize("stack", KUBERNETES_STACKS)
+def test_nothing_else_is_admitted(stack_runs, stack):
+    run = stack_runs[stack]
+    extra = admitted_connections(run) - connections(run) - without_an_address(run)
+    assert not extra, sorted(extra)
+
+
+def test_clustered_alertmanagers_gossip_over_tcp_and_udp(stack_runs):
+    run = stack_runs["prod"]
+    assert ("alertmanager", "alertmanager", "cluster") in connections(run)
+    peer = {"namespace": NAMESPACE, "labels": pod_labels(run, "alertmanager")}
+    for protocol in ("TCP", "UDP"):
+        assert admitted(policies(run), peer, pod_labels(run, "alertmanager"), 9094, protocol)
+    assert not admitted(policies(run), {"namespace": NAMESPACE, "labels": pod_labels(run, "prometheus")},
+                        pod_labels(run, "alertmanager"), 9094)
+
+
+@pytest.mark.parametrize("stack", KUBERNETES_STACKS)
+def test_every_pod_of_the_namespace_is_isolated(stack_runs, stack):
+    run = stack_runs[stack]
+    default = run.one(POLICY, "default-deny-ingress").inputs
+    assert default["spec"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
+    # Each workload has its own policy, except node-exporter: on the node's network, no
+    # NetworkPolicy applies to it (the README says so).
+    assert {r.name for r in run.of_type(POLICY)} == {"default-deny-ingress"} | {
+        f"{s}-network-policy" for s in run.outputs["services"] if not on_node_network(run, s)
+    }
+    assert [s for s in run.outputs["services"] if on_node_network(run, s)] == ["node-exporter"]
+
+
+def test_an_external_grafana_reaches_the_datasources_from_wherever_it_runs():
+    external = {"grafana": {"mode": "external", "url": "https://grafana.corp.example", "ingress": {"enabled": False}}}
+    run = run_program("prod", merge(stack_config("prod"), external), SECRETS)
+    outside = {"namespace": "grafana", "labels": {"app.kubernetes.io/name": "grafana"}}
+    for server, port in (("prometheus", 9090), ("loki", 3100), ("jaeger", 16686), ("alertmanager", 9093)):
+        assert admitted(policies(run), outside, pod_labels(run, server), port), server
+    assert not admitted(policies(run), outside, pod_labels(run, "loki"), 9095)
+
+
+def test_docker_has_no_policies_or_ingress(stack_runs):
+    types = {r.type for r in stack_runs["dev"].resources}
+    assert POLICY not in types and INGRESS not in types
+
+
+# --- Grafana's Ingress -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack, host", [("staging", "grafana.staging.example.internal"), ("prod", "grafana.example.internal")])
+def test_grafana_is_served_over_tls_at_its_url(stack_runs, stack, host):
+    run = stack_runs[stack]
+    ingresses = run.of_type(INGRESS)
+    # The one way in from outside the cluster; no Service is exposed on the nodes or a balancer.
+    assert [i.name for i in ingresses] == ["grafana-ingress"]
+    assert all(s.inputs["spec"].get("type", "ClusterIP") == "ClusterIP" for s in run.of_type("kubernetes:core/v1:Service"))
+    ingress = ingresses[0].inputs
+    assert ingress["metadata"]["annotations"] == {"cert-manager.io/cluster-issuer": "internal-ca"}
+    spec = ingress["spec"]
+    assert spec["ingressClassName"] == "nginx"
+    assert spec["tls"] == [{"hosts": [host], "secretName": "grafana-tls"}]
+    [rule] = spec["rules"]
+    assert rule["host"] == host
+    [path] = rule["http"]["paths"]
+    assert (path["path"], path["pathType"]) == ("/", "Prefix")
+    backend = path["backend"]["service"]
+    assert backend["name"] == "grafana" and backend["port"]["name"] in ports_of(run, "grafana").values()
+    # Grafana builds its links from the same URL the Ingress serves.
+    env = {e["name"]: e.get("value") for e in controller(run, "grafana").inputs["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["GF_SERVER_ROOT_URL"] == f"https://{host}"
+
+
+def test_ingress_settings_reach_the_ingress():
+    settings = {"grafana": {"ingress": {
+        "enabled": True, "tls_secret": "grafana-cert", "controller_namespace": "traefik",
+        "annotations": {"traefik.ingress.kubernetes.io/router.entrypoints": "websecure"},
+    }}}
+    prod = stack_config("prod")
+    del prod["grafana"]["ingress"]["class_name"], prod["grafana"]["ingress"]["cluster_issuer"]
+    run = run_program("prod", merge(prod, settings), SECRETS)
+    ingress = run.one(INGRESS, "grafana-ingress").inputs
+    # No class: the cluster's default IngressClass. No issuer: the Secret is made otherwise.
+    assert "ingressClassName" not in ingress["spec"]
+    assert ingress["metadata"]["annotations"] == {"traefik.ingress.kubernetes.io/router.entrypoints": "websecure"}
+    assert ingress["spec"]["tls"][0]["secretName"] == "grafana-cert"
+    controller_pod = {"namespace": "traefik", "labels": {}}
+    assert admitted(policies(run), controller_pod, pod_labels(run, "grafana"), 3000)
+    assert not admitted(policies(run), {"namespace": INGRESS_NAMESPACE, "labels": {}}, pod_labels(run, "grafana"), 3000)
+
+
+def test_without_an_ingress_grafana_admits_only_prometheus():
+    prod = merge(stack_config("prod"), {"grafana": {"ingress": {"enabled": False}}})
+    run = run_program("prod", prod, SECRETS)
+    assert not run.of_type(INGRESS)
+    clients = {name for name, source in sources(run).items()
+               if admitted(policies(run), source, pod_labels(run, "grafana"), 3000)}
+    assert clients == {"prometheus"}
+
+
+@pytest.mark.parametrize("stack, override, key, message", [
+    ("dev", {"grafana": {"ingress": {"enabled": True}}}, "grafana.ingress.enabled", "needs the kubernetes platform"),
+    ("prod", {"grafana": {"mode": "external"}}, "grafana.ingress.enabled", "for the Grafana the stack deploys"),
+    ("prod", {"grafana": {"url": "http://grafana.example.internal"}}, "grafana.url", "must be https://<host>"),
+    ("prod", {"grafana": {"url": "https://example.internal/grafana"}}, "grafana.url", "must be https://<host>"),
+    ("prod", {"grafana": {"ingress": {"tls_secret": "Grafana TLS"}}}, "grafana.ingress.tls_secret", "name"),
+])
+def test_a_bad_ingress_setting_is_refused_before_anything_is_registered(stack, override, key, message):
+    run = Run(stack)
+    with pytest.raises(ConfigError) as error:
+        run_program(stack, merge(stack_config(stack), override), SECRETS if stack == "prod" else {}, run=run)
+    text = str(error.value)
+    assert f"stack '{stack}'" in text and f"key '{key}'" in text and message in text, text
+    assert run.resources == []
