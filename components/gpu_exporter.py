@@ -32,7 +32,7 @@ def workload(settings: Settings) -> Optional[Workload]:
         ),
         per_node=True,
         unrestricted_because="NVML and DCGM need root to read the GPUs' counters",
-        # Neither image is sure to carry wget or curl; kubernetes probes them over HTTP.
-        health=HealthCheck("metrics", "/health" if dcgm else "/", docker_tool=None),
+        # Both images are Ubuntu with bash but neither wget nor curl.
+        health=HealthCheck("metrics", "/health" if dcgm else "/", docker_tool="bash"),
         metrics_port="metrics",
     )

@@ -119,7 +119,7 @@ def shipper(settings: Settings, p: Pipeline, *, name: str, image: str, port: int
         unrestricted_because="the node's pod logs are readable by root only",
         discovery=True,
         field_env={node_env: "spec.nodeName"},
-        # Neither image has wget or curl; kubernetes probes it over HTTP.
-        health=HealthCheck("http", ready_path, docker_tool=None),
+        # Both images are Ubuntu with bash but neither wget nor curl.
+        health=HealthCheck("http", ready_path, docker_tool="bash"),
         metrics_port="http",
     )

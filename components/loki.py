@@ -123,7 +123,8 @@ def workload(settings: Settings) -> Workload:
         data=DataVolume(DATA_DIR, settings.loki.storage_size),
         # /ready answers once the ingester has joined its ring. Loki 3.7 images are distroless
         # (no shell, wget or curl): kubernetes probes it, docker cannot.
-        health=HealthCheck("http", "/ready", docker_tool=None),
+        # The image is distroless/static:debug, whose busybox has wget.
+        health=HealthCheck("http", "/ready", docker_tool="/busybox/wget"),
         run_as_user=10001,
         metrics_port="http",
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Literal, Optional
 
 import pulumi
 
@@ -88,9 +88,11 @@ class HealthCheck:
 
     port: str
     path: str
-    # A command in the image that can make that request on docker ("wget" or "curl"); images
-    # without one (scratch images) get no docker health check, Kubernetes probes them anyway.
-    docker_tool: Optional[str] = "wget"
+    # What in the image can make that request on docker: "wget" (Alpine's busybox),
+    # "/busybox/wget" (distroless debug images), "curl", or "bash" (Ubuntu images with neither:
+    # bash's /dev/tcp). Scratch images have nothing (None): no docker health check, and
+    # `pulumi up` does not wait for them; Kubernetes probes them anyway.
+    docker_tool: Optional[Literal["wget", "/busybox/wget", "curl", "bash"]] = "wget"
 
 
 @dataclass(frozen=True)

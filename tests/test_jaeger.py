@@ -181,7 +181,8 @@ def test_docker_publishes_only_the_ui_on_loopback(stack_runs):
     container = stack_runs["dev"].one(CONTAINER, "jaeger").inputs
     assert container["ports"] == [{"internal": 16686, "external": 16686, "ip": "127.0.0.1"}]
     assert container["command"] == ["--config=/etc/jaeger/config.yaml"]
-    assert "healthcheck" not in container
+    # The health check extension's port, asked from inside the container only.
+    assert container["healthcheck"]["tests"][-1] == "http://127.0.0.1:13133/status"
 
 
 def test_a_custom_ui_port_is_only_the_published_one():

@@ -275,10 +275,10 @@ def test_docker_publishes_loki_on_loopback_with_a_named_volume(stack_runs):
     assert container["command"] == ["-config.file=/etc/loki/loki.yml"]
 
 
-def test_docker_has_no_healthcheck_for_the_distroless_image(stack_runs):
+def test_docker_checks_readiness_with_the_images_busybox(stack_runs):
     container = docker_container(stack_runs["dev"])
-    assert "healthcheck" not in container
-    assert container["wait"] is False
+    assert container["healthcheck"]["tests"] == ["CMD", "/busybox/wget", "-q", "-O", "/dev/null", "http://127.0.0.1:3100/ready"]
+    assert container["wait"] is True
 
 
 def test_a_custom_loki_port_is_only_the_published_one():

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import shutil
+import socket
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import yaml
 from conftest import ROOT, SECRETS, is_secret, merge, run_program, stack_config
 
 from components import images
-from components.platform.docker import cpus, memory_megabytes
+from components.platform.docker import cpus, health_command, memory_megabytes
+from components.workload import HealthCheck
 
 CONTAINER = "docker:index/container:Container"
 IMAGE = "docker:index/remoteImage:RemoteImage"
@@ -179,20 +185,66 @@ def test_containers_with_a_health_tool_are_waited_on_until_healthy(full, name):
     assert container["wait"] is True
 
 
-def test_scratch_redis_exporter_has_no_healthcheck_and_is_not_waited_on(full):
-    container = containers(full)["redis-exporter"]
-    assert "healthcheck" not in container
-    assert not container.get("wait")
+# Images without wget or curl: Loki's distroless image has busybox's; Ubuntu images have bash.
+@pytest.mark.parametrize("name, command", [
+    ("loki", ["CMD", "/busybox/wget", "-q", "-O", "/dev/null", "http://127.0.0.1:3100/ready"]),
+    ("jaeger", ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:13133/status"]),
+    ("promtail", ["CMD", "bash", "-c"]),
+])
+def test_images_without_wget_are_checked_with_what_they_have(full, name, command):
+    container = containers(full)[name]
+    assert container["healthcheck"]["tests"][:len(command)] == command
+    assert container["wait"] is True
 
 
-def test_gpu_exporter_has_no_healthcheck_and_is_not_waited_on():
+def test_the_gpu_exporters_are_checked_with_bash():
+    for exporter in ("dcgm", "nvidia_smi"):
+        run = run_program("dev", merge(stack_config("dev"), {"exporters": {"gpu": {"enabled": True, "exporter": exporter}}}))
+        assert containers(run)["gpu-exporter"]["healthcheck"]["tests"][:3] == ["CMD", "bash", "-c"], exporter
+
+
+class Status(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200 if self.path == "/ready" else 503)
+        self.end_headers()
+        self.wfile.write(b"ready" if self.path == "/ready" else b"not ready")
+
+    def log_message(self, *args):
+        pass
+
+
+def test_the_bash_health_check_passes_on_2xx_only(full):
+    """Run the rendered command with the real bash against a server on 127.0.0.1."""
+    bash = shutil.which("bash")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Status)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        run = run_program("dev", merge(stack_config("dev"), {"exporters": {"gpu": {"enabled": True}}}))
-    except AssertionError as error:
-        pytest.fail(f"dev with the GPU exporter does not register: {error}", pytrace=False)
-    container = containers(run)["gpu-exporter"]
-    assert "healthcheck" not in container
-    assert not container.get("wait")
+        port = server.server_address[1]
+
+        def healthy(path: str, port: int = port) -> bool:
+            command = health_command(HealthCheck("http", path, docker_tool="bash"), port)
+            assert command[:3] == ["CMD", "bash", "-c"]
+            return subprocess.run([bash, "-c", command[3]], timeout=10).returncode == 0
+
+        assert healthy("/ready")
+        assert not healthy("/not-ready")
+        with socket.socket() as closed:
+            closed.bind(("127.0.0.1", 0))
+            assert not healthy("/ready", closed.getsockname()[1])
+        # The shipper's own command is the same, for its port and path.
+        rendered = containers(full)["promtail"]["healthcheck"]["tests"]
+        assert rendered == health_command(HealthCheck("http", "/ready", docker_tool="bash"), 9080)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_scratch_images_have_no_healthcheck_and_are_not_waited_on(full):
+    # redis_exporter and the collector are built FROM scratch: nothing in them can make a request.
+    for name in ("redis-exporter", "otel-collector"):
+        container = containers(full)[name]
+        assert "healthcheck" not in container, name
+        assert not container.get("wait"), name
 
 
 # --- data, files, secrets ------------------------------------------------------------------------

@@ -23,7 +23,15 @@ def health_command(health: HealthCheck, port: int) -> list[str]:
     url = f"http://127.0.0.1:{port}{health.path}"
     if health.docker_tool == "curl":
         return ["CMD", "curl", "-fsS", "-o", "/dev/null", url]
-    return ["CMD", "wget", "-q", "-O", "/dev/null", url]
+    if health.docker_tool == "bash":
+        # One HTTP/1.0 request by hand; healthy when the status line says 2xx.
+        script = (
+            f"exec 3<>/dev/tcp/127.0.0.1/{port} && "
+            f"printf 'GET {health.path} HTTP/1.0\\r\\nHost: 127.0.0.1\\r\\n\\r\\n' >&3 && "
+            "read -r status <&3 && [[ $status =~ ^HTTP/1\\.[01]\\ 2[0-9][0-9] ]]"
+        )
+        return ["CMD", "bash", "-c", script]
+    return ["CMD", health.docker_tool, "-q", "-O", "/dev/null", url]
 
 
 class DockerPlatform(Platform):
