@@ -2,114 +2,26 @@
 posted to it are routed and inhibited as the stack intends, and reach stand-in receivers."""
 
 import json
-import socket
-import subprocess
-import threading
 import time
-import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-import yaml
 
-from conftest import SECRETS, container_files, inline_webhook_url_files, merge, relocate, require_tool, run_program, stack_config, write_files
+from conftest import SECRETS, merge, run_program, stack_config
+from live import am_alerts, api, free_port, receiver_secrets, receiving, running_alertmanager, wait_for
 
 DEADLINE_S = 60
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Receiver(ThreadingHTTPServer):
-    """Stands in for Slack and PagerDuty: records every notification posted to it, by path."""
-
-    def __init__(self):
-        self.received: list[tuple[str, dict]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                outer.received.append((self.path, json.loads(body or b"{}")))
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(b'{"ok": true, "status": "success"}')
-
-            def log_message(self, *args):
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-def wait_for(condition, what: str, timeout: float = 20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def api(base: str, path: str, body=None):
-    request = urllib.request.Request(
-        base + path, data=None if body is None else json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"}, method="GET" if body is None else "POST",
-    )
-    with urllib.request.urlopen(request, timeout=5) as response:
-        text = response.read()
-    return json.loads(text) if text else None
-
-
 @pytest.fixture(scope="module")
 def alertmanager(tmp_path_factory):
-    binary = require_tool("prometheus-alertmanager")
-    receiver = Receiver()
-    threading.Thread(target=receiver.serve_forever, daemon=True).start()
-    # Prod's configuration; only the waits are shortened, through the stack's own settings.
-    fast = {"alertmanager": {"group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h"}}
-    secrets = {**SECRETS, "slack_webhook_url": f"{receiver.url}/slack", "watchdog_url": f"{receiver.url}/watchdog"}
-    run = run_program("prod", merge(stack_config("prod"), fast), secrets)
     root = tmp_path_factory.mktemp("alertmanager")
-    files = write_files(container_files(run, "alertmanager"), root)
-    config = yaml.safe_load(relocate(files["/etc/alertmanager/alertmanager.yml"].read_text(), root, ("/etc/alertmanager", "/run/secrets")))
-    # PagerDuty's events endpoint, pointed at loopback as well.
-    config["global"]["pagerduty_url"] = f"{receiver.url}/pagerduty"
-    path = root / "alertmanager-live.yml"
-    path.write_text(yaml.safe_dump(config))
-    inline_webhook_url_files(path)
-    port = free_port()
-    process = subprocess.Popen(
-        [binary, f"--config.file={path}", f"--storage.path={root / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        def ready():
-            try:
-                return urllib.request.urlopen(f"{base}/-/ready", timeout=1).status == 200
-            except OSError:
-                return False
-
-        wait_for(ready, "Alertmanager to be ready")
-        yield base, receiver
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        receiver.shutdown()
-        receiver.server_close()
+    with receiving() as receiver:
+        # Prod's configuration; only the waits are shortened, through the stack's own settings.
+        fast = {"alertmanager": {"group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h"}}
+        run = run_program("prod", merge(stack_config("prod"), fast), {**SECRETS, **receiver_secrets(receiver)})
+        address = f"127.0.0.1:{free_port()}"
+        with running_alertmanager(run, root, receiver, address):
+            yield f"http://{address}", receiver
 
 
 def alert(name, severity, **labels):
@@ -118,7 +30,7 @@ def alert(name, severity, **labels):
 
 
 def state_of(base, name, severity):
-    alerts = api(base, f"/api/v2/alerts?filter=alertname%3D%22{name}%22")
+    alerts = am_alerts(base, name)
     return {a["labels"]["severity"]: a["status"] for a in alerts}.get(severity)
 
 
@@ -142,7 +54,7 @@ def test_routing_and_inhibition_with_a_real_alertmanager(alertmanager):
     wait_for(delivered, "notifications")
     time.sleep(3)  # later groups (warnings) have had their 1s group_wait several times over
 
-    warning_n1 = [a for a in api(base, "/api/v2/alerts?filter=alertname%3D%22HostDiskSpaceLow%22")
+    warning_n1 = [a for a in am_alerts(base, "HostDiskSpaceLow")
                   if a["labels"]["severity"] == "warning" and a["labels"]["instance"] == "n1"][0]
     assert warning_n1["status"]["state"] == "suppressed" and warning_n1["status"]["inhibitedBy"]
     assert state_of(base, "HttpLatencyP95High", "warning")["state"] == "suppressed"
