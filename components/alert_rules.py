@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-import yaml
-
+from components import yaml_text
 from components.settings import Settings, milliseconds
 
 CATALOG = Path(__file__).parent.parent / "configs" / "alerts" / "catalog.yml"
@@ -39,7 +38,7 @@ class Alert:
 
 def catalog() -> list[Alert]:
     """The catalog, checked: a mistake in it is reported, never silently dropped."""
-    document = yaml.safe_load(CATALOG.read_text())
+    document = yaml_text.load(CATALOG.read_text())
     alerts = [
         Alert(
             name=entry["name"],
@@ -57,7 +56,7 @@ def catalog() -> list[Alert]:
         for entry in group["alerts"]
     ]
     # What `requires` may name: the producers of configs/metrics/catalog.yml.
-    known_producers = set(yaml.safe_load(METRICS.read_text())) - {"application"}
+    known_producers = set(yaml_text.load(METRICS.read_text())) - {"application"}
     names = [a.name for a in alerts]
     for a in alerts:
         where = f"configs/alerts/catalog.yml: {a.name}"
@@ -107,6 +106,8 @@ def render(settings: Settings, services: list[str]) -> str:
         if override is not None and override.for_ is not None and a.for_ is None:
             raise ValueError(f"key 'alerts.overrides.{a.name}.for': {a.name} fires at once, by design")
     deployed = producers(settings, services)
+    # Once, not per alert: it reads every scrape target.
+    rate_window = window(settings)
     groups: dict[str, list[dict]] = {}
     for a in alerts:
         override = settings.alerts.overrides.get(a.name)
@@ -118,7 +119,7 @@ def render(settings: Settings, services: list[str]) -> str:
         duration = override.for_ if override and override.for_ is not None else a.for_
         severity = override.severity if override and override.severity is not None else a.severity
         # Plain replacement: PromQL may hold a '$' of its own (a regex anchor).
-        expr = a.expr.replace(WINDOW, window(settings))
+        expr = a.expr.replace(WINDOW, rate_window)
         if threshold is not None:
             expr = expr.replace(THRESHOLD, _number(threshold))
         rule: dict = {"alert": a.alert, "expr": expr, "labels": {"severity": severity}}
@@ -131,4 +132,4 @@ def render(settings: Settings, services: list[str]) -> str:
         }
         groups.setdefault(a.group, []).append(rule)
     document = {"groups": [{"name": name, "rules": rules} for name, rules in groups.items()]}
-    return yaml.safe_dump(document, sort_keys=False, default_flow_style=False, width=1000)
+    return yaml_text.dump(document, sort_keys=False)

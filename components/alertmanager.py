@@ -5,9 +5,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from components import images
+from components import images, yaml_text
 from components.platform import Platform
-from components.prometheus import dump_yaml
 from components.settings import Settings
 from components.workload import (
     PROMETHEUS, ConfigFile, DataVolume, HealthCheck, Port, SecretFile, Workload, grafana_clients,
@@ -105,7 +104,7 @@ def render_config(settings: Settings, secret_path) -> str:
             },
         ],
     }
-    return dump_yaml(config)
+    return yaml_text.dump(config)
 
 
 def templates() -> list[ConfigFile]:

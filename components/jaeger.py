@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from components import images
-from components.prometheus import dump_yaml
+from components import images, yaml_text
 from components.settings import Settings, go_duration
 from components.workload import ConfigFile, DataVolume, HealthCheck, Port, Workload, grafana_clients
 
@@ -32,7 +31,7 @@ def _backend(settings: Settings) -> dict:
 
 def render_config(settings: Settings) -> str:
     """Jaeger v2 is an OpenTelemetry Collector distribution: the same config shape."""
-    return dump_yaml(
+    return yaml_text.dump(
         {
             "service": {
                 "extensions": ["jaeger_storage", "jaeger_query", "healthcheckv2"],

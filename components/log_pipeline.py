@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-import yaml
-
+from components import yaml_text
 from components.settings import Settings
 from components.workload import ConfigFile, DataVolume, HealthCheck, HostMount, Port, Workload
 
@@ -45,7 +44,7 @@ class Redaction:
 
 
 def redactions() -> list[Redaction]:
-    return [Redaction(r["name"], r["expression"]) for r in yaml.safe_load(REDACTION_FILE.read_text())]
+    return [Redaction(r["name"], r["expression"]) for r in yaml_text.load(REDACTION_FILE.read_text())]
 
 
 def docker_relabel() -> list[Relabel]:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pulumi
 
-from components import images
-from components.prometheus import dump_yaml
+from components import images, yaml_text
 from components.settings import LokiSettings, Settings
 from components.workload import ConfigFile, DataVolume, HealthCheck, Port, SecretFile, Workload, grafana_clients
 
@@ -38,7 +37,7 @@ def render_config(settings: Settings) -> str:
     loki = settings.loki
     store, storage = _object_store(loki)
     limits = loki.limits
-    return dump_yaml(
+    return yaml_text.dump(
         {
             "auth_enabled": False,
             "server": {"http_listen_port": HTTP_PORT, "grpc_listen_port": GRPC_PORT, "log_level": "info"},

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from components import images
-from components.prometheus import dump_yaml
+from components import images, yaml_text
 from components.settings import Settings, go_duration, milliseconds
 from components.workload import ANYONE, ConfigFile, HealthCheck, Port, Workload
 
@@ -61,7 +60,7 @@ def render_config(settings: Settings, jaeger_otlp: str, loki_http: str, promethe
         trace_processors.append("tail_sampling")
     trace_processors.append("batch")
 
-    return dump_yaml(
+    return yaml_text.dump(
         {
             "receivers": {
                 "otlp": {

@@ -6,9 +6,8 @@ import dataclasses
 from pathlib import Path
 from typing import Optional
 
-import yaml
 
-from components import images
+from components import images, yaml_text
 from components.platform import Platform
 from components.settings import PrometheusSettings, Settings
 from components.workload import (
@@ -28,11 +27,6 @@ CONFIG_DIR = "/etc/prometheus"
 RULES_DIR = f"{CONFIG_DIR}/rules"
 DATA_DIR = "/prometheus"
 PORT = 9090
-
-
-def dump_yaml(document: dict) -> str:
-    """YAML as every rendered file is written: stable key order, so the same input gives the same bytes."""
-    return yaml.safe_dump(document, sort_keys=True, default_flow_style=False, width=1000)
 
 
 CATALOG_RULES = "catalog.yml"
@@ -161,7 +155,7 @@ def render_config(
 ) -> str:
     """prometheus.yml: the base file from configs/, with the stack's settings and jobs merged in."""
     prom: PrometheusSettings = settings.prometheus
-    config = yaml.safe_load((CONFIG_SOURCE / "prometheus.yml").read_text()) or {}
+    config = yaml_text.load((CONFIG_SOURCE / "prometheus.yml").read_text()) or {}
     external_labels = {**prom.external_labels, "environment": settings.environment, "cluster": settings.cluster}
     if ha_pair(settings):
         # Each replica's series stay apart in long-term storage; Prometheus fills in its pod's name.
@@ -201,7 +195,7 @@ def render_config(
                 "password_file": remote_write_password_file,
             }
         config["remote_write"] = [target]
-    return dump_yaml(config)
+    return yaml_text.dump(config)
 
 
 def user_scrape_jobs(settings: Settings) -> list[ScrapeJob]:

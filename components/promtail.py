@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from components import images
+from components import images, yaml_text
 from components.log_pipeline import JSON_FIELDS, LEVEL_LABEL, REDACTED, TRACE_ID, Pipeline, Relabel, shipper
-from components.prometheus import dump_yaml
 from components.settings import Settings
 from components.workload import ConfigFile, Workload
 
@@ -46,7 +45,7 @@ def render_config(p: Pipeline) -> str:
             "docker_sd_configs": [{"host": "unix:///var/run/docker.sock", "refresh_interval": "5s"}],
         }
     job.update(relabel_configs=relabel, pipeline_stages=stages(p))
-    return dump_yaml(
+    return yaml_text.dump(
         {
             "server": {"http_listen_port": PORT, "grpc_listen_port": 0, "log_level": "info"},
             "positions": {"filename": f"{DATA_DIR}/positions.yaml"},

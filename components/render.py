@@ -30,9 +30,10 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pulumi
-import yaml
 from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockMonitor
+
+from components import yaml_text
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMESPACE = "observability"
@@ -142,7 +143,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
 def stack_config(stack: str) -> dict:
     """The `config:` block of stacks/Pulumi.<stack>.yaml, keys without the namespace."""
-    document = yaml.safe_load((ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text())
+    document = yaml_text.load((ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text())
     prefix = NAMESPACE + ":"
     return {k[len(prefix):]: v for k, v in document["config"].items() if k.startswith(prefix)}
 
@@ -302,7 +303,7 @@ def render_stack(stack: str, out: Path) -> Run:
         if r.type.startswith("kubernetes:"):
             _, group_version, kind = r.type.split(":")
             manifest = {"apiVersion": group_version.removeprefix("core/"), "kind": kind, **_masked(r.raw_inputs)}
-            text = yaml.safe_dump(manifest, sort_keys=True, default_flow_style=False, width=1000)
+            text = yaml_text.dump(manifest)
             _write(out / "manifests" / f"{kind}-{r.name}.yaml", text)
         elif r.type == "grafana:oss/dashboard:Dashboard":
             model = json.loads(r.inputs["configJson"])

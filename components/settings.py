@@ -87,7 +87,9 @@ Url = Annotated[str, Field(pattern=r"^https?://[^\s/]+(/\S*)?$")]
 class Model(BaseModel):
     """Base of every settings section: unknown keys are errors, values are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # defer_build: each section's validator is built once, inside Settings' own, when the first
+    # stack is validated, rather than once per class at import and again inside its parent's.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class ResourceAmounts(Model):
@@ -375,7 +377,7 @@ class GrafanaSettings(Model):
 class AlertOverride(Model):
     """A stack's change to one alert of configs/alerts/catalog.yml, by its name there."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
     enabled: bool = True
     threshold: Optional[float] = None
