@@ -10,7 +10,9 @@ ALERTMANAGER = "prom/alertmanager:v0.34.0"
 NODE_EXPORTER = "prom/node-exporter:v1.10.2"
 CADVISOR = "ghcr.io/google/cadvisor:0.56.2"
 POSTGRES_EXPORTER = "quay.io/prometheuscommunity/postgres-exporter:v0.17.1"
-REDIS_EXPORTER = "oliver006/redis_exporter:v1.74.0"
+# The alpine build, not the default one FROM scratch: busybox's wget gives docker a health check.
+# It names no user of its own; both platforms run it as the workload's run_as_user.
+REDIS_EXPORTER = "oliver006/redis_exporter:v1.74.0-alpine"
 DCGM_EXPORTER = "nvcr.io/nvidia/k8s/dcgm-exporter:4.2.3-4.1.3-ubuntu22.04"
 NVIDIA_SMI_EXPORTER = "utkuozdemir/nvidia_gpu_exporter:1.3.2"
 LOKI = "grafana/loki:3.7.6"

@@ -32,8 +32,7 @@ def workload(settings: Settings) -> Optional[Workload]:
         resources=redis.resources,
         env=env,
         secret_files=secrets,
-        # A scratch image: no shell or wget for a docker health check; kubernetes probes it.
-        health=HealthCheck("metrics", "/health", docker_tool=None),
+        health=HealthCheck("metrics", "/health", docker_tool="wget"),
         run_as_user=65534,
         metrics_port="metrics",
     )

@@ -90,8 +90,8 @@ class HealthCheck:
     path: str
     # What in the image can make that request on docker: "wget" (Alpine's busybox),
     # "/busybox/wget" (distroless debug images), "curl", or "bash" (Ubuntu images with neither:
-    # bash's /dev/tcp). Scratch images have nothing (None): no docker health check, and
-    # `pulumi up` does not wait for them; Kubernetes probes them anyway.
+    # bash's /dev/tcp). An image built FROM scratch has nothing (None; the collector's): no
+    # docker health check, and `pulumi up` does not wait for it; Kubernetes probes it anyway.
     docker_tool: Optional[Literal["wget", "/busybox/wget", "curl", "bash"]] = "wget"
 
 
@@ -137,8 +137,9 @@ class Workload:
     host_network: bool = False
     privileged: bool = False
     gpu: Optional[Gpu] = None
-    # The image's unprivileged user; kubernetes also gives it the data volume (fsGroup). With it,
-    # kubernetes runs the pod restricted: non-root, read-only root filesystem, no capabilities.
+    # The unprivileged user the workload runs as on both platforms: the image's own where it
+    # names one. Kubernetes also gives it the data volume (fsGroup) and runs the pod restricted:
+    # non-root, read-only root filesystem, no capabilities.
     run_as_user: Optional[int] = None
     # Why a workload cannot run restricted (root or privileged host access), said where it is made.
     unrestricted_because: Optional[str] = None

@@ -29,6 +29,7 @@ HEALTHCHECKED = {
     "node-exporter": 9100,
     "cadvisor": 8080,
     "postgres-exporter": 9187,
+    "redis-exporter": 9121,
 }
 
 # dev plus the two database exporters, their secrets and a Slack receiver.
@@ -239,12 +240,16 @@ def test_the_bash_health_check_passes_on_2xx_only(full):
         server.server_close()
 
 
-def test_scratch_images_have_no_healthcheck_and_are_not_waited_on(full):
-    # redis_exporter and the collector are built FROM scratch: nothing in them can make a request.
-    for name in ("redis-exporter", "otel-collector"):
-        container = containers(full)[name]
-        assert "healthcheck" not in container, name
-        assert not container.get("wait"), name
+def test_the_collector_has_no_healthcheck_and_is_not_waited_on(full):
+    # Its image is built FROM scratch: nothing in it can make a request. Every other has a check.
+    found = containers(full)
+    assert [name for name, c in found.items() if "healthcheck" not in c] == ["otel-collector"]
+    assert not found["otel-collector"].get("wait")
+
+
+def test_redis_exporter_runs_the_alpine_build_for_its_wget(full):
+    assert full.one(IMAGE, "redis-exporter-image").inputs["name"].endswith("-alpine")
+    assert images.REDIS_EXPORTER.endswith("-alpine")
 
 
 # --- data, files, secrets ------------------------------------------------------------------------
@@ -339,13 +344,24 @@ def test_discovery_mounts_the_docker_socket_read_only_and_runs_as_root(dev):
     for name, container in found.items():
         if name not in ("prometheus", "promtail"):
             assert "docker.sock" not in json.dumps(container.get("volumes")), name
-            assert "user" not in container, name
 
 
-def test_without_discovery_prometheus_has_no_socket_and_default_user(custom):
+def test_containers_run_as_the_user_their_pods_run_as(full):
+    # The same unprivileged user as on kubernetes, whatever user the image names (the
+    # redis_exporter image names none). cAdvisor runs privileged as its image's root.
+    users = {name: container.get("user") for name, container in containers(full).items()}
+    assert users == {
+        "prometheus": "0", "promtail": "0",  # they read the docker socket: see above
+        "alertmanager": "65534", "node-exporter": "65534", "postgres-exporter": "65534",
+        "redis-exporter": "65534", "loki": "10001", "jaeger": "10001", "otel-collector": "10001",
+        "grafana": "472", "cadvisor": None,
+    }
+
+
+def test_without_discovery_prometheus_has_no_socket_and_runs_as_nobody(custom):
     prometheus = containers(custom)["prometheus"]
     assert "docker.sock" not in json.dumps(prometheus["volumes"])
-    assert "user" not in prometheus
+    assert prometheus["user"] == "65534"
     jobs = yaml.safe_load(uploads(custom, "prometheus")["/etc/prometheus/prometheus.yml"])["scrape_configs"]
     assert not any("docker_sd_configs" in job for job in jobs)
 

@@ -77,7 +77,9 @@ class DockerPlatform(Platform):
             volumes.append(
                 docker.ContainerVolumeArgs(volume_name=data.name, container_path=w.data.mount_path)
             )
-        user = None
+        # The user a restricted pod runs as on kubernetes, so that dev runs unprivileged too, and
+        # does not depend on the user an image names (or fails to: the redis_exporter image).
+        user = str(w.run_as_user) if w.run_as_user is not None else None
         if w.discovery:
             # Discovery reads the engine's socket, which only root (or the host's docker group,
             # whose id differs from host to host) may open. Read-only mount; dev machines only.
