@@ -6,7 +6,6 @@ import dataclasses
 from pathlib import Path
 from typing import Optional
 
-
 from components import images, yaml_text
 from components.platform import Platform
 from components.settings import PrometheusSettings, Settings

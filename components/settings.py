@@ -377,7 +377,8 @@ class GrafanaSettings(Model):
 class AlertOverride(Model):
     """A stack's change to one alert of configs/alerts/catalog.yml, by its name there."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
+    # Merged with Model's config: only what this section adds.
+    model_config = ConfigDict(populate_by_name=True)
 
     enabled: bool = True
     threshold: Optional[float] = None
