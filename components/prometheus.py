@@ -167,6 +167,12 @@ def render_config(
             "external_labels": external_labels,
         }
     )
+    # Retention belongs in the file since Prometheus 3.8 (the flags are deprecated), and a
+    # reload applies a change without a restart.
+    config.setdefault("storage", {}).setdefault("tsdb", {})["retention"] = {
+        "time": prom.retention.time,
+        "size": prom.retention.size,
+    }
     config["rule_files"] = [f"{RULES_DIR}/*.yml"]
     config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": list(alertmanagers)}]}]}
     if ha_pair(settings):
@@ -227,16 +233,13 @@ def base(settings: Settings) -> Workload:
         args=(
             f"--config.file={CONFIG_DIR}/prometheus.yml",
             f"--storage.tsdb.path={DATA_DIR}",
-            # Flags rather than the config file's storage block: both Prometheus 3 and the
-            # promtool the tests use accept them.
-            f"--storage.tsdb.retention.time={prom.retention.time}",
-            f"--storage.tsdb.retention.size={prom.retention.size}",
+            # Retention is in prometheus.yml (storage.tsdb.retention): the flags are deprecated.
             "--web.enable-lifecycle",
             # The OpenTelemetry Collector pushes application metrics to /api/v1/otlp/v1/metrics.
             "--web.enable-otlp-receiver",
-            # Keep exemplars, so Grafana can open the trace behind a latency spike in Jaeger; and
-            # expand ${POD_NAME} in external labels (always on since Prometheus 3, still accepted).
-            "--enable-feature=exemplar-storage,expand-external-labels",
+            # Keep exemplars, so Grafana can open the trace behind a latency spike in Jaeger.
+            # (${POD_NAME} in external labels is expanded without a flag since Prometheus 3.)
+            "--enable-feature=exemplar-storage",
         ),
         secret_files=tuple(secrets),
         data=DataVolume(DATA_DIR, prom.storage_size),

@@ -111,6 +111,8 @@ def on_loopback(config: dict, loopback: dict[str, str]) -> tuple[dict, list[str]
             missing = [t for t in group["targets"] if t not in loopback]
             assert not missing, f"alerting targets {missing} have no process here ({sorted(loopback)})"
             group["targets"] = [loopback[t] for t in group["targets"]]
+    # Prometheus 2.42 has no storage.tsdb.retention (3.8 added it); retention plays no part here.
+    config = {key: value for key, value in config.items() if key != "storage"}
     return {**config, "scrape_configs": kept}, dropped
 
 
