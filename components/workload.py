@@ -88,11 +88,13 @@ class HealthCheck:
 
     port: str
     path: str
-    # What in the image can make that request on docker: "wget" (Alpine's busybox),
-    # "/busybox/wget" (distroless debug images), "curl", or "bash" (Ubuntu images with neither:
-    # bash's /dev/tcp). An image built FROM scratch has nothing (None; the collector's): no
-    # docker health check, and `pulumi up` does not wait for it; Kubernetes probes it anyway.
-    docker_tool: Optional[Literal["wget", "/busybox/wget", "curl", "bash"]] = "wget"
+    # What in the image can make that request on docker: "wget" (busybox's, in Alpine and the
+    # Prometheus busybox images), "curl", "bash" (Ubuntu images with neither: bash's /dev/tcp), or
+    # "loki" (Loki's distroless image has no shell or HTTP client; its binary has `-health`). An
+    # image with none of these (FROM scratch or distroless: the collector's, the nvidia-smi
+    # exporter's) has None: no docker health check, and `pulumi up` does not wait for it;
+    # Kubernetes probes it anyway.
+    docker_tool: Optional[Literal["wget", "curl", "bash", "loki"]] = "wget"
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,8 @@ class Workload:
     host_pid: bool = False
     host_network: bool = False
     privileged: bool = False
+    # Linux capabilities added to an unrestricted container (SYS_ADMIN for GPU profiling).
+    capabilities: tuple[str, ...] = ()
     gpu: Optional[Gpu] = None
     # The unprivileged user the workload runs as on both platforms: the image's own where it
     # names one. Kubernetes also gives it the data volume (fsGroup) and runs the pod restricted:
@@ -157,6 +161,9 @@ class Workload:
         if self.unrestricted_because is None and self.run_as_user is None:
             raise ValueError(f"{self.name}: a restricted pod needs the image's user (run_as_user), "
                              "or unrestricted_because saying why it cannot have one")
+        if self.capabilities and self.unrestricted_because is None:
+            raise ValueError(f"{self.name}: a restricted pod adds no capabilities; say why it needs "
+                             "them in unrestricted_because")
 
     def config_hash(self) -> str:
         """A digest of the non-secret files. Platforms show it on the container or pod template,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import pytest
-from conftest import merge, run_program, scrape_jobs, stack_config, stack_secrets
+import yaml
+from conftest import ROOT, container_files, merge, run_program, scrape_jobs, stack_config, stack_secrets
 
 from components import gpu_exporter, images
 from components.settings import parse
@@ -126,3 +128,52 @@ def test_kubernetes_sees_every_gpu_without_claiming_one(stack_runs):
     assert {"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"} in container["env"]
     assert "nvidia.com/gpu" not in json.dumps(container["resources"])
     assert set(container["resources"]["limits"]) == {"cpu", "memory"}
+
+
+def test_kubernetes_dcgm_maps_each_gpu_to_the_pod_that_holds_it(stack_runs):
+    """Kubernetes mode asks the kubelet's pod-resources socket which pod was given which GPU, and
+    labels the GPU's series with that pod, its namespace and container."""
+    pod = pod_of(stack_runs["prod"])["spec"]
+    [container] = pod["containers"]
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+    assert env["DCGM_EXPORTER_KUBERNETES"] == "true"
+    assert env["NODE_NAME"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == "/var/lib/kubelet/pod-resources"]
+    assert mount["readOnly"] is True
+    assert volumes[mount["name"]]["hostPath"] == {"path": "/var/lib/kubelet/pod-resources"}
+
+
+def test_dcgm_may_read_profiling_counters_and_nothing_more(stack_runs, docker_runs):
+    # SYS_ADMIN is what DCGM's profiling fields (SM and tensor-core activity) need; the rest
+    # of the capabilities are dropped, and the container cannot gain privileges.
+    [container] = pod_of(stack_runs["prod"])["spec"]["containers"]
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"add": ["SYS_ADMIN"], "drop": ["ALL"]},
+    }
+    assert docker_runs("dcgm").one(CONTAINER, "gpu-exporter").inputs["capabilities"] == {"adds": ["SYS_ADMIN"]}
+
+
+def test_the_nvidia_smi_exporter_gets_no_extra_capability(stack_runs, docker_runs):
+    [container] = pod_of(stack_runs["staging"])["spec"]["containers"]
+    assert "securityContext" not in container
+    assert "capabilities" not in docker_runs("nvidia_smi").one(CONTAINER, "gpu-exporter").inputs
+
+
+def test_dcgm_collects_the_counters_the_dashboards_and_alerts_read(stack_runs, docker_runs):
+    """The counters file is the one DCGM_EXPORTER_COLLECTORS names, in dcgm-exporter's format
+    (three fields a line), and holds every DCGM field the catalog of metrics lists."""
+    wanted = set(yaml.safe_load((ROOT / "configs/metrics/catalog.yml").read_text())["gpu-exporter/dcgm"])
+    for run in (stack_runs["prod"], docker_runs("dcgm")):
+        files = container_files(run, "gpu-exporter")
+        env = {e["name"]: e.get("value") for e in pod_of(stack_runs["prod"])["spec"]["containers"][0]["env"]}
+        text = files[env["DCGM_EXPORTER_COLLECTORS"]]
+        rows = [[field.strip() for field in row]
+                for row in csv.reader(line for line in text.splitlines() if line.strip() and not line.startswith("#"))]
+        assert all(len(row) == 3 and row[1] in {"gauge", "counter"} for row in rows), rows
+        assert wanted <= {row[0] for row in rows}
+    # Kubernetes mode needs the kubelet; a docker host has none.
+    docker_env = docker_runs("dcgm").one(CONTAINER, "gpu-exporter").inputs["envs"]
+    assert "DCGM_EXPORTER_KUBERNETES=true" not in docker_env
+    assert "DCGM_EXPORTER_COLLECTORS=/etc/dcgm-exporter/observability/counters.csv" in docker_env

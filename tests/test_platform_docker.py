@@ -99,7 +99,7 @@ def test_only_user_facing_ports_are_published_and_on_loopback(full):
         {"internal": 4317, "external": 4317, "ip": "127.0.0.1"},
         {"internal": 4318, "external": 4318, "ip": "127.0.0.1"},
     ]
-    assert set(published) == {"node-exporter", "cadvisor", "postgres-exporter", "redis-exporter", "promtail"}
+    assert set(published) == {"node-exporter", "cadvisor", "postgres-exporter", "redis-exporter", "alloy"}
     assert all(ports == [] for ports in published.values())
 
 
@@ -129,7 +129,7 @@ def test_images_are_the_pinned_tags(full):
         images.POSTGRES_EXPORTER,
         images.REDIS_EXPORTER,
         images.LOKI,
-        images.PROMTAIL,
+        images.ALLOY,
         images.OTEL_COLLECTOR,
         images.JAEGER,
         images.GRAFANA,
@@ -150,7 +150,7 @@ def test_containers_have_fixed_network_prefixed_names(dev, custom):
         "observability-node-exporter",
         "observability-cadvisor",
         "observability-loki",
-        "observability-promtail",
+        "observability-alloy",
         "observability-otel-collector",
         "observability-jaeger",
         "observability-grafana",
@@ -186,22 +186,53 @@ def test_containers_with_a_health_tool_are_waited_on_until_healthy(full, name):
     assert container["wait"] is True
 
 
-# Images without wget or curl: Loki's distroless image has busybox's; Ubuntu images have bash.
-@pytest.mark.parametrize("name, command", [
-    ("loki", ["CMD", "/busybox/wget", "-q", "-O", "/dev/null", "http://127.0.0.1:3100/ready"]),
-    ("jaeger", ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:13133/status"]),
-    ("promtail", ["CMD", "bash", "-c"]),
-])
-def test_images_without_wget_are_checked_with_what_they_have(full, name, command):
-    container = containers(full)[name]
-    assert container["healthcheck"]["tests"][:len(command)] == command
-    assert container["wait"] is True
+# What each pinned image holds that can run a health check, read from the Dockerfile that builds
+# it at the pinned tag (tests/upstream/images.json).
+IMAGE_TOOLS = {ref: entry["tools"] for ref, entry in
+               json.loads((ROOT / "tests/upstream/images.json").read_text())["images"].items()}
 
 
-def test_the_gpu_exporters_are_checked_with_bash():
-    for exporter in ("dcgm", "nvidia_smi"):
-        run = run_program("dev", merge(stack_config("dev"), {"exporters": {"gpu": {"enabled": True, "exporter": exporter}}}))
-        assert containers(run)["gpu-exporter"]["healthcheck"]["tests"][:3] == ["CMD", "bash", "-c"], exporter
+def test_every_pinned_image_says_what_it_can_run():
+    pinned = {value for name, value in vars(images).items() if name.isupper()}
+    assert pinned == set(IMAGE_TOOLS), "take tests/upstream/images.json again for the bumped images"
+
+
+def gpu_variants():
+    return [run_program("dev", merge(stack_config("dev"), {"exporters": {"gpu": {"enabled": True, "exporter": e}}}))
+            for e in ("dcgm", "nvidia_smi")]
+
+
+def test_each_health_check_runs_a_tool_its_image_has(full):
+    """A check that calls a tool the image lacks never passes, and `pulumi up` waits on it until
+    it gives up: Loki's 3.7 image is distroless (no busybox), the nvidia-smi exporter's too."""
+    runs = [full, run_program("dev", merge(stack_config("dev"), {"log_shipper": {"type": "promtail"}})), *gpu_variants()]
+    seen = set()
+    for run in runs:
+        pulled = {r.name.removesuffix("-image"): r.inputs["name"] for r in run.of_type(IMAGE)}
+        for name, container in containers(run).items():
+            tools = IMAGE_TOOLS[pulled[name]]
+            check = container.get("healthcheck")
+            if not tools:
+                assert check is None and container["wait"] is False, name
+                continue
+            command = check["tests"]
+            tool = {"wget": "wget", "bash": "bash", "/usr/bin/loki": "loki", "curl": "curl"}[command[1]]
+            assert command[0] == "CMD" and tool in tools, (name, command)
+            assert container["wait"] is True, name
+            seen.add(name)
+    assert {"loki", "alloy", "promtail", "jaeger", "grafana", "gpu-exporter"} <= seen
+
+
+def test_loki_checks_itself_with_its_own_health_command(full):
+    # Loki 3.7's -health asks the URL it is given and exits 0 on a 200.
+    assert containers(full)["loki"]["healthcheck"]["tests"] == [
+        "CMD", "/usr/bin/loki", "-health", "-health.url=http://127.0.0.1:3100/ready"]
+
+
+def test_the_dcgm_exporter_is_checked_with_bash_and_the_nvidia_smi_exporter_not_at_all():
+    dcgm, nvidia_smi = (containers(run)["gpu-exporter"] for run in gpu_variants())
+    assert dcgm["healthcheck"]["tests"][:3] == ["CMD", "bash", "-c"]
+    assert "healthcheck" not in nvidia_smi and nvidia_smi["wait"] is False
 
 
 class Status(BaseHTTPRequestHandler):
@@ -233,8 +264,8 @@ def test_the_bash_health_check_passes_on_2xx_only(full):
             closed.bind(("127.0.0.1", 0))
             assert not healthy("/ready", closed.getsockname()[1])
         # The shipper's own command is the same, for its port and path.
-        rendered = containers(full)["promtail"]["healthcheck"]["tests"]
-        assert rendered == health_command(HealthCheck("http", "/ready", docker_tool="bash"), 9080)
+        rendered = containers(full)["alloy"]["healthcheck"]["tests"]
+        assert rendered == health_command(HealthCheck("http", "/-/ready", docker_tool="bash"), 12345)
     finally:
         server.shutdown()
         server.server_close()
@@ -337,11 +368,11 @@ def test_discovery_mounts_the_docker_socket_read_only_and_runs_as_root(dev):
     found = containers(dev)
     socket = {"hostPath": "/var/run/docker.sock", "containerPath": "/var/run/docker.sock", "readOnly": True}
     # Prometheus discovers scrape targets, the log shipper the containers whose logs it reads.
-    for name in ("prometheus", "promtail"):
+    for name in ("prometheus", "alloy"):
         assert socket in found[name]["volumes"], name
         assert found[name]["user"] == "0", name
     for name, container in found.items():
-        if name not in ("prometheus", "promtail"):
+        if name not in ("prometheus", "alloy"):
             assert "docker.sock" not in json.dumps(container.get("volumes")), name
 
 
@@ -350,7 +381,7 @@ def test_containers_run_as_the_user_their_pods_run_as(full):
     # redis_exporter image names none). cAdvisor runs privileged as its image's root.
     users = {name: container.get("user") for name, container in containers(full).items()}
     assert users == {
-        "prometheus": "0", "promtail": "0",  # they read the docker socket: see above
+        "prometheus": "0", "alloy": "0",  # they read the docker socket: see above
         "alertmanager": "65534", "node-exporter": "65534", "postgres-exporter": "65534",
         "redis-exporter": "65534", "loki": "10001", "jaeger": "10001", "otel-collector": "10001",
         "grafana": "472", "cadvisor": None,

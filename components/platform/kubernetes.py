@@ -153,6 +153,11 @@ class KubernetesPlatform(Platform):
             container["env"].append({"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}})
         if w.privileged:
             container["securityContext"] = {"privileged": True}
+        elif w.capabilities:
+            container["securityContext"] = {
+                "allowPrivilegeEscalation": False,
+                "capabilities": {"add": list(w.capabilities), "drop": ["ALL"]},
+            }
         if w.health is not None:
             probe = {"httpGet": {"path": w.health.path, "port": w.health.port}}
             container["readinessProbe"] = {**probe, "periodSeconds": 10, "failureThreshold": 3}
