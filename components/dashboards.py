@@ -252,6 +252,9 @@ GPU_METRICS = {
         "memory": ("DCGM_FI_DEV_FB_USED", "bytes", " * 1048576"),  # MiB
         "temperature": ("DCGM_FI_DEV_GPU_TEMP", "celsius", ""),
         "power": ("DCGM_FI_DEV_POWER_USAGE", "watt", ""),
+        # Profiling counters: how busy the GPU really is (GPU_UTIL only says a kernel ran).
+        "SM activity": ("DCGM_FI_PROF_SM_ACTIVE", "percentunit", ""),
+        "tensor core activity": ("DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", "percentunit", ""),
     },
     "nvidia_smi": {
         "utilisation": ("nvidia_smi_utilization_gpu_ratio", "percentunit", ""),
@@ -268,8 +271,12 @@ def gpu_and_ml(settings: Settings) -> Dashboard:
     panels = []
     if gpu.enabled:
         legend = "{{instance}} GPU {{gpu}}" if gpu.exporter == "dcgm" else "{{instance}} {{uuid}}"
+        if gpu.exporter == "dcgm" and settings.platform == "kubernetes":
+            # The exporter's kubernetes mode labels each GPU with the pod that holds it.
+            legend += " {{namespace}}/{{pod}}"
         panels = [
-            timeseries(f"GPU {what}", f"{what.capitalize()} per GPU ({gpu.exporter} exporter).", [(f"{metric}{scale}", legend)], unit)
+            timeseries(f"GPU {what}", f"{what[0].upper()}{what[1:]} per GPU ({gpu.exporter} exporter).",
+                       [(f"{metric}{scale}", legend)], unit)
             for what, (metric, unit, scale) in GPU_METRICS[gpu.exporter].items()
         ]
     panels.append(timeseries("Model drift", "Drift score per deployed model (ml_model_drift_score).",
@@ -309,10 +316,13 @@ def log_overview(settings: Settings) -> Dashboard:
                      "Log volume by service and level, and error lines; a trace_id links a line to its trace in Jaeger.", [
         timeseries("Log volume by service", "Lines per interval.",
                    [(f"sum by (service_name) (count_over_time({every}[$__auto]))", "{{service_name}}")], datasource=LOKI),
+        # detected_level, not the shippers' level label: Loki sets it on every line, from the
+        # shipper's label or from the OTLP severity, so lines sent over OTLP count too.
         timeseries("Log volume by level", "Lines per interval.",
-                   [(f"sum by (level) (count_over_time({every}[$__auto]))", "{{level}}")], datasource=LOKI),
+                   [(f"sum by (detected_level) (count_over_time({every}[$__auto]))", "{{detected_level}}")],
+                   datasource=LOKI),
         logs("Error lines", "Lines logged at level error; open a line's trace_id to see its trace.",
-             '{service_name=~".+", level="error"}'),
+             f'{every} | detected_level="error"'),
     ], tags=("logs",))
 
 
@@ -336,16 +346,16 @@ def observability_stack(settings: Settings) -> Dashboard:
         timeseries("Loki request errors", "Loki requests answered with a 5xx status.",
                    [(rate("loki_request_duration_seconds_count", '{status_code=~"5.."}', "route"), "{{route}}")], "reqps"),
         timeseries("Collector spans accepted and refused", "Spans per second at the collector's receivers.", [
-            (rate("otelcol_receiver_accepted_spans_total", '{job="otel-collector"}'), "accepted"),
-            (rate("otelcol_receiver_refused_spans_total", '{job="otel-collector"}'), "refused"),
+            (rate("otelcol_receiver_accepted_spans", '{job="otel-collector"}'), "accepted"),
+            (rate("otelcol_receiver_refused_spans", '{job="otel-collector"}'), "refused"),
         ], "ops"),
         timeseries("Collector export failures", "Spans, log records and metric points the collector failed to send.", [
-            (rate("otelcol_exporter_send_failed_spans_total"), "spans"),
-            (rate("otelcol_exporter_send_failed_log_records_total"), "log records"),
-            (rate("otelcol_exporter_send_failed_metric_points_total"), "metric points"),
+            (rate("otelcol_exporter_send_failed_spans"), "spans"),
+            (rate("otelcol_exporter_send_failed_log_records"), "log records"),
+            (rate("otelcol_exporter_send_failed_metric_points"), "metric points"),
         ], "ops"),
         timeseries("Jaeger spans received", "Spans per second received by Jaeger.",
-                   [(rate("otelcol_receiver_accepted_spans_total", '{job="jaeger"}'), "spans")], "ops", width=24),
+                   [(rate("otelcol_receiver_accepted_spans", '{job="jaeger"}'), "spans")], "ops", width=24),
     ], tags=("meta",))
 
 

@@ -133,7 +133,7 @@ def datasources(endpoints: Endpoints) -> list[dict]:
             "uid": JAEGER, "name": "Jaeger", "type": "jaeger", "url": endpoints.jaeger, "is_default": False,
             "json_data": {
                 "tracesToLogsV2": {
-                    "datasourceUid": LOKI, "filterByTraceId": True, "spanStartTimeShift": "-5m", "spanEndTimeShift": "5m",
+                    "datasourceUid": LOKI, "filterByTraceID": True, "spanStartTimeShift": "-5m", "spanEndTimeShift": "5m",
                     "tags": [{"key": "service.name", "value": "service_name"}],
                 },
             },
@@ -174,7 +174,8 @@ def alert_rules(settings: Settings) -> list[dict]:
     """The rules only Grafana can evaluate: they query Loki."""
     a = settings.grafana.alerts
     every = '{service_name=~".+"}'
-    errors = '{service_name=~".+", level="error"}'
+    # Loki's detected_level covers shipped lines and OTLP lines alike (see the Logs dashboard).
+    errors = f'{every} | detected_level="error"'
     return [
         {
             "name": "ErrorLogBurst",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from components import images, yaml_text
+from components.otel_collector import telemetry_metrics
 from components.settings import Settings, go_duration
 from components.workload import ConfigFile, DataVolume, HealthCheck, Port, Workload, grafana_clients
 
@@ -40,10 +41,7 @@ def render_config(settings: Settings) -> str:
                 },
                 "telemetry": {
                     "resource": {"service.name": "jaeger"},
-                    "metrics": {
-                        "level": "detailed",
-                        "readers": [{"pull": {"exporter": {"prometheus": {"host": "0.0.0.0", "port": METRICS_PORT}}}}],
-                    },
+                    "metrics": telemetry_metrics(METRICS_PORT, level="detailed"),
                 },
             },
             "extensions": {

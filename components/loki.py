@@ -63,6 +63,9 @@ def render_config(settings: Settings) -> str:
                 "retention_period": loki.retention,
                 # OTLP log ingestion keeps resource attributes as structured metadata.
                 "allow_structured_metadata": True,
+                # Every line gets detected_level (structured metadata): from the shipper's level
+                # label, or from the OTLP severity. Dashboards and the ErrorLogBurst rule use it.
+                "discover_log_levels": True,
                 "volume_enabled": True,
                 "ingestion_rate_mb": limits.ingestion_rate_mb,
                 "ingestion_burst_size_mb": limits.ingestion_burst_size_mb,
@@ -120,10 +123,9 @@ def workload(settings: Settings) -> Workload:
         config_files=(ConfigFile(CONFIG, render_config(settings)),),
         secret_files=secret_files,
         data=DataVolume(DATA_DIR, settings.loki.storage_size),
-        # /ready answers once the ingester has joined its ring. Loki 3.7 images are distroless
-        # (no shell, wget or curl): kubernetes probes it, docker cannot.
-        # The image is distroless/static:debug, whose busybox has wget.
-        health=HealthCheck("http", "/ready", docker_tool="/busybox/wget"),
+        # /ready answers once the ingester has joined its ring. The image is distroless (no
+        # shell, wget or curl), so docker runs Loki's own `-health` check against it.
+        health=HealthCheck("http", "/ready", docker_tool="loki"),
         run_as_user=10001,
         metrics_port="http",
     )

@@ -13,6 +13,17 @@ METRICS_PORT = 8888
 HEALTH_PORT = 13133
 
 
+def telemetry_metrics(port: int, **extra) -> dict:
+    """service.telemetry.metrics of the collector and of Jaeger (a collector distribution): its own
+    metrics served for Prometheus on `port`.
+
+    The exposed names are set here rather than left to defaults, because the alerts and dashboards
+    name them: counters without `_total` and names without unit suffixes
+    (otelcol_receiver_accepted_spans), which is also the collector's default since 0.152."""
+    exporter = {"host": "0.0.0.0", "port": port, "without_type_suffix": True, "without_units": True}
+    return {**extra, "readers": [{"pull": {"exporter": {"prometheus": exporter}}}]}
+
+
 def sampling_processor(settings: Settings) -> dict | None:
     """Tail sampling: every error trace, every slow trace, and a share of the rest; None keeps all."""
     sampling = settings.otel_collector.sampling
@@ -81,11 +92,7 @@ def render_config(settings: Settings, jaeger_otlp: str, loki_http: str, promethe
                     "logs": {"receivers": ["otlp"], "processors": ["memory_limiter", "resource", "batch"], "exporters": ["otlp_http/loki"]},
                     "metrics": {"receivers": ["otlp"], "processors": ["memory_limiter", "resource", "batch"], "exporters": metrics_exporters},
                 },
-                "telemetry": {
-                    "metrics": {
-                        "readers": [{"pull": {"exporter": {"prometheus": {"host": "0.0.0.0", "port": METRICS_PORT}}}}]
-                    }
-                },
+                "telemetry": {"metrics": telemetry_metrics(METRICS_PORT)},
             },
         }
     )

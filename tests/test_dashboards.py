@@ -177,6 +177,15 @@ def test_only_the_logs_dashboard_needs_the_logs_variable(models):
         assert with_logs == {"logs"}
 
 
+def test_the_level_panels_read_the_level_loki_detects_on_every_line(models):
+    """Lines that arrive over OTLP carry their severity as structured metadata, not as the
+    shippers' level label: only detected_level covers both."""
+    (logs,) = [m for m in models["dev"] if m["uid"] == "logs"]
+    exprs = {panel["title"]: [t["expr"] for t in panel["targets"]] for panel in logs["panels"]}
+    assert exprs["Log volume by level"] == ['sum by (detected_level) (count_over_time({service_name=~".+"}[$__auto]))']
+    assert exprs["Error lines"] == ['{service_name=~".+"} | detected_level="error"']
+
+
 # --- identity and descriptions ---------------------------------------------------------------------
 
 
@@ -239,7 +248,7 @@ def test_the_catalog_check_rejects_metrics_nothing_in_the_stack_produces(stack_r
 
 
 @pytest.mark.parametrize("stack, metric, unit, legend", [
-    ("prod", "DCGM_FI_DEV_GPU_UTIL", "percent", "{{instance}} GPU {{gpu}}"),
+    ("prod", "DCGM_FI_DEV_GPU_UTIL", "percent", "{{instance}} GPU {{gpu}} {{namespace}}/{{pod}}"),
     ("staging", "nvidia_smi_utilization_gpu_ratio", "percentunit", "{{instance}} {{uuid}}"),
 ])
 def test_the_gpu_dashboard_reads_the_stacks_gpu_exporter(models, stack, metric, unit, legend):
@@ -252,6 +261,16 @@ def test_the_gpu_dashboard_reads_the_stacks_gpu_exporter(models, stack, metric, 
     prefix = metric.split("_")[0]
     names = {name for _, t in targets(gpu) for name in metric_names(t["expr"])}
     assert {name for name in names if not name.startswith(prefix)} == {"ml_model_drift_score"}
+
+
+def test_dcgm_shows_sm_and_tensor_core_activity_as_ratios(models):
+    (gpu,) = [m for m in models["prod"] if m["uid"] == "gpu-ml"]
+    panels = {p["title"]: p for p in gpu["panels"]}
+    for title, metric in (("GPU SM activity", "DCGM_FI_PROF_SM_ACTIVE"),
+                          ("GPU tensor core activity", "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE")):
+        # DCGM's profiling fields are ratios of cycles, 0 to 1.
+        assert [t["expr"] for t in panels[title]["targets"]] == [metric]
+        assert panels[title]["fieldConfig"]["defaults"]["unit"] == "percentunit"
 
 
 def test_dev_has_no_database_dashboard_and_no_gpu_panels(models):

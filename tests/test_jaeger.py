@@ -174,7 +174,8 @@ def test_prometheus_scrapes_jaeger_telemetry(stack_runs, stack, target):
     job = scrape_jobs(stack_runs[stack])["jaeger"]
     assert job["static_configs"] == [{"targets": [target]}]
     (reader,) = jaeger_config(stack_runs[stack])["service"]["telemetry"]["metrics"]["readers"]
-    assert reader["pull"]["exporter"]["prometheus"] == {"host": "0.0.0.0", "port": 8888}
+    # Counters without _total and names without units: what the alerts and dashboards query.
+    assert reader["pull"]["exporter"]["prometheus"] == {"host": "0.0.0.0", "port": 8888, "without_type_suffix": True, "without_units": True}
 
 
 def test_docker_publishes_only_the_ui_on_loopback(stack_runs):

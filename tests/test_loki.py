@@ -97,7 +97,11 @@ def test_the_compactor_applies_retention_in_the_schema_store(stack_runs, stack):
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_otlp_ingestion_keeps_structured_metadata(stack_runs, stack):
-    assert loki_config(stack_runs[stack])["limits_config"]["allow_structured_metadata"] is True
+    limits = loki_config(stack_runs[stack])["limits_config"]
+    assert limits["allow_structured_metadata"] is True
+    # Every line gets detected_level, OTLP lines (whose severity is no label) included; the level
+    # panels and the ErrorLogBurst rule read it. Loki sets it only with structured metadata on.
+    assert limits["discover_log_levels"] is True
 
 
 @pytest.mark.parametrize(
@@ -275,9 +279,10 @@ def test_docker_publishes_loki_on_loopback_with_a_named_volume(stack_runs):
     assert container["command"] == ["-config.file=/etc/loki/loki.yml"]
 
 
-def test_docker_checks_readiness_with_the_images_busybox(stack_runs):
+def test_docker_checks_readiness_with_lokis_own_health_command(stack_runs):
+    # The 3.7 image is distroless: no shell and no busybox. Loki's binary checks /ready itself.
     container = docker_container(stack_runs["dev"])
-    assert container["healthcheck"]["tests"] == ["CMD", "/busybox/wget", "-q", "-O", "/dev/null", "http://127.0.0.1:3100/ready"]
+    assert container["healthcheck"]["tests"] == ["CMD", "/usr/bin/loki", "-health", "-health.url=http://127.0.0.1:3100/ready"]
     assert container["wait"] is True
 
 
@@ -285,8 +290,7 @@ def test_a_custom_loki_port_is_only_the_published_one():
     run = run_program("dev", merge(stack_config("dev"), {"loki": {"port": 13100}}))
     assert docker_container(run)["ports"] == [{"internal": 3100, "external": 13100, "ip": "127.0.0.1"}]
     assert loki_config(run)["server"]["http_listen_port"] == 3100
-    shipper = yaml.safe_load(container_files(run, "promtail")["/etc/promtail/promtail.yml"])
-    assert shipper["clients"][0]["url"] == "http://loki:3100/loki/api/v1/push"
+    assert push_url(run, "alloy") == "http://loki:3100/loki/api/v1/push"
 
 
 # --- everything that sends logs points at the deployed Loki --------------------------------------
@@ -305,7 +309,7 @@ def push_url(run, shipper) -> str:
 @pytest.mark.parametrize(
     "stack, shipper, url",
     [
-        ("dev", "promtail", "http://loki:3100/loki/api/v1/push"),
+        ("dev", "alloy", "http://loki:3100/loki/api/v1/push"),
         ("staging", "alloy", "http://loki-0.loki:3100/loki/api/v1/push"),
         ("prod", "alloy", "http://loki-0.loki:3100/loki/api/v1/push"),
     ],
@@ -317,7 +321,7 @@ def test_the_stack_shipper_pushes_to_loki(stack_runs, stack, shipper, url):
 @pytest.mark.parametrize(
     "stack, shipper, url",
     [
-        ("dev", "alloy", "http://loki:3100/loki/api/v1/push"),
+        ("dev", "promtail", "http://loki:3100/loki/api/v1/push"),
         ("staging", "promtail", "http://loki-0.loki:3100/loki/api/v1/push"),
     ],
 )

@@ -252,7 +252,8 @@ def test_health_check_and_telemetry_ports(stack_runs, stack):
     assert config["extensions"]["health_check"] == {"endpoint": "0.0.0.0:13133"}
     assert config["service"]["extensions"] == ["health_check"]
     (reader,) = config["service"]["telemetry"]["metrics"]["readers"]
-    assert reader["pull"]["exporter"]["prometheus"] == {"host": "0.0.0.0", "port": 8888}
+    # Counters without _total and names without units: what the alerts and dashboards query.
+    assert reader["pull"]["exporter"]["prometheus"] == {"host": "0.0.0.0", "port": 8888, "without_type_suffix": True, "without_units": True}
 
 
 @pytest.mark.parametrize("stack", STACKS)
