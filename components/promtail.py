@@ -1,4 +1,5 @@
-"""Promtail: ships container logs to Loki. Kept for stacks that still run it; see alloy.py."""
+"""Promtail: ships container logs to Loki. Kept for stacks that still choose it; Alloy (alloy.py)
+is the default. Promtail reached end of life on 2026-03-02: its code left Loki in 3.7."""
 
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ from components import (
     dashboards as dashboard_models,
     grafana,
     gpu_exporter,
+    images,
     jaeger,
     log_pipeline,
     loki,
@@ -81,6 +82,10 @@ class ObservabilityStack(pulumi.ComponentResource):
 
 
 SHIPPERS = {"alloy": alloy, "promtail": promtail}
+PROMTAIL_END_OF_LIFE = (
+    "log_shipper.type is promtail: Promtail reached end of life on 2026-03-02 and gets no more "
+    f"fixes; {images.PROMTAIL} is its last build. Grafana Alloy ships the same labels: set log_shipper.type to alloy."
+)
 
 
 def render_workloads(settings: Settings, platform: Platform) -> list[Workload]:
@@ -89,6 +94,8 @@ def render_workloads(settings: Settings, platform: Platform) -> list[Workload]:
     Addresses depend only on a service's name, ports and replicas, so each service's config can
     point at the others before those are rendered."""
     exporters = [w for w in (module.workload(settings) for module in EXPORTERS) if w is not None]
+    if settings.log_shipper.type == "promtail":
+        pulumi.log.warn(PROMTAIL_END_OF_LIFE)
     alerts = alertmanager.workload(settings, platform)
     logs = loki.workload(settings)
     loki_http = platform.addresses(logs, "http")[0]

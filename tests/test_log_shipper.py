@@ -1,5 +1,5 @@
-"""The log shippers: Promtail (dev) and Alloy (staging, prod) behave alike, point at the stack's
-Loki, and redact secrets before a line leaves the node."""
+"""The log shippers: Alloy (every stack's choice) and Promtail (still selectable, past its end of
+life) behave alike, point at the stack's Loki, and redact secrets before a line leaves the node."""
 
 import json
 import re
@@ -32,19 +32,37 @@ def with_shipper(stack, shipper):
 def runs(stack_runs):
     """Both shippers on both platforms: the shipped choices and the other one."""
     return {
-        ("docker", "promtail"): stack_runs["dev"],
-        ("docker", "alloy"): with_shipper("dev", "alloy"),
+        ("docker", "promtail"): with_shipper("dev", "promtail"),
+        ("docker", "alloy"): stack_runs["dev"],
         ("kubernetes", "alloy"): stack_runs["staging"],
         ("kubernetes", "promtail"): with_shipper("staging", "promtail"),
     }
 
 
-def test_each_stack_runs_the_shipper_it_chose(stack_runs, runs):
-    assert "promtail" in stack_runs["dev"].outputs["services"] and "alloy" not in stack_runs["dev"].outputs["services"]
-    for stack in ("staging", "prod"):
+def test_every_stack_ships_with_alloy_and_promtail_is_still_selectable(stack_runs, runs):
+    for stack in ("dev", "staging", "prod"):
         assert "alloy" in stack_runs[stack].outputs["services"] and "promtail" not in stack_runs[stack].outputs["services"]
-    assert "alloy" in runs[("docker", "alloy")].outputs["services"]
-    assert "promtail" not in runs[("docker", "alloy")].outputs["services"]
+    for platform in ("docker", "kubernetes"):
+        services = runs[(platform, "promtail")].outputs["services"]
+        assert "promtail" in services and "alloy" not in services
+
+
+def test_alloy_is_the_default_shipper():
+    config = stack_config("dev")
+    del config["log_shipper"]
+    assert "alloy" in run_program("dev", config).outputs["services"]
+
+
+def test_choosing_promtail_warns_of_its_end_of_life(caplog):
+    with caplog.at_level("WARNING"):
+        with_shipper("dev", "promtail")
+    (warning,) = [r.getMessage() for r in caplog.records if "Promtail" in r.getMessage()]
+    assert "end of life on 2026-03-02" in warning and "grafana/promtail:3.6.15" in warning
+    assert "set log_shipper.type to alloy" in warning
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        with_shipper("dev", "alloy")
+    assert not [r for r in caplog.records if "Promtail" in r.getMessage()]
 
 
 # --- Alloy's configuration, read back --------------------------------------------------------------
@@ -190,17 +208,16 @@ def test_both_shippers_apply_the_same_redactions_in_the_same_order(runs, platfor
 
 
 @pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
-def test_the_shipper_pushes_to_the_stacks_loki_with_its_labels(stack_runs, stack):
-    run = stack_runs[stack]
+def test_the_shipper_pushes_to_the_stacks_loki_with_its_labels(stack_runs, runs, stack):
     url = "http://loki:3100/loki/api/v1/push" if stack == "dev" else "http://loki-0.loki:3100/loki/api/v1/push"
     cluster = {"dev": "laptop", "staging": "staging-eu1", "prod": "prod-eu1"}[stack]
-    if stack == "dev":
-        client = yaml.safe_load(container_files(run, "promtail")[PROMTAIL_CONFIG])["clients"][0]
+    write = alloy_blocks(container_files(stack_runs[stack], "alloy")[ALLOY_CONFIG])[("loki.write", "default")]
+    assert f'url = "{url}"' in write
+    assert f'external_labels = {{environment = "{stack}", cluster = "{cluster}"}}' in write
+    if stack in ("dev", "staging"):
+        promtail = runs[("docker" if stack == "dev" else "kubernetes", "promtail")]
+        client = yaml.safe_load(container_files(promtail, "promtail")[PROMTAIL_CONFIG])["clients"][0]
         assert client == {"url": url, "external_labels": {"environment": stack, "cluster": cluster}}
-    else:
-        write = alloy_blocks(container_files(run, "alloy")[ALLOY_CONFIG])[("loki.write", "default")]
-        assert f'url = "{url}"' in write
-        assert f'external_labels = {{environment = "{stack}", cluster = "{cluster}"}}' in write
 
 
 # --- Redaction, on sample lines, with RE2 (the engine both shippers use) --------------------------

@@ -50,7 +50,7 @@ def test_files_are_what_the_containers_get(rendered):
     run = run_program("dev", stack_config("dev"))
     for path, content in container_files(run, "prometheus").items():
         assert (rendered / "dev/files/prometheus" / path.lstrip("/")).read_text() == content
-    assert (rendered / "dev/files/promtail/etc/promtail/promtail.yml").exists()
+    assert (rendered / "dev/files/alloy/etc/alloy/config.alloy").read_text() == container_files(run, "alloy")["/etc/alloy/config.alloy"]
 
 
 def test_kubernetes_stacks_get_manifests_and_every_stack_its_dashboards(rendered):

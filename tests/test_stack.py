@@ -9,7 +9,7 @@ from conftest import SECRETS, STACKS, is_secret, merge, run_program, stack_confi
 CORE = ["alertmanager", "grafana", "jaeger", "loki", "otel-collector", "prometheus"]
 EXPORTERS = ["cadvisor", "gpu-exporter", "node-exporter", "postgres-exporter", "redis-exporter"]
 SERVICES = {
-    "dev": sorted([*CORE, "cadvisor", "node-exporter", "promtail"]),
+    "dev": sorted([*CORE, "alloy", "cadvisor", "node-exporter"]),
     "staging": sorted([*CORE, *EXPORTERS, "alloy"]),
     "prod": sorted([*CORE, *EXPORTERS, "alloy"]),
 }
