@@ -67,7 +67,9 @@ def render_config(p: Pipeline) -> str:
         blocks.append(_block("loki.source.file", "pods", _attributes(
             targets="local.file_match.pods.targets", forward_to="[loki.process.pipeline.receiver]")))
     else:
-        blocks.append(_block("discovery.docker", "containers", _attributes(host=_value(SOCKET))))
+        # Every 5s rather than the default 1m: a short-lived container's output is shipped too.
+        blocks.append(_block("discovery.docker", "containers",
+                             _attributes(host=_value(SOCKET), refresh_interval=_value("5s"))))
         blocks.append(_block("discovery.relabel", "containers", _attributes(targets="discovery.docker.containers.targets") + relabel_rules))
         blocks.append(_block("loki.source.docker", "containers", _attributes(
             host=_value(SOCKET), targets="discovery.relabel.containers.output", forward_to="[loki.process.pipeline.receiver]")))

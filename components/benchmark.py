@@ -87,7 +87,7 @@ def digest(run: render.Run) -> str:
 def evaluate(stack: str, config: dict) -> render.Run:
     """The program for a stack configuration, with placeholder secrets, as components.render runs it."""
     plain = {k: v for k, v in config.items() if k != "secrets"}
-    return render.run_program(stack, plain, render._placeholder_secrets(stack, config))
+    return render.run_program(stack, plain, render.placeholder_secrets(stack, config))
 
 
 class Bare(pulumi.CustomResource):

@@ -251,7 +251,7 @@ def stack_names() -> list[str]:
     return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in (ROOT / "stacks").glob("Pulumi.*.yaml"))
 
 
-def _placeholder_secrets(stack: str, values: dict) -> dict:
+def placeholder_secrets(stack: str, values: dict) -> dict:
     """A placeholder for every secret the stack file declares (set with --secret, so `secure:`)
     and every one its configuration requires; values never leave as anything but "[secret]"."""
     from components import settings as settings_module
@@ -285,7 +285,7 @@ def _dump(document: Any) -> str:
 def render_stack(stack: str, out: Path) -> Run:
     """Run the program for `stack` and write what it would deploy under `out`."""
     values = stack_config(stack)
-    secrets = _placeholder_secrets(stack, values)
+    secrets = placeholder_secrets(stack, values)
     run = run_program(stack, {k: v for k, v in values.items() if k != "secrets"}, secrets)
     resources = sorted(
         (

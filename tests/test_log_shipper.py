@@ -343,3 +343,12 @@ def test_docker_reads_container_logs_through_the_engine(runs, shipper):
     assert {"volumeName": f"observability-{shipper}-data", "containerPath": f"/var/lib/{shipper}"} in container["volumes"]
     assert not container.get("ports")
     assert scrape_jobs(run)[shipper]["static_configs"][0]["targets"] == [f"{shipper}:{12345 if shipper == 'alloy' else 9080}"]
+
+
+def test_both_shippers_look_for_new_containers_every_five_seconds(runs):
+    """A container that lives a few seconds (a job, the verify command's marked line) is found
+    before it is gone: both look every 5s (Alloy's default is 1m)."""
+    docker = alloy_blocks(container_files(runs[("docker", "alloy")], "alloy")[ALLOY_CONFIG])[("discovery.docker", "containers")]
+    assert 'refresh_interval = "5s"' in docker
+    (sd,) = promtail_job(runs[("docker", "promtail")])["docker_sd_configs"]
+    assert sd["refresh_interval"] == "5s"
