@@ -6,16 +6,27 @@
 - The workflows agree with the project: the preview matrix is the stack files in stacks/, the test
   job runs the README's test command, prod deploys from the protected environment after staging,
   the Pulumi CLI matches the pinned SDK, and the shell steps do what they say when run.
+- image config checks: components/check_images.py builds, for every service with a rendered config
+  file in every stack (and Promtail's variant), the `docker run` of the pinned image's own check
+  with the flags confirmed upstream, with every file of the service mounted at its container path.
+- deploy dev and verify: up, verify and destroy (even after a failure) on a local backend, with no
+  secret, and a stand-in for the dev application that Prometheus can scrape.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -66,6 +77,11 @@ def load(name: str) -> dict:
 
 def steps_using(job: dict, action: str) -> list[dict]:
     return [s for s in job["steps"] if s.get("uses", "").split("@")[0] == action]
+
+
+def pulumi_commands(job: dict) -> list[dict]:
+    """The pulumi/actions steps that run a command (a step without one only installs the CLI)."""
+    return [s for s in steps_using(job, "pulumi/actions") if "command" in s.get("with", {})]
 
 
 def one_step_using(job: dict, action: str) -> dict:
@@ -429,7 +445,7 @@ def test_main_deploys_every_stack_after_the_tests_and_prod_after_staging():
     jobs = load("main.yml")["jobs"]
     deployed = {}
     for name, job in jobs.items():
-        for step in steps_using(job, "pulumi/actions"):
+        for step in pulumi_commands(job):
             assert step["with"]["command"] == "up", name
             deployed[step["with"]["stack-name"]] = name
     assert set(deployed) == stacks(), "main.yml must deploy exactly the stack files in stacks/"
@@ -446,7 +462,7 @@ def test_main_deploys_every_stack_after_the_tests_and_prod_after_staging():
 def test_every_deploy_uses_the_policy_pack_the_backend_and_its_own_cluster():
     jobs = load("main.yml")["jobs"]
     for name, job in jobs.items():
-        for step in steps_using(job, "pulumi/actions"):
+        for step in pulumi_commands(job):
             stack = step["with"]["stack-name"]
             assert step["with"]["policyPacks"] == POLICY_PACK, name
             assert step["with"]["cloud-url"] == "${{ secrets.PULUMI_BACKEND_URL }}", name
@@ -538,6 +554,353 @@ def test_pulumi_cli_matches_the_pinned_sdk():
         for job in load(name)["jobs"].values()
         for step in steps_using(job, "pulumi/actions")
     ]
-    assert len(steps) == 4  # preview, and up for dev, staging and prod
+    # preview, up for dev, staging and prod, and the CLI of deploy-verify in both workflows
+    assert len(steps) == 6
     for step in steps:
         assert step["with"]["pulumi-version"] == version, "the CLI must match pulumi== in requirements.txt"
+
+
+# --- image config checks: the job and components/check_images.py --------------------------------
+
+# What each image's own check is, as confirmed in the upstream source at the pinned tag (docs/ci.md
+# gives the file and line): (entrypoint or None, the arguments after the image).
+UPSTREAM_CHECKS = {
+    "prometheus": [
+        ("/bin/promtool", ["check", "config", "/etc/prometheus/prometheus.yml"]),
+        # followed by every rendered rule file (the alert catalog, and any under configs/prometheus/rules)
+        ("/bin/promtool", ["check", "rules"]),
+    ],
+    "alertmanager": [("/bin/amtool", ["check-config", "/etc/alertmanager/alertmanager.yml"])],
+    "loki": [(None, ["-verify-config", "-config.file=/etc/loki/loki.yml"])],
+    "promtail": [(None, ["-check-syntax", "-config.file=/etc/promtail/promtail.yml"])],
+    "alloy": [(None, ["validate", "/etc/alloy/config.alloy"])],
+    "otel-collector": [(None, ["validate", "--config=/etc/otelcol-contrib/config.yaml"])],
+    "jaeger": [(None, ["validate", "--config=/etc/jaeger/config.yaml"])],
+}
+# The pinned image of each checked service, by its name in components/images.py.
+CHECK_IMAGES = {
+    "prometheus": "PROMETHEUS", "alertmanager": "ALERTMANAGER", "loki": "LOKI", "promtail": "PROMTAIL",
+    "alloy": "ALLOY", "otel-collector": "OTEL_COLLECTOR", "jaeger": "JAEGER",
+}
+# Services given a config file that no command of their image can check.
+NO_CHECK = {"grafana", "gpu-exporter"}
+RENDER_COMMAND = 'venv/bin/python -m components.render --out "$RUNNER_TEMP/render"'
+CHECK_COMMAND = 'venv/bin/python -m components.check_images "$RUNNER_TEMP/render"'
+
+
+def parse_check(command: list[str]) -> tuple[list[tuple[str, str]], str | None, str, list[str]]:
+    """A `docker run` command line of check_images: (mounts, entrypoint, image, arguments)."""
+    assert command[:4] == ["docker", "run", "--rm", "--network=none"], command
+    mounts, entrypoint, rest = [], None, command[4:]
+    while rest[0].startswith("--"):
+        option = rest.pop(0)
+        if option.startswith("--volume="):
+            host, container, mode = option.removeprefix("--volume=").split(":")
+            assert mode == "ro", option
+            mounts.append((host, container))
+        else:
+            assert option.startswith("--entrypoint="), option
+            entrypoint = option.removeprefix("--entrypoint=")
+    return mounts, entrypoint, rest[0], rest[1:]
+
+
+def config_services(render_dir: Path) -> set[tuple[str, str]]:
+    """(stack, service) for every service given a file outside /run/secrets in a render."""
+    found = set()
+    for service_dir in render_dir.glob("*/files/*"):
+        files = [p.relative_to(service_dir).as_posix() for p in service_dir.rglob("*") if p.is_file()]
+        if any(not f.startswith("run/secrets/") for f in files):
+            found.add((service_dir.parent.parent.name, service_dir.name))
+    return found
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> Path:
+    """Every stack file rendered as the image-checks job renders it, plus the Promtail variant
+    check_images adds (under variants/)."""
+    from components import check_images, render
+
+    out = tmp_path_factory.mktemp("render")
+    for stack in sorted(stacks()):
+        render.render_stack(stack, out / stack)
+    for name, stack, changes in check_images.VARIANTS:
+        check_images.render_variant(name, stack, changes, out / "variants")
+    return out
+
+
+@pytest.fixture(scope="module")
+def checks(rendered: Path) -> list:
+    from components import check_images
+
+    return check_images.plan(rendered) + check_images.plan(rendered / "variants")
+
+
+@pytest.mark.parametrize("name", ["pull-request.yml", "main.yml"])
+def test_image_checks_job_renders_every_stack_and_checks_it(name: str):
+    job = load(name)["jobs"]["image-checks"]
+    assert job["name"] == "image config checks"
+    assert job["runs-on"] == "ubuntu-latest"
+    assert job["permissions"] == {"contents": "read"}
+    assert 0 < job["timeout-minutes"] <= 60
+    assert "needs" not in job and "if" not in job, "the checks run on every push and pull request"
+    assert not [s for s in strings(job) if "secrets." in s], "the checks need no credentials"
+    runs = [s["run"] for s in job["steps"] if "run" in s]
+    # Render with no --stack: every stack file in stacks/. Then check the whole render.
+    assert runs[-2:] == [RENDER_COMMAND, CHECK_COMMAND]
+    assert "venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt" in runs[0]
+
+
+def test_image_checks_step_checks_every_stack_with_docker(rendered: Path, tmp_path: Path):
+    """Run the job's check step as the runner would, on a render of every stack (what the render
+    step writes: the render is the fixture's, less its variants), with a stand-in `docker` that
+    records each command line and fails the Loki check: every stack and the Promtail variant
+    reach docker, and one failed check fails the step and is named."""
+    render_dir = tmp_path / "render"
+    shutil.copytree(rendered, render_dir, ignore=lambda d, names: ["variants"] if Path(d) == rendered else [])
+    assert sorted(p.name for p in render_dir.iterdir()) == sorted(stacks())
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls.jsonl"
+    docker = bin_dir / "docker"
+    docker.write_text(
+        "#!" + sys.executable + "\n"
+        "import json, sys\n"
+        f"open({str(calls)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n"
+        "sys.exit(1 if any(a.startswith('grafana/loki:') for a in sys.argv) else 0)\n"
+    )
+    docker.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "RUNNER_TEMP": str(tmp_path)}
+    result = subprocess.run(
+        ["bash", "-e", "-c", CHECK_COMMAND], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 1, f"a failed check must fail the step:\n{result.stdout}\n{result.stderr}"
+    commands = [["docker", *json.loads(line)] for line in calls.read_text().splitlines()]
+    checked = set()
+    for command in commands:
+        mounts, _, image, _ = parse_check(command)
+        host = Path(mounts[0][0])
+        stack_dir = host.relative_to(render_dir).parts[0]
+        stack = "dev-promtail" if stack_dir.startswith(".variants-") else stack_dir
+        checked.add((stack, image.split(":")[0]))
+    for stack in stacks():
+        for image in ("prom/prometheus", "prom/alertmanager", "grafana/loki", "otel/opentelemetry-collector-contrib", "jaegertracing/jaeger"):
+            assert (stack, image) in checked, f"{stack}: no check ran {image}"
+    assert ("dev-promtail", "grafana/promtail") in checked
+    failed = [line for line in result.stdout.splitlines() if line.startswith("FAILED ")]
+    assert failed == [f"FAILED {stack}/loki: -verify-config -config.file=/etc/loki/loki.yml" for stack in sorted(stacks())]
+    assert not list(render_dir.glob(".variants-*")), "the variant's scratch folder is removed"
+
+
+def test_check_commands_are_the_upstream_ones_with_the_pinned_images(checks: list):
+    from components import images
+
+    by_service: dict[str, set] = {}
+    for check in checks:
+        mounts, entrypoint, image, args = parse_check(check.command())
+        assert image == getattr(images, CHECK_IMAGES[check.service]), f"{check.stack}/{check.service}: {image}"
+        if args[:2] == ["check", "rules"]:
+            rules = sorted(c for _, c in mounts if c.startswith("/etc/prometheus/rules/"))
+            assert args[2:] == rules and "/etc/prometheus/rules/catalog.yml" in rules, args
+            args = args[:2]
+        by_service.setdefault(check.service, set()).add((entrypoint, tuple(args)))
+    expected = {service: {(e, tuple(a)) for e, a in commands} for service, commands in UPSTREAM_CHECKS.items()}
+    assert by_service == expected
+
+
+def test_every_service_with_a_config_file_is_checked_in_every_stack(rendered: Path, checks: list):
+    planned = {(c.stack, c.service) for c in checks}
+    with_config = config_services(rendered) | config_services(rendered / "variants")
+    assert {s for _, s in with_config} - NO_CHECK == set(UPSTREAM_CHECKS), "a config file has no known check"
+    assert {(stack, s) for stack, s in with_config if s not in NO_CHECK} == planned
+    # No shipped stack runs Promtail; the variant brings its config to a check.
+    assert ("dev-promtail", "promtail") in planned
+
+
+def test_each_check_sees_every_file_of_its_service_at_its_container_path(rendered: Path, checks: list):
+    for check in checks:
+        mounts, _, _, args = parse_check(check.command())
+        base = rendered / check.stack if (rendered / check.stack).is_dir() else rendered / "variants" / check.stack
+        service_dir = base / "files" / check.service
+        expected = {
+            (str(p.resolve()), "/" + p.relative_to(service_dir).as_posix())
+            for p in service_dir.rglob("*") if p.is_file()
+        }
+        assert set(mounts) == expected, f"{check.stack}/{check.service}"
+        assert all(Path(host).is_absolute() for host, _ in mounts)
+        # Every path the check names is one of the mounted files, not a default inside the image.
+        named = {a.split("=", 1)[-1] for a in args if a.split("=", 1)[-1].startswith("/")}
+        assert named and named <= {container for _, container in mounts}, f"{check.stack}/{check.service}: {args}"
+
+
+def test_secret_files_reach_the_checks_that_reference_them(checks: list):
+    """prod's files name their secrets by absolute path (Prometheus's remote write password,
+    Alertmanager's receivers); the check resolves them only if they are mounted there."""
+    mounted = {
+        (c.stack, c.service): {container for _, container in parse_check(c.command())[0]} for c in checks
+    }
+    assert "/run/secrets/remote_write_password" in mounted[("prod", "prometheus")]
+    assert {"/run/secrets/pagerduty_routing_key", "/run/secrets/slack_webhook_url", "/run/secrets/watchdog_url"} <= mounted[("prod", "alertmanager")]
+
+
+def test_the_checks_read_the_files_the_containers_start_with(stack_runs, checks: list):
+    """The config path each check names is the one in the service's own command line, and the rule
+    files it checks are the ones prometheus.yml loads."""
+    from conftest import container_args, prometheus_config
+
+    for check in checks:
+        if check.stack not in stack_runs:
+            continue
+        started = {a.split("=", 1)[-1] for a in container_args(stack_runs[check.stack], check.service)}
+        _, _, _, args = parse_check(check.command())
+        if args[:2] == ["check", "rules"]:
+            globs = prometheus_config(stack_runs[check.stack])["rule_files"]
+            assert all(any(fnmatch.fnmatch(rule, g) for g in globs) for rule in args[2:]), args
+        else:
+            assert args[-1].split("=", 1)[-1] in started, f"{check.stack}/{check.service}: {args} vs {started}"
+
+
+def test_the_promtail_variant_checks_what_promtail_starts_with(checks: list):
+    from components import check_images
+    from components.render import run_program, stack_config
+    from conftest import container_args
+
+    (name, stack, changes), = check_images.VARIANTS
+    config = stack_config(stack)
+    config["log_shipper"] = {**config.get("log_shipper", {}), **changes["log_shipper"]}
+    run = run_program(stack, config)
+    (promtail,) = [c for c in checks if c.service == "promtail"]
+    assert promtail.stack == name
+    assert parse_check(promtail.command())[3][-1] in container_args(run, "promtail")
+
+
+def test_check_images_refuses_a_render_it_cannot_check(tmp_path: Path):
+    from components import check_images
+
+    with pytest.raises(check_images.RenderError, match="no rendered stack"):
+        check_images.plan(tmp_path)
+    # A config file of a service no check knows.
+    write_service_files(tmp_path / "dev", "postgres-exporter", {"/etc/postgres_exporter/queries.yml": "{}\n"})
+    with pytest.raises(check_images.RenderError, match="postgres-exporter has config files"):
+        check_images.plan(tmp_path)
+    # Loki's files without the file its check reads: the image's default would be checked instead.
+    other = tmp_path / "other"
+    write_service_files(other / "dev", "loki", {"/etc/loki/elsewhere.yml": "{}\n"})
+    with pytest.raises(check_images.RenderError, match="/etc/loki/loki.yml"):
+        check_images.plan(other)
+    # A service with secret files only has nothing to check.
+    secrets_only = tmp_path / "secrets-only"
+    write_service_files(secrets_only / "dev", "grafana", {"/run/secrets/grafana_admin_password": "[secret]\n"})
+    write_service_files(secrets_only / "dev", "loki", {"/etc/loki/loki.yml": "{}\n"})
+    assert [(c.stack, c.service) for c in check_images.plan(secrets_only)] == [("dev", "loki")]
+
+
+def write_service_files(stack_dir: Path, service: str, files: dict[str, str]) -> None:
+    for path, content in files.items():
+        target = stack_dir / "files" / service / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content)
+
+
+# --- deploy dev and verify -----------------------------------------------------------------------
+
+
+def dev_api_target() -> tuple[int, str]:
+    """The port and path of the application the dev stack scrapes on the host (job `api`)."""
+    config = yaml.safe_load((STACK_FILES / "Pulumi.dev.yaml").read_text())["config"]
+    (api,) = [t for t in config["observability:prometheus"]["scrape_targets"] if t["job"] == "api"]
+    (target,) = api["targets"]
+    host, port = target.rsplit(":", 1)
+    assert host == "host.docker.internal"
+    return int(port), api["metrics_path"]
+
+
+@pytest.mark.parametrize("name", ["pull-request.yml", "main.yml"])
+def test_deploy_verify_job_deploys_verifies_and_always_destroys(name: str):
+    job = load(name)["jobs"]["deploy-verify"]
+    assert job["name"] == "deploy dev and verify"
+    assert job["runs-on"] == "ubuntu-latest"
+    assert job["permissions"] == {"contents": "read"}
+    assert 0 < job["timeout-minutes"] <= 60
+    assert "needs" not in job and "if" not in job
+    assert not [s for s in strings(job) if "secrets." in s], "a throwaway stack needs no repository secret"
+    # A passphrase of its own, written here, for a stack that lives for this job only.
+    assert job["env"]["PULUMI_CONFIG_PASSPHRASE"] and "${{" not in job["env"]["PULUMI_CONFIG_PASSPHRASE"]
+
+    steps = job["steps"]
+    (install,) = steps_using(job, "pulumi/actions")
+    assert set(install.get("with", {})) == {"pulumi-version"}, "the action only installs the CLI"
+
+    def index(text: str) -> int:
+        found = [i for i, s in enumerate(steps) if text in s.get("run", "")]
+        assert len(found) == 1, f"expected one step running {text!r}, found {len(found)}"
+        return found[0]
+
+    venv = index('echo "$PWD/venv/bin" >> "$GITHUB_PATH"')
+    stand_in = index(".ci/stand_in_app.py")
+    login = index('pulumi login "file://$RUNNER_TEMP/pulumi-state"')
+    assert index("pulumi stack select --create dev") == login
+    up = index("pulumi up --yes --stack dev --policy-pack components/policy")
+    verify = index("python -m components.verify --stack dev")
+    destroy = index("pulumi destroy --yes --stack dev")
+    assert index("pulumi stack rm --yes --stack dev --preserve-config") == destroy
+    assert venv < steps.index(install) < login < up < verify < destroy
+    assert stand_in < verify, "the application's stand-in answers before verify looks at the targets"
+    assert destroy == len(steps) - 1, "destroy is the last step"
+    # Destroy runs after a failure or a cancellation too, whenever the stack was created.
+    assert steps[login].get("id") == "stack"
+    assert steps[destroy]["if"] == "always() && steps.stack.outcome == 'success'"
+    assert "if" not in steps[up] and "if" not in steps[verify]
+
+
+def test_verify_takes_the_command_line_the_workflows_give_it():
+    result = subprocess.run(
+        [sys.executable, "-m", "components.verify", "--help"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--stack" in result.stdout
+
+
+@pytest.mark.parametrize("name", ["pull-request.yml", "main.yml"])
+def test_the_stand_in_listens_where_the_dev_stack_scrapes(name: str):
+    """The step starts .ci/stand_in_app.py on the host port and path of the dev stack's `api`
+    job (stacks/Pulumi.dev.yaml), on every address: containers reach the host through the
+    bridge gateway (host.docker.internal), not through loopback."""
+    step = step_named(load(name)["jobs"]["deploy-verify"], "Start a stand-in for the application the dev stack scrapes")
+    port, path = dev_api_target()
+    assert f"python3 .ci/stand_in_app.py --host 0.0.0.0 --port {port} --path {path}" in step["run"]
+    assert f"http://127.0.0.1:{port}{path}" in step["run"]
+
+
+def test_stand_in_answers_as_the_dev_application_would():
+    """Run the stand-in on 127.0.0.1: Prometheus can scrape what it serves at the path, and
+    every other path is a 404."""
+    promtool = require_tool("promtool")
+    _, path = dev_api_target()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, str(ROOT / ".ci/stand_in_app.py"),
+                               "--host", "127.0.0.1", "--port", str(free), "--path", path])
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{free}{path}", timeout=2) as response:
+                    content_type = response.headers["Content-Type"]
+                    body = response.read()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the stand-in did not answer within 20s"
+                time.sleep(0.1)
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(f"http://127.0.0.1:{free}/metrics", timeout=10)
+        assert missing.value.code == 404
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    # Prometheus 3 takes text/plain as its text format; anything it does not know fails the scrape.
+    assert content_type.split(";")[0].strip() == "text/plain"
+    check = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, timeout=60)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert re.search(rb"^ci_stand_in_up 1$", body, re.M)
