@@ -129,18 +129,23 @@ def strip_comments(text: str) -> str:
     return "".join(out)
 
 
+def past_literal(text: str, start: int, end: int) -> int:
+    """Index just past the Go string or rune literal that opens at start (raw strings: no escapes)."""
+    quote, j = text[start], start + 1
+    while j < end and text[j] != quote:
+        if quote != "`" and text[j] == "\\":
+            j += 1
+        j += 1
+    return j + 1
+
+
 def matching_brace(text: str, open_at: int) -> int:
     """Index of the brace closing the one at open_at (braces inside literals are skipped)."""
     depth, i, n = 0, open_at, len(text)
     while i < n:
         c = text[i]
         if c in "\"'`":
-            j = i + 1
-            while j < n and text[j] != c:
-                if c != "`" and text[j] == "\\":
-                    j += 1
-                j += 1
-            i = j + 1
+            i = past_literal(text, i, n)
             continue
         if c in "{([":
             depth += 1
@@ -532,12 +537,7 @@ def _split_args(text: str, open_at: int) -> list[str]:
     while i < close:
         c = text[i]
         if c in "\"'`":
-            j = i + 1
-            while j < close and text[j] != c:
-                if c != "`" and text[j] == "\\":
-                    j += 1
-                j += 1
-            i = j + 1
+            i = past_literal(text, i, close)
             continue
         if c in "({[":
             depth += 1
