@@ -49,7 +49,7 @@ def loki_env(run) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def gcs():
     """dev with its logs in a GCS bucket, and a service account key for it."""
-    config = merge(stack_config("dev"), {"loki": {"storage": {"type": "gcs", "bucket": "b"}}})
+    config = merge(stack_config("dev"), {"loki": {"storage": {"type": "gcs", "bucket": "acme-logs"}}})
     return run_program("dev", config, {"loki_gcs_service_account": SECRETS["loki_gcs_service_account"]})
 
 
@@ -147,7 +147,7 @@ def test_prod_keeps_chunks_in_its_s3_bucket(stack_runs):
 
 def test_gcs_storage_names_the_bucket(gcs):
     config = loki_config(gcs)
-    assert config["common"]["storage"] == {"gcs": {"bucket_name": "b"}}
+    assert config["common"]["storage"] == {"gcs": {"bucket_name": "acme-logs"}}
     assert config["schema_config"]["configs"][0]["object_store"] == "gcs"
     assert config["compactor"]["delete_request_store"] == "gcs"
 
