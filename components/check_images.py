@@ -183,7 +183,7 @@ def render_variant(name: str, stack: str, changes: dict, out: Path) -> Path:
     for key, value in changes.items():
         config[key] = {**(config.get(key) or {}), **value}
     config.pop("secrets", None)
-    secrets = {secret: f"placeholder-{secret}" for secret in sorted(settings_module.required_secrets(stack, config))}
+    secrets = {secret: settings_module.placeholder_secret(secret) for secret in sorted(settings_module.required_secrets(stack, config))}
     run = render.run_program(stack, config, secrets)
     stack_dir = out / name
     for service in sorted(run.outputs.get("services", [])):

@@ -316,7 +316,7 @@ def test_render_diff_renders_both_commits_and_comments_without_backend_credentia
     assert checkout["with"]["fetch-depth"] == 0
     scripts = "\n".join(s.get("run", "") for s in job["steps"])
     assert "git worktree add" in scripts
-    assert 'python -m components.render --stack "$stack" --out "$2"' in scripts
+    assert 'python -m components.render "${flags[@]}" --out "$2"' in scripts
     assert "python -m components.render diff" in scripts
     comment = one_step_using(job, "actions/github-script")
     assert "createComment" in comment["with"]["script"]
@@ -360,11 +360,12 @@ if sys.argv[1] == "diff":
         print(side.rsplit("/", 1)[-1], sorted(p.name for p in Path(side).iterdir()))
     for stack in sorted(p.name for p in Path(sys.argv[3]).iterdir()):
         print(stack, (Path(sys.argv[3]) / stack / "tree").read_text())
-else:  # --stack S --out DIR writes DIR/S, as the real one does
-    stack = sys.argv[sys.argv.index("--stack") + 1]
-    out = Path(sys.argv[sys.argv.index("--out") + 1]) / stack
-    out.mkdir(parents=True)
-    (out / "tree").write_text(os.getcwd())
+else:  # --out DIR writes DIR/<stack> for every stack file, as the real one does
+    out = Path(sys.argv[sys.argv.index("--out") + 1])
+    for file in sorted(Path("stacks").glob("Pulumi.*.yaml")):
+        stack = file.name[len("Pulumi."):-len(".yaml")]
+        (out / stack).mkdir(parents=True)
+        (out / stack / "tree").write_text(os.getcwd())
 """
     )
     git(repo, "init", "-q", "-b", "main")
@@ -584,7 +585,7 @@ CHECK_IMAGES = {
 }
 # Services given a config file that no command of their image can check.
 NO_CHECK = {"grafana", "gpu-exporter"}
-RENDER_COMMAND = 'venv/bin/python -m components.render --out "$RUNNER_TEMP/render"'
+RENDER_COMMAND = 'venv/bin/python -m components.render --placeholder-secrets --out "$RUNNER_TEMP/render"'
 CHECK_COMMAND = 'venv/bin/python -m components.check_images "$RUNNER_TEMP/render"'
 
 
