@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Optional
+from urllib.parse import quote, urlencode
 
 from components import images
 from components.settings import Settings
@@ -21,9 +22,11 @@ def workload(settings: Settings) -> Optional[Workload]:
         image=images.POSTGRES_EXPORTER,
         ports=(Port("metrics", PORT),),
         resources=pg.resources,
-        # URI, user and a password file: the password never appears in the environment.
+        # URI, user and a password file: the password never appears in the environment. The
+        # exporter puts postgresql:// in front. The database name is escaped as a path segment
+        # and sslmode is the only query parameter, so no setting can add another.
         env={
-            "DATA_SOURCE_URI": f"{pg.host}:{pg.port}/{pg.database}?sslmode={pg.sslmode}",
+            "DATA_SOURCE_URI": f"{pg.host}:{pg.port}/{quote(pg.database, safe='')}?{urlencode({'sslmode': pg.sslmode})}",
             "DATA_SOURCE_USER": pg.user,
             "DATA_SOURCE_PASS_FILE": password.path,
         },

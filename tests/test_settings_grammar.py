@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 import yaml
@@ -569,6 +569,7 @@ class TestComposedStrings:
         ("postgres.databases.svc", "my-db", "require"),
         ("10.0.0.5", "App_1", "disable"),
         ("pg_primary", "postgres", "verify-ca"),
+        ("db", "reports 2024 & co", "require"),
     ])
     def test_accepted_values_compose_a_uri_with_exactly_the_configured_parts(self, host, database, sslmode):
         settings = parse("dev", {"platform": "docker", **_postgres(host=host, database=database, sslmode=sslmode),
@@ -576,7 +577,7 @@ class TestComposedStrings:
         uri = postgres_exporter.workload(settings).env["DATA_SOURCE_URI"]
         # As lib/pq reads it: postgresql://<user>@ + the URI.
         parts = urlsplit(f"postgresql://u@{uri}")
-        assert (parts.hostname, parts.port, parts.path) == (host.lower(), 5432, f"/{database}")
+        assert (parts.hostname, parts.port, unquote(parts.path)) == (host.lower(), 5432, f"/{database}")
         assert parse_qs(parts.query) == {"sslmode": [sslmode]} and parts.fragment == ""
 
     @pytest.mark.parametrize("address", [
