@@ -13,6 +13,7 @@ from components import (
     alertmanager,
     alloy,
     cadvisor,
+    config_checks,
     dashboards as dashboard_models,
     grafana,
     gpu_exporter,
@@ -57,6 +58,10 @@ class ObservabilityStack(pulumi.ComponentResource):
             dashboards = dashboard_models.render(settings)
         except ValueError as error:
             raise ConfigError(f"stack {pulumi.get_stack()!r}: cannot render the stack: {error}") from None
+        # The safety net: files Prometheus or Alertmanager would refuse are never shipped.
+        problems = config_checks.check(settings, self.workloads)
+        if problems:
+            raise ConfigError(config_checks.message(pulumi.get_stack(), problems))
         super().__init__("observability:index:Stack", name, None, opts)
         platform.provision(parent=self)
         services = {w.name: Service(w, platform, opts=pulumi.ResourceOptions(parent=self)) for w in self.workloads}
