@@ -212,6 +212,7 @@ def scale_inputs(size: int, directory: Path) -> None:
         expr = f'sum(rate(http_requests_total{{job="bench-{i:04d}"}}[$__rate_interval]))'
         model = {
             "uid": f"bench-{i:04d}", "title": f"Benchmark {i:04d}", "schemaVersion": 39,
+            "templating": {"list": [{"name": "datasource", "type": "datasource", "query": "prometheus"}]},
             "panels": [{"id": 1, "type": "timeseries", "title": "Requests", "gridPos": {"x": 0, "y": 0, "w": 24, "h": 8},
                         "datasource": {"type": "prometheus", "uid": "${datasource}"},
                         "targets": [{"refId": "A", "expr": expr}]}],

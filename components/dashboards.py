@@ -4,15 +4,22 @@ Each built-in dashboard is assembled from what the stack deploys: a panel appear
 something produces its metrics (configs/metrics/catalog.yml says what produces what). Every panel
 reads its datasource from a template variable, so no dashboard names a datasource uid.
 User dashboards: exported JSON files under configs/grafana/dashboards/<folder>/, where <folder> is
-the folder's uid (its title in lower case, words joined by '-', e.g. gpu-ml for "GPU & ML").
+the folder's uid (its title in lower case, words joined by '-', e.g. gpu-ml for "GPU & ML"), in
+either export form; they are checked for what makes them work in the stack, not held to the
+built-in dashboards' style.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
+import pulumi
+
+from components import grammar, user_rules
 from components.settings import Settings, folder_uid
 
 USER_DASHBOARDS = Path(__file__).parent.parent / "configs" / "grafana" / "dashboards"
@@ -363,31 +370,495 @@ BUILT_IN = [system_overview, api_performance, containers_and_hosts, databases, g
             log_overview, observability_stack]
 
 
-def user_dashboards(folders: list[str]) -> list[Dashboard]:
-    """Exported dashboards under configs/grafana/dashboards/<folder uid>/*.json."""
-    by_uid = {folder_uid(title): title for title in folders}
+# --- the user's own dashboards --------------------------------------------------------------------
+# Files as Grafana exports them, plain or "for sharing externally". The program checks what makes
+# a dashboard work in this stack (JSON, uid and title as Grafana takes them, queries that parse,
+# datasources that resolve) and stops where one cannot; where a panel would only stay empty it
+# warns. The house style of the built-in dashboards above is not asked of them.
+
+# Grafana's dashboard save (BuildSaveDashboardCommand, pkg/services/dashboards/service) takes a uid
+# of letters, digits, '-' and '_' (util.IsValidShortUID) and at most 40 characters
+# (util.MaxUIDLength, pkg/util/shortid_generator.go); a title that is not empty once trimmed, and
+# at most 5000 bytes long.
+UID = re.compile(r"[A-Za-z0-9_-]{1,40}")
+MAX_TITLE_BYTES = 5000
+# A template variable reference in each form Grafana interpolates (variableRegex,
+# public/app/features/variables/utils.ts): $name, [[name]] or [[name:format]], ${name},
+# ${name.path} or ${name:format}.
+VARIABLE = re.compile(r"\$(\w+)|\[\[(\w+?)(?::(\w+))?\]\]|\$\{(\w+)(?:\.([^:^}]+))?(?::([^}]+))?\}")
+# Datasources every Grafana has, by uid (their uid is their name where they have none): "-- Grafana
+# --" (pkg/tsdb/grafanads, uid grafana), "-- Mixed --", "-- Dashboard --", and server-side
+# expressions (__expr__, formerly -100).
+BUILT_IN_DATASOURCES = {
+    "grafana": "grafana", "-- Grafana --": "grafana", "-- Mixed --": "mixed", "-- Dashboard --": "dashboard",
+    "__expr__": "__expr__", "-100": "__expr__",
+}
+# Grafana's import of an "Export for sharing externally" (dash_template_evaluator.go,
+# pkg/services/dashboardimport/utils) replaces each ${NAME} of an __inputs entry in every string
+# value; the export's own keys are no part of the dashboard it saves.
+INPUT_REFERENCE = re.compile(r"\$\{.+?\}")
+EXPORT_KEYS = ("__inputs", "__requires", "__elements")
+# Grafana's global variables a query may use, by what they stand for.
+# (Grafana's documentation, "Global variables"; $__auto is the Loki datasource's.)
+DURATION_VARIABLES = frozenset({"__interval", "__rate_interval", "__range", "__auto"})
+NUMBER_VARIABLES = frozenset({"__interval_ms", "__rate_interval_ms", "__range_s", "__range_ms", "__from", "__to"})
+GLOBAL_VARIABLES = DURATION_VARIABLES | NUMBER_VARIABLES | {
+    "__dashboard", "__name", "__org", "__user", "__timezone", "__timeFilter", "__all_variables", "__url_time_range"}
+# Stands in for a variable where PromQL takes a name; never a metric anything produces.
+PLACEHOLDER = "__grafana_variable__"
+# A LogQL label matcher: name, operator and a "quoted" or `raw` value.
+_MATCHER = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*("(?:[^"\\]|\\.)*"|`[^`]*`)\s*(?:,|$)')
+
+
+@dataclass(frozen=True)
+class Datasources:
+    """The datasources a dashboard in this stack can reach: the stack's own (components/grafana.py)."""
+
+    by_key: dict  # uid or name -> type
+    uid_of_type: dict  # type (plugin id) -> uid
+    default: str  # type of the default datasource
+
+    @property
+    def types(self) -> list[str]:
+        return sorted(self.uid_of_type)
+
+
+def stack_datasources() -> Datasources:
+    from components import grafana  # grafana imports this module: bound at call time
+
+    listed = grafana.datasources(grafana.Endpoints("", "", "", ("",)))
+    by_key = {key: d["type"] for d in listed for key in (d["uid"], d["name"])}
+    default = next(d["type"] for d in listed if d["is_default"])
+    return Datasources(by_key, {d["type"]: d["uid"] for d in listed}, default)
+
+
+def _items(value) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _name(match: re.Match) -> str:
+    return match.group(1) or match.group(2) or match.group(4)
+
+
+def fill_variables(expr: str, known: set[str], bare: str = PLACEHOLDER) -> str:
+    """`expr` with each variable Grafana would interpolate replaced by a stand-in of the kind its
+    place takes: a word inside quotes, a duration inside [...] or after offset, a number after @,
+    and `bare` elsewhere. A name the dashboard does not define is left as it is, as Grafana does."""
+    out: list[str] = []
+    i, quote, depth = 0, "", 0
+    while i < len(expr):
+        c = expr[i]
+        match = VARIABLE.match(expr, i) if c in "$[" else None
+        if match and (_name(match) in known or _name(match) in GLOBAL_VARIABLES):
+            name, before, after = _name(match), "".join(out).rstrip(), expr[match.end():match.end() + 1]
+            if quote:
+                stand_in = "x"
+            elif depth:
+                stand_in = "300" if after.isalpha() else "5m"  # [${__range_s}s]
+            elif re.search(r"\boffset\s*-?$", before):
+                stand_in = "5m"
+            elif before.endswith("@"):
+                stand_in = "1700000000"
+            elif name in NUMBER_VARIABLES:
+                stand_in = "300"
+            elif name in DURATION_VARIABLES:
+                stand_in = "5m"
+            else:
+                stand_in = bare
+            out.append(stand_in)
+            i = match.end()
+            continue
+        if quote:
+            if c == "\\" and quote != "`":
+                out.append(expr[i:i + 2])
+                i += 2
+                continue
+            if c == quote:
+                quote = ""
+        elif c in "\"'`":
+            quote = c
+        elif c in "[]":
+            depth += 1 if c == "[" else -1
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def promql_ready(expr: str, known: set[str]) -> tuple[Optional[str], Optional[str]]:
+    """(problem, expression as Prometheus would get it): a variable outside quotes and brackets
+    may stand for a name or for a number, so both are tried."""
+    first = None
+    for bare in (PLACEHOLDER, "1"):
+        ready = fill_variables(expr, known, bare)
+        problem = grammar.promql_problem(ready)
+        if problem is None:
+            return None, ready
+        first = first or problem
+    undefined = [n for n in sorted({_name(m) for m in VARIABLE.finditer(expr)} - known - GLOBAL_VARIABLES) if not n.isdigit()]
+    hint = f" ({', '.join('$' + n for n in undefined)}: no such variable on this dashboard)" if undefined else ""
+    return f"{first}{hint}", None
+
+
+def _selectors(expr: str) -> list[str]:
+    """The bodies of the {...} outside quoted strings: LogQL's stream selectors."""
+    found, i, quote = [], 0, ""
+    while i < len(expr):
+        c = expr[i]
+        if quote:
+            if c == "\\" and quote == '"':
+                i += 1
+            elif c == quote:
+                quote = ""
+        elif c in "\"`":
+            quote = c
+        elif c == "{":
+            start, i = i + 1, i + 1
+            while i < len(expr) and expr[i] != "}":
+                if expr[i] in "\"`":
+                    close = expr[i]
+                    i += 1
+                    while i < len(expr) and expr[i] != close:
+                        i += 2 if expr[i] == "\\" and close == '"' else 1
+                i += 1
+            found.append(expr[start:i])
+        i += 1
+    return found
+
+
+def _matches_empty(op: str, quoted: str) -> bool:
+    value = quoted[1:-1]
+    if quoted[0] == '"':
+        value = bytes(value, "utf-8").decode("unicode_escape", errors="replace")
+    if op in ("=", "!="):
+        return (value == "") == (op == "=")
+    try:
+        empty = re.fullmatch(value, "") is not None
+    except re.error:
+        return False
+    return empty == (op == "=~")
+
+
+def logql_problem(expr: str) -> Optional[str]:
+    """Why Loki would refuse a query for its stream selectors, or None. Loki (v3.7.6,
+    validateMatchers in pkg/logql/syntax/parser.go) wants in each selector at least one matcher
+    that the empty value does not satisfy."""
+    selectors = _selectors(expr)
+    if not selectors:
+        return 'LogQL has no stream selector (for example {service_name="checkout"} |= "error")'
+    for body in selectors:
+        matchers, at = [], 0
+        for match in _MATCHER.finditer(body):
+            if match.start() != at:
+                break
+            matchers.append((match.group(2), match.group(3)))
+            at = match.end()
+        if at != len(body) or not body.strip():
+            return f"{{{body}}} is not a LogQL stream selector (for example {{service_name=\"checkout\"}})"
+        if all(_matches_empty(op, value) for op, value in matchers):
+            return (f"{{{body}}} selects every stream: Loki wants a matcher the empty value does not satisfy "
+                    '(for example app=~".+", not app=~".*")')
+    return None
+
+
+def _panel_name(panel, index: int, row: str = "") -> str:
+    if not isinstance(panel, dict):
+        return f"{row}panel #{index}"
+    title, pid = panel.get("title"), panel.get("id")
+    name = f"panel {title!r}" if isinstance(title, str) and title.strip() else "untitled panel"
+    return f"{row}{name} ({f'id {pid}' if pid is not None else f'#{index}'})"
+
+
+def all_panels(model: dict) -> list[tuple[str, object]]:
+    """Every panel with the name messages give it: rows' panels (a collapsed row keeps its own)
+    and the old schema's rows included."""
     found = []
+    for index, panel in enumerate(_items(model.get("panels")), start=1):
+        where = _panel_name(panel, index)
+        found.append((where, panel))
+        if isinstance(panel, dict) and panel.get("type") == "row":
+            row = f"row {panel.get('title')!r} / " if isinstance(panel.get("title"), str) else f"row #{index} / "
+            found += [(_panel_name(child, j, row), child)
+                      for j, child in enumerate(_items(panel.get("panels")), start=1)]
+    for r, row in enumerate(_items(model.get("rows")), start=1):
+        children = _items(row.get("panels")) if isinstance(row, dict) else []
+        found += [(_panel_name(child, j, f"row #{r} / "), child) for j, child in enumerate(children, start=1)]
+    return found
+
+
+class DashboardCheck:
+    """What makes one dashboard work in this stack: its datasource references resolve, its PromQL
+    parses, its LogQL selects streams. `problems` stop the program; `promql` feeds the warning
+    about metrics nothing produces; `library_panels` names panels Grafana must find elsewhere."""
+
+    def __init__(self, model: dict, stack: Optional[Datasources] = None):
+        self.stack = stack or stack_datasources()
+        self.problems: list[str] = []
+        self.promql: list[tuple[str, str]] = []  # (where, expression as Prometheus gets it)
+        self.library_panels: list[str] = []
+        templating = model.get("templating")
+        listed = _items(templating.get("list")) if isinstance(templating, dict) else []
+        self.variables = {v["name"]: v for v in listed if isinstance(v, dict) and isinstance(v.get("name"), str)}
+        self.known = set(self.variables)
+        for key in ("panels", "rows"):
+            if model.get(key) is not None and not isinstance(model[key], list):
+                self.problems.append(f"{key} must be a list of panels")
+        for name, variable in self.variables.items():
+            self.variable(name, variable)
+        annotations = model.get("annotations")
+        for index, annotation in enumerate(_items(annotations.get("list") if isinstance(annotations, dict) else None), 1):
+            self.annotation(index, annotation)
+        for where, panel in all_panels(model):
+            self.panel(where, panel)
+
+    def resolve(self, ref) -> tuple[Optional[str], Optional[str]]:
+        """(type, problem): the type of datasource a reference reaches, or why it reaches none.
+        As Grafana's datasource service: no reference is the default; a type alone, the first of
+        that type; a variable, the datasources it lists; else a uid or a name."""
+        stack = self.stack
+        uid, kind = (ref.get("uid"), ref.get("type")) if isinstance(ref, dict) else (ref, None)
+        if uid is None or uid == "default":
+            if kind is None or kind in stack.uid_of_type:
+                return kind or stack.default, None
+            if kind in ("__expr__", "datasource", "grafana"):
+                return ("__expr__" if kind == "__expr__" else "grafana"), None
+            return None, f"asks for a datasource of type {kind!r}; the stack has {', '.join(stack.types)}"
+        if not isinstance(uid, str):
+            return None, f"datasource {uid!r} is not a uid or a name"
+        if uid in BUILT_IN_DATASOURCES or kind == "__expr__":
+            return BUILT_IN_DATASOURCES.get(uid, "__expr__"), None
+        match = VARIABLE.fullmatch(uid)
+        if match:
+            variable = self.variables.get(_name(match))
+            if variable is None:
+                hint = " (an __inputs placeholder that no __inputs entry fills)" if uid.startswith("${") else ""
+                return None, (f"datasource {uid} names a variable the dashboard does not define{hint}; define a "
+                              f"datasource variable of that name, or use one of the stack's uids ({', '.join(stack.uid_of_type.values())})")
+            if variable.get("type") != "datasource":
+                return None, f"datasource {uid} names variable {_name(match)!r}, which is not a datasource variable"
+            query = variable.get("query")
+            return (query if isinstance(query, str) else None), None
+        if uid in stack.by_key:
+            return stack.by_key[uid], None
+        return None, (f"datasource {uid!r} is none of the stack's ({', '.join(stack.uid_of_type.values())}): "
+                      'name one of those uids, for example {"type": "prometheus", "uid": "prometheus"}, '
+                      "or a datasource variable of the dashboard")
+
+    def variable(self, name: str, variable: dict) -> None:
+        where = f"variable {name!r}"
+        if variable.get("type") == "datasource":
+            query = variable.get("query")
+            if isinstance(query, str) and query not in self.stack.uid_of_type and not VARIABLE.search(query):
+                self.problems.append(f"{where} lists datasources of type {query!r}, and the stack has none "
+                                     f"(it has {', '.join(self.stack.types)})")
+        elif variable.get("type") in ("query", "adhoc"):
+            _, problem = self.resolve(variable.get("datasource"))
+            if problem:
+                self.problems.append(f"{where}: {problem}")
+
+    def annotation(self, index: int, annotation) -> None:
+        if not isinstance(annotation, dict) or annotation.get("builtIn"):
+            return  # Grafana's own annotations
+        name = annotation.get("name")
+        where = f"annotation {name!r}" if isinstance(name, str) else f"annotation #{index}"
+        kind, problem = self.resolve(annotation.get("datasource"))
+        if problem:
+            self.problems.append(f"{where}: {problem}")
+        elif isinstance(annotation.get("expr"), str) and annotation["expr"]:
+            self.query(where, kind, annotation["expr"])
+
+    def panel(self, where: str, panel) -> None:
+        if not isinstance(panel, dict):
+            self.problems.append(f"{where} is not a JSON object")
+            return
+        if isinstance(panel.get("libraryPanel"), dict):
+            self.library_panels.append(where)
+            return
+        targets = panel.get("targets")
+        if targets is None or targets == [] or panel.get("type") == "row":
+            return  # a text panel, a panel with nothing to query; a row runs no query, whatever it carries
+        if not isinstance(targets, list):
+            self.problems.append(f"{where}: targets must be a list of queries")
+            return
+        panel_kind, problem = self.resolve(panel.get("datasource"))
+        if problem:
+            self.problems.append(f"{where}: {problem}")
+        for index, target in enumerate(targets, start=1):
+            if not isinstance(target, dict):
+                self.problems.append(f"{where}, query #{index} is not a JSON object")
+                continue
+            ref_id = target.get("refId")
+            query_where = f"{where}, query {ref_id if isinstance(ref_id, str) and ref_id else f'#{index}'}"
+            if target.get("datasource") is not None:
+                kind, problem = self.resolve(target["datasource"])
+                if problem:
+                    self.problems.append(f"{query_where}: {problem}")
+                    continue
+            else:
+                kind = self.stack.default if panel_kind == "mixed" else panel_kind
+            expr = target.get("expr")
+            if kind in ("prometheus", "loki") and expr not in (None, ""):
+                if not isinstance(expr, str):
+                    self.problems.append(f"{query_where}: expr must be a string")
+                else:
+                    self.query(query_where, kind, expr)
+
+    def query(self, where: str, kind: Optional[str], expr: str) -> None:
+        if kind == "prometheus":
+            problem, ready = promql_ready(expr, self.known)
+            if ready is not None:
+                self.promql.append((where, ready))
+        elif kind == "loki":
+            problem = logql_problem(fill_variables(expr, self.known))
+        else:
+            return
+        if problem:
+            self.problems.append(f"{where}: {problem}; the query: {expr}")
+
+
+def unknown_metrics(check: DashboardCheck, produced: user_rules.Produced) -> list[tuple[str, list[str]]]:
+    """(where, why) for each query naming metrics nothing in the stack produces."""
+    found = []
+    for where, ready in check.promql:
+        names = sorted(n for n in grammar.metric_names(ready) if PLACEHOLDER not in n)
+        missing = [why for name in names if (why := produced.missing(name))]
+        if missing:
+            found.append((where, missing))
+    return found
+
+
+def _bind_inputs(model: dict, stack: Datasources) -> tuple[dict, list[str]]:
+    """An "Export for sharing externally" as Grafana's import would save it in this stack: each
+    datasource input bound to the stack's datasource of its plugin, each constant to its value."""
+    inputs = model.get("__inputs")
+    if inputs is None:
+        return model, []
+    if not isinstance(inputs, list):
+        return model, ["__inputs must be a list"]
+    values, problems = {}, []
+    for index, entry in enumerate(inputs, start=1):
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or not name:
+            problems.append(f"__inputs entry #{index} has no name")
+            continue
+        kind, label = entry.get("type"), f"__inputs entry {name!r}"
+        if kind == "datasource":
+            plugin = entry.get("pluginId")
+            if plugin == "__expr__":
+                values[name] = "__expr__"
+            elif plugin in stack.uid_of_type:
+                values[name] = stack.uid_of_type[plugin]
+            else:
+                problems.append(f"{label} asks for a {plugin!r} datasource; the stack has {', '.join(stack.types)} "
+                                "(point the panels that use it at one of those, or remove them)")
+        elif kind == "constant":
+            value = entry.get("value")
+            if isinstance(value, bool) or value is None or value == "" or not isinstance(value, (str, int, float)):
+                problems.append(f'{label} is a constant with no value: give it one (for example "value": "production")')
+            else:
+                values[name] = str(value)
+        else:
+            problems.append(f"{label} has type {kind!r}; Grafana's import fills datasource and constant inputs only")
+    if problems:
+        return model, problems
+
+    def bind(value):
+        if isinstance(value, str):
+            return INPUT_REFERENCE.sub(lambda m: values.get(m.group(0)[2:-1], m.group(0)), value)
+        if isinstance(value, list):
+            return [bind(v) for v in value]
+        if isinstance(value, dict):
+            return {k: bind(v) for k, v in value.items() if k != "__inputs"}
+        return value
+
+    return bind(model), []
+
+
+def _inline_library_panels(model: dict) -> None:
+    """A library panel an external export carries in __elements becomes a plain panel in its place:
+    the stack's Grafana has no library panel of that uid, and a dashboard save does not create one."""
+    elements = model.get("__elements")
+    if not isinstance(elements, dict):
+        return
+    for holder in [model, *(p for p in _items(model.get("panels")) if isinstance(p, dict) and p.get("type") == "row")]:
+        panels = _items(holder.get("panels"))
+        for index, panel in enumerate(panels):
+            library = panel.get("libraryPanel") if isinstance(panel, dict) else None
+            element = elements.get(library.get("uid")) if isinstance(library, dict) else None
+            if isinstance(element, dict) and isinstance(element.get("model"), dict):
+                placed = {k: panel[k] for k in ("id", "gridPos") if k in panel}
+                panels[index] = {**{k: v for k, v in element["model"].items() if k != "libraryPanel"}, **placed}
+
+
+def _load(path: Path, where: str, stack: Datasources) -> tuple[Optional[dict], list[str]]:
+    """The dashboard a file holds, as the stack deploys it, and the file's problems."""
+    try:
+        model = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        return None, [f"{where}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})"]
+    if not isinstance(model, dict):
+        return None, [f"{where}: a dashboard export is a JSON object, not a {type(model).__name__}"]
+    if "spec" in model and "kind" in model and "uid" not in model:
+        return None, [f"{where}: this is a Grafana {model.get('kind')!r} resource, not a dashboard's JSON model; "
+                      "export the dashboard as classic JSON"]
+    model, problems = _bind_inputs(model, stack)
+    if problems:
+        return None, [f"{where}: {p}" for p in problems]
+    _inline_library_panels(model)
+    for key in EXPORT_KEYS:
+        model.pop(key, None)
+    # Exported dashboards carry an id from the Grafana they came from; Grafana assigns its own.
+    model.pop("id", None)
+    uid, title = model.get("uid"), model.get("title")
+    if not isinstance(uid, str) or not uid or not isinstance(title, str) or not title.strip():
+        return None, [f'{where}: a dashboard needs a "uid" and a "title" (for example "uid": "checkout-latency", '
+                      '"title": "Checkout latency")']
+    if not UID.fullmatch(uid):
+        problems.append(f"{where}: uid {uid!r} is not one Grafana takes: 1 to 40 letters, digits, '-' and '_' "
+                        "(for example checkout-latency)")
+    if len(title.strip().encode()) > MAX_TITLE_BYTES:
+        problems.append(f"{where}: the title is longer than Grafana's {MAX_TITLE_BYTES} bytes")
+    return model, problems
+
+
+def user_dashboards(settings: Settings) -> list[Dashboard]:
+    """Exported dashboards under configs/grafana/dashboards/<folder uid>/*.json, each checked; every
+    problem in every file is reported at once."""
+    by_uid = {folder_uid(title): title for title in settings.grafana.folders}
+    stack = stack_datasources()
+    produced = user_rules.produced_metrics(settings)
+    found, problems, warnings = [], [], []
     for path in sorted(USER_DASHBOARDS.glob("*/*.json")):
         where = path.relative_to(USER_DASHBOARDS.parent.parent.parent)
         folder = by_uid.get(path.parent.name)
         if folder is None:
-            raise ValueError(f"{where}: folder {path.parent.name!r} is not one of grafana.folders ({', '.join(sorted(by_uid))})")
-        try:
-            model = json.loads(path.read_text())
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{where}: not valid JSON ({error})") from None
-        if not isinstance(model, dict) or not model.get("uid") or not model.get("title"):
-            raise ValueError(f"{where}: a dashboard needs a \"uid\" and a \"title\"")
-        # Exported dashboards carry an id from the Grafana they came from; Grafana assigns its own.
-        model.pop("id", None)
+            problems.append(f"{where}: folder {path.parent.name!r} is not one of grafana.folders ({', '.join(sorted(by_uid))})")
+            continue
+        model, file_problems = _load(path, str(where), stack)
+        problems += file_problems
+        if model is None:
+            continue
+        check = DashboardCheck(model, stack)
+        problems += [f"{where}: {p}" for p in check.problems]
+        warnings += [f"{where}: {w} is a library panel; it shows only where Grafana already holds a library panel of "
+                     "its uid (an export for sharing externally carries its model)" for w in check.library_panels]
+        unknown = unknown_metrics(check, produced)
+        if unknown:
+            # One warning a dashboard: a community dashboard may read dozens of such metrics.
+            listing = "; ".join(f"{w}: {', '.join(metrics)}" for w, metrics in unknown)
+            warnings.append(f"{where}: {len(unknown)} queries read metrics nothing this stack deploys produces, by "
+                            f"configs/metrics/catalog.yml; unless something else does, their panels stay empty: {listing}")
         found.append(Dashboard(model["uid"], folder, model))
+    if problems:
+        raise ValueError(user_rules.problem_list("dashboards under configs/grafana/dashboards/ that cannot work", problems))
+    for warning in warnings:
+        pulumi.log.warn(warning)
     return found
 
 
 def render(settings: Settings) -> list[Dashboard]:
     """Every dashboard the stack ships, in a folder the stack has; uids unique."""
     found = [d for d in (build(settings) for build in BUILT_IN) if d is not None]
-    found += user_dashboards(settings.grafana.folders)
+    found += user_dashboards(settings)
     for d in found:
         if d.folder not in settings.grafana.folders:
             raise ValueError(f"dashboard {d.uid!r} belongs in folder {d.folder!r}, which grafana.folders does not list")

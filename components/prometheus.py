@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Optional
 
-from components import images, yaml_text
+from components import images, user_rules, yaml_text
 from components.platform import Platform
 from components.settings import PrometheusSettings, Settings
 from components.workload import (
@@ -28,18 +28,17 @@ DATA_DIR = "/prometheus"
 PORT = 9090
 
 
-CATALOG_RULES = "catalog.yml"
+# The rendered alert catalog's file, beside the user's rule files (components/user_rules.py).
+CATALOG_RULES = user_rules.CATALOG_RULES
 
 
-def rule_files(catalog_rules: str) -> list[ConfigFile]:
-    """The stack's rendered alert catalog, and every user rule file under configs/prometheus/rules."""
-    user = sorted((CONFIG_SOURCE / "rules").glob("*.yml"))
-    for path in user:
-        if path.name == CATALOG_RULES:
-            raise ValueError(f"configs/prometheus/rules/{CATALOG_RULES}: the name is taken by the alert catalog")
+def rule_files(catalog_rules: str, settings: Optional[Settings] = None) -> list[ConfigFile]:
+    """The stack's rendered alert catalog, and every user rule file under configs/prometheus/rules,
+    each checked as Prometheus will load it (a ValueError lists what it would refuse). With the
+    stack's settings, a rule on a metric nothing in the stack produces is reported as a warning."""
     return [
         ConfigFile(f"{RULES_DIR}/{CATALOG_RULES}", catalog_rules),
-        *(ConfigFile(f"{RULES_DIR}/{path.name}", path.read_text()) for path in user),
+        *(ConfigFile(f"{RULES_DIR}/{name}", text) for name, text in user_rules.checked(settings)),
     ]
 
 
@@ -266,5 +265,5 @@ def workload(
     return dataclasses.replace(
         prometheus,
         discovery=discovery,
-        config_files=(ConfigFile(f"{CONFIG_DIR}/prometheus.yml", config), *rule_files(catalog_rules)),
+        config_files=(ConfigFile(f"{CONFIG_DIR}/prometheus.yml", config), *rule_files(catalog_rules, settings)),
     )

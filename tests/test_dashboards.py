@@ -1,6 +1,9 @@
-"""The dashboard check, over every dashboard every stack deploys: queries parse, datasources come
-from variables, rates use $__rate_interval, and every metric is one something in the stack produces
-(configs/metrics/catalog.yml). Also the user's own dashboards, and that rendering is deterministic."""
+"""The built-in dashboards' house style, over every built-in dashboard every stack deploys: queries
+parse, datasources come from the variables `datasource` and `logs`, every panel has a description
+and a unit, rates use $__rate_interval, and every metric is one the catalog lists for something in
+the stack (configs/metrics/catalog.yml). The user's own dashboards are held to what makes a
+dashboard work, not to this style (tests/test_user_dashboards.py, with the basics of user
+dashboards). Also that rendering is deterministic."""
 
 import json
 import re
@@ -10,8 +13,9 @@ import pytest
 import yaml
 
 from components import dashboards
-from components.settings import ConfigError, parse
-from conftest import ROOT, STACKS, Run, run_program, stack_config, stack_secrets
+from components.settings import parse
+from conftest import ROOT, STACKS, run_program, stack_config, stack_secrets
+from test_user_dashboards import user_dir, write  # noqa: F401 (user_dir is a fixture)
 
 DASHBOARD = "grafana:oss/dashboard:Dashboard"
 CATALOG = yaml.safe_load((ROOT / "configs" / "metrics" / "catalog.yml").read_text())
@@ -29,6 +33,12 @@ STREAM_SELECTOR = re.compile(r'\{\s*[A-Za-z_][A-Za-z0-9_]*\s*(=~|!~|!=|=)\s*"[^"
 def deployed(run):
     """The dashboard models a stack run deploys, parsed from each Dashboard's configJson."""
     return [json.loads(r.inputs["configJson"]) for r in run.of_type(DASHBOARD)]
+
+
+def built_in_uids(stack):
+    """The uids of the dashboards the program builds for a stack: the house style is theirs."""
+    settings = settings_of(stack)
+    return {d.uid for d in (build(settings) for build in dashboards.BUILT_IN) if d is not None}
 
 
 def targets(model):
@@ -109,7 +119,14 @@ def settings_of(stack):
 
 @pytest.fixture(scope="module")
 def models(stack_runs):
-    return {stack: deployed(run) for stack, run in stack_runs.items()}
+    """The built-in dashboards each stack deploys."""
+    return {stack: [m for m in deployed(run) if m["uid"] in built_in_uids(stack)] for stack, run in stack_runs.items()}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_house_style_covers_every_built_in_dashboard(models, stack):
+    assert {m["uid"] for m in models[stack]} == built_in_uids(stack)
+    assert len(models[stack]) >= 7
 
 
 # --- queries ---------------------------------------------------------------------------------------
@@ -280,70 +297,19 @@ def test_dev_has_no_database_dashboard_and_no_gpu_panels(models):
     assert [p["title"] for p in ml["panels"]] == ["Model drift"]
 
 
-# --- user dashboards -------------------------------------------------------------------------------
+# --- user dashboards are left out of the house style -----------------------------------------------
 
 
-@pytest.fixture
-def user_dir(tmp_path, monkeypatch):
-    root = tmp_path / "dashboards"
-    root.mkdir()
-    monkeypatch.setattr(dashboards, "USER_DASHBOARDS", root)
-    return root
-
-
-def write(root, relative, content):
-    path = root / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(content if isinstance(content, str) else json.dumps(content))
-    return path
-
-
-CUSTOM = {"id": 42, "uid": "custom-gpu", "title": "Custom GPU", "panels": []}
-
-
-def test_a_user_dashboard_joins_the_folder_it_is_filed_under(user_dir):
-    write(user_dir, "gpu-ml/custom.json", CUSTOM)
-    found = {d.uid: d for d in dashboards.render(settings_of("prod"))}
-    custom = found["custom-gpu"]
-    assert custom.folder == "GPU & ML"
-    assert custom.model == {"uid": "custom-gpu", "title": "Custom GPU", "panels": []}
-    assert "system-overview" in found
-
-
-def test_a_user_dashboard_is_deployed_into_its_grafana_folder(user_dir):
-    write(user_dir, "gpu-ml/custom.json", CUSTOM)
-    dashboard = run_program("dev", stack_config("dev")).one(DASHBOARD, "dashboard-custom-gpu").inputs
-    assert dashboard["folder"] == "gpu-ml"
-    assert json.loads(dashboard["configJson"]) == {"uid": "custom-gpu", "title": "Custom GPU", "panels": []}
-
-
-BAD_USER_DASHBOARDS = {
-    "unknown folder": ("team-x/a.json", CUSTOM, ["team-x/a.json", "folder 'team-x' is not one of grafana.folders"]),
-    "no uid": ("gpu-ml/no-uid.json", {"title": "No uid"}, ["gpu-ml/no-uid.json", 'a dashboard needs a "uid"']),
-    "invalid JSON": ("gpu-ml/broken.json", '{"uid": "broken",', ["gpu-ml/broken.json", "not valid JSON"]),
-    "built-in uid": ("platform/mine.json", {"uid": "system-overview", "title": "Mine"},
-                     ["dashboard uids used twice: system-overview"]),
-}
-
-
-@pytest.mark.parametrize("relative, content, expected", BAD_USER_DASHBOARDS.values(), ids=BAD_USER_DASHBOARDS.keys())
-def test_a_bad_user_dashboard_is_refused_naming_the_file_or_uid(user_dir, relative, content, expected):
-    write(user_dir, relative, content)
-    with pytest.raises(ValueError) as error:
-        dashboards.render(settings_of("dev"))
-    for part in expected:
-        assert part in str(error.value)
-
-
-@pytest.mark.parametrize("relative, content, expected", BAD_USER_DASHBOARDS.values(), ids=BAD_USER_DASHBOARDS.keys())
-def test_a_bad_user_dashboard_stops_the_program_before_any_resource(user_dir, relative, content, expected):
-    write(user_dir, relative, content)
-    run = Run("dev")
-    with pytest.raises(ConfigError) as error:
-        run_program("dev", stack_config("dev"), run=run)
-    assert str(error.value).startswith("stack 'dev': cannot render the stack: ")
-    assert expected[0] in str(error.value)
-    assert run.resources == []
+def test_the_house_style_is_not_asked_of_a_user_dashboard(user_dir):
+    """A plain export: a datasource variable named DS, panels without description or unit, a text
+    panel, a collapsed row. It deploys, and the house-style tests leave it out."""
+    fixture = (ROOT / "tests" / "fixtures" / "dashboards" / "plain-export.json").read_text()
+    write(user_dir, "applications/checkout.json", fixture)
+    run = run_program("dev", stack_config("dev"))
+    assert {m["uid"] for m in deployed(run)} - built_in_uids("dev") == {"checkout-service"}
+    model = json.loads(run.one(DASHBOARD, "dashboard-checkout-service").inputs["configJson"])
+    assert [v["name"] for v in model["templating"]["list"] if v["type"] == "datasource"] == ["DS", "logs_ds"]
+    assert any("description" not in p for p in model["panels"])
 
 
 # --- determinism -----------------------------------------------------------------------------------
