@@ -152,7 +152,9 @@ def system_overview(settings: Settings) -> Dashboard:
                    [(f"{_http_rate(selector=ERRORS)} / {_http_rate()}", "{{job}}")], "percentunit"),
         timeseries("p95 latency by endpoint", "95th percentile of request duration.",
                    [(_quantile(0.95, "http_request_duration_seconds_bucket", "endpoint"), "{{endpoint}}")], "s"),
-        timeseries("Uptime", "Time since each process started.", [("time() - process_start_time_seconds", "{{job}}")], "s", width=24),
+        # The instance too: prod's replicas share a job, and each line must say which one restarted.
+        timeseries("Uptime", "Time since each process started.",
+                   [("time() - process_start_time_seconds", "{{job}} {{instance}}")], "s", width=24),
     ], tags=("overview",))
 
 
@@ -180,6 +182,9 @@ def containers_and_hosts(settings: Settings) -> Dashboard | None:
     panels: list[dict] = []
     if exporters.node.enabled:
         fs = 'fstype!~"tmpfs|overlay|squashfs"'
+        # Physical interfaces only: on kubernetes node-exporter sees the host's network, where a
+        # container's traffic also crosses veth, bridge and overlay devices and would count twice.
+        nic = 'device!~"lo|veth.+|docker.+|br-.+|cni.+|flannel.+|cali.+|cilium_.+|lxc.+|vxlan.+|tunl.+|virbr.+"'
         panels += [
             timeseries("Host CPU", "Share of CPU time not idle, per host.",
                        [(f'1 - avg by (instance) (rate(node_cpu_seconds_total{{mode="idle"}}[{RATE}]))', "{{instance}}")], "percentunit"),
@@ -188,8 +193,8 @@ def containers_and_hosts(settings: Settings) -> Dashboard | None:
             timeseries("Host disk", "Share of each filesystem in use.",
                        [(f"1 - node_filesystem_avail_bytes{{{fs}}} / node_filesystem_size_bytes{{{fs}}}", "{{instance}} {{mountpoint}}")], "percentunit"),
             timeseries("Host network", "Bytes per second received (+) and sent (-), per host.", [
-                (f'sum by (instance) (rate(node_network_receive_bytes_total{{device!="lo"}}[{RATE}]))', "{{instance}} in"),
-                (f'-sum by (instance) (rate(node_network_transmit_bytes_total{{device!="lo"}}[{RATE}]))', "{{instance}} out"),
+                (f"sum by (instance) (rate(node_network_receive_bytes_total{{{nic}}}[{RATE}]))", "{{instance}} in"),
+                (f"-sum by (instance) (rate(node_network_transmit_bytes_total{{{nic}}}[{RATE}]))", "{{instance}} out"),
             ], "Bps"),
         ]
     if exporters.cadvisor.enabled:
@@ -348,7 +353,8 @@ def observability_stack(settings: Settings) -> Dashboard:
                    [(rate("prometheus_notifications_dropped_total", by="instance"), "{{instance}}")], "ops"),
         timeseries("Alertmanager notifications failed", "Failed notifications per second, by integration.",
                    [(rate("alertmanager_notifications_failed_total", by="integration"), "{{integration}}")], "ops"),
-        timeseries("Active alerts", "Alerts held by Alertmanager, by state.", [("sum by (state) (alertmanager_alerts)", "{{state}}")]),
+        # max, not sum: every replica of a cluster holds every alert.
+        timeseries("Active alerts", "Alerts held by Alertmanager, by state.", [("max by (state) (alertmanager_alerts)", "{{state}}")]),
         timeseries("Loki lines received", "Log lines ingested per second.", [(rate("loki_distributor_lines_received_total"), "lines")], "ops"),
         timeseries("Loki request errors", "Loki requests answered with a 5xx status.",
                    [(rate("loki_request_duration_seconds_count", '{status_code=~"5.."}', "route"), "{{route}}")], "reqps"),
