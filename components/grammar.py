@@ -811,6 +811,10 @@ def scalar_text(value: Any) -> Optional[str]:
     return str(value)
 
 
+class DurationOutOfRange(ValueError):
+    """A well-formed duration longer than int64 nanoseconds (about 292 years) can hold."""
+
+
 def parse_duration(text: Any) -> int:
     """A duration as Prometheus and Alertmanager read it (prometheus/common model.ParseDuration,
     v0.70.1, which both pinned releases use), in nanoseconds. Raises ValueError."""
@@ -837,11 +841,9 @@ def parse_duration(text: Any) -> int:
             raise refuse("units go from largest to smallest, once each")
         last = position
         value = int(number)
-        if value >= 2**64 or value > 2**63 // size:
-            raise refuse("out of range, at most about 292 years")
+        if value >= 2**64 or value > 2**63 // size or total + value * size > MAX_DURATION_NS:
+            raise DurationOutOfRange(f"{text!r} is not a valid duration: out of range, at most about 292 years")
         total += value * size
-        if total > MAX_DURATION_NS:
-            raise refuse("out of range, at most about 292 years")
     return total
 
 

@@ -29,6 +29,8 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from components import grammar
+
 NAMESPACE = "observability"
 
 # Go's int64 (and time.Duration, in nanoseconds): the range of every integer, size and duration
@@ -59,8 +61,6 @@ def _has_control(value: str) -> bool:
 
 # --- durations, sizes and quantities --------------------------------------------------------------
 
-# Prometheus-style durations ("30s", "1h30m", "7d"): each unit at most once, largest first.
-_DURATION = re.compile(r"(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?")
 _UNIT_MS = {"y": 31_536_000_000, "w": 604_800_000, "d": 86_400_000, "h": 3_600_000, "m": 60_000, "s": 1000, "ms": 1}
 
 
@@ -70,15 +70,16 @@ def milliseconds(duration: str) -> int:
 
 
 def _duration(value: str) -> str:
-    if not value or not _DURATION.fullmatch(value):
-        raise _bad(f"{value!r} is not a valid duration", "30s, 5m, 7d or 1h30m")
-    ms = milliseconds(value)
-    if ms == 0:
+    # Prometheus's own grammar and range (components/grammar.py). Go's time.Duration, which the
+    # collector and Jaeger read, holds the same int64 nanoseconds.
+    try:
+        nanoseconds = grammar.parse_duration(value)
+    except grammar.DurationOutOfRange:
+        raise _bad(f"{value!r} is longer than Prometheus and Go can hold (2^63-1 ns, about 292 years)", "90d") from None
+    except ValueError:
+        raise _bad(f"{value!r} is not a valid duration", "30s, 5m, 7d or 1h30m") from None
+    if nanoseconds == 0:
         raise _bad(f"{value!r} is a zero duration; it must be longer than zero", "30s")
-    # Prometheus (model.Duration) and Go (time.Duration, for the collector and Jaeger) both hold
-    # a duration as int64 nanoseconds and refuse anything longer.
-    if ms * 1_000_000 > INT64_MAX:
-        raise _bad(f"{value!r} is longer than Prometheus and Go can hold (2^63-1 ns, about 292 years)", "90d")
     return value
 
 
@@ -247,11 +248,9 @@ Title = Annotated[str, AfterValidator(_text("Platform"))]
 # Alertmanager and PromQL reader accepts unquoted. "__" is ReservedLabelPrefix, which
 # common/model calls not legal in user-supplied label names (Prometheus keeps such labels for
 # itself: __address__, __scheme__, ... configure a scrape and are dropped from the series).
-_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-
-
 def _label_name(value: str) -> str:
-    if not _LABEL_NAME.fullmatch(value):
+    # The classic grammar, which every Prometheus and Alertmanager the stack meets accepts.
+    if not grammar.valid_label_name(value, "legacy"):
         raise _bad(f"{value!r} is not a valid Prometheus label name: letters, digits and '_', not starting "
                    "with a digit", "team")
     if value.startswith("__"):
