@@ -76,3 +76,41 @@ def test_routing_and_inhibition_with_a_real_alertmanager(alertmanager):
     warnings = [body for body in slack if body.get("channel") == "#prod-alerts"]
     assert all("n1" not in json.dumps(body) for body in warnings), "n1's warning was delivered despite its critical"
     assert time.monotonic() - started < DEADLINE_S
+
+
+def test_notifications_carry_title_text_and_runbook_and_say_when_the_alert_resolves(alertmanager):
+    """What an on-call engineer reads: Slack's title names the status, the count, the alert and the
+    environment; its text holds the summary, the description and the runbook link; the title links
+    to the alerts of that receiver. When the alert ends, Slack and PagerDuty are told: one resolved
+    post on the same channel, and PagerDuty's resolve event for the incident it opened."""
+    base, receiver = alertmanager
+    runbook = "https://runbooks.example/host-out-of-inodes"
+    firing = alert("HostOutOfInodes", "critical", instance="n9", job="node-exporter", environment="prod")
+    firing["annotations"]["runbook_url"] = runbook
+    api(base, "/api/v2/alerts", [firing])
+
+    def posts(status):
+        return [body for body in receiver.bodies("/slack")
+                if body.get("channel") == "#prod-alerts-critical"
+                and any(a.get("title", "").startswith(f"[{status}") and "HostOutOfInodes" in a["title"]
+                        for a in body.get("attachments", []))]
+
+    def events(action):
+        return [body for body in receiver.bodies("/pagerduty")
+                if body.get("event_action") == action and "HostOutOfInodes" in json.dumps(body)]
+
+    wait_for(lambda: posts("FIRING") and events("trigger"), "HostOutOfInodes on Slack and at PagerDuty")
+    attachment = posts("FIRING")[0]["attachments"][0]
+    assert attachment["title"] == "[FIRING:1] HostOutOfInodes (prod)"
+    # One block per alert, each ending in a line break.
+    assert attachment["text"] == f"*HostOutOfInodes test*\nposted by the test\nRunbook: {runbook}\n"
+    assert attachment["title_link"].endswith("/#/alerts?receiver=slack-critical")
+    trigger = events("trigger")[0]
+    assert trigger["payload"]["summary"] == "[FIRING:1] HostOutOfInodes (prod)"
+
+    # The alert ends: Prometheus would send it once more with endsAt set.
+    firing["endsAt"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    api(base, "/api/v2/alerts", [firing])
+    wait_for(lambda: posts("RESOLVED") and events("resolve"), "the resolved notices on Slack and at PagerDuty")
+    assert [post["attachments"][0]["title"] for post in posts("RESOLVED")] == ["[RESOLVED] HostOutOfInodes (prod)"]
+    assert events("resolve")[0]["dedup_key"] == trigger["dedup_key"]
