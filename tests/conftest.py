@@ -138,5 +138,14 @@ def scrape_jobs(run: Run) -> dict[str, dict]:
 
 
 def pytest_configure(config):
+    # Mutation testing (tests/mutation/run.py): during mutmut's stats run, credit what shared
+    # fixtures run to every test that uses them, so each mutant meets all the tests that can kill it.
+    # Programs the tests start (the render CLI, the policy pack) run outside that bookkeeping, so
+    # they must not inherit it: mutmut keeps the mode in this process without the variable.
+    if os.environ.get("MUTANT_UNDER_TEST") == "stats":
+        from tests.mutation.fixture_credit import FixtureCredit
+
+        config.pluginmanager.register(FixtureCredit(), "mutation-fixture-credit")
+        del os.environ["MUTANT_UNDER_TEST"]
     # pulumiverse_grafana warns at import about its own deprecated resources, none of which we use.
     config.addinivalue_line("filterwarnings", r"ignore::DeprecationWarning:pulumiverse_grafana\..*")

@@ -490,7 +490,7 @@ def test_test_job_runs_the_readme_test_command(name: str):
     assert f"exec {command}" in (ROOT / ".ci" / "run").read_text()
 
 
-@pytest.mark.parametrize("name", ["pull-request.yml", "main.yml"])
+@pytest.mark.parametrize("name", [p.name for p in workflow_files()])
 def test_actions_are_pinned_to_a_major_version(name: str):
     workflow = load(name)
     uses = [s["uses"] for job in workflow["jobs"].values() for s in job["steps"] if "uses" in s]
@@ -499,7 +499,7 @@ def test_actions_are_pinned_to_a_major_version(name: str):
         assert re.fullmatch(r"[\w.-]+/[\w./-]+@v\d+", ref), f"{ref}: pin a major version tag (@vN)"
 
 
-@pytest.mark.parametrize("name", ["pull-request.yml", "main.yml"])
+@pytest.mark.parametrize("name", [p.name for p in workflow_files()])
 def test_permissions_are_least_privilege(name: str):
     workflow = load(name)
     assert workflow["permissions"] == {}, "grant nothing at the workflow level"
@@ -515,7 +515,7 @@ def test_permissions_are_least_privilege(name: str):
                 ), f"{job_name}: writes to pull requests without commenting"
 
 
-@pytest.mark.parametrize("name", ["pull-request.yml", "main.yml"])
+@pytest.mark.parametrize("name", [p.name for p in workflow_files()])
 def test_no_expression_is_pasted_into_a_script(name: str):
     """Values reach shell scripts through env, never as ${{ }} text inside the script."""
     workflow = load(name)
@@ -525,7 +525,7 @@ def test_no_expression_is_pasted_into_a_script(name: str):
             assert "${{" not in step.get("with", {}).get("script", ""), f"{job_name}: {step.get('name')}"
 
 
-@pytest.mark.parametrize("name", ["pull-request.yml", "main.yml"])
+@pytest.mark.parametrize("name", [p.name for p in workflow_files()])
 def test_checkouts_keep_no_credentials(name: str):
     for job in load(name)["jobs"].values():
         for step in steps_using(job, "actions/checkout"):

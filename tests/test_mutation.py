@@ -1,0 +1,185 @@
+"""The mutation testing set-up (tests/mutation): its scope, its score, and how it links tests to code."""
+
+from __future__ import annotations
+
+import configparser
+import fnmatch
+import json
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import importlib.util
+
+import pytest
+import yaml
+
+from conftest import ROOT
+
+_spec = importlib.util.spec_from_file_location("mutation_run", ROOT / "tests" / "mutation" / "run.py")
+mutation = importlib.util.module_from_spec(_spec)
+sys.modules["mutation_run"] = mutation  # dataclasses look their module up there
+_spec.loader.exec_module(mutation)
+
+CONFIG = ROOT / "tests" / "mutation" / "mutmut.cfg"
+
+
+def mutmut_setting(key: str) -> list[str]:
+    parser = configparser.ConfigParser()
+    parser.read(CONFIG)
+    return [line for line in parser.get("mutmut", key).split("\n") if line]
+
+
+def test_mutmut_mutates_exactly_the_modules_the_score_is_kept_for():
+    only_mutate = mutmut_setting("only_mutate")
+    scoped = [pattern for patterns in mutation.SCOPE.values() for pattern in patterns]
+    modules = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "components").rglob("*.py"))
+    mutated = {m for m in modules if any(fnmatch.fnmatch(m, p) for p in only_mutate)}
+    scored = {m for m in modules if mutation.group_of(m)}
+    assert mutated == scored
+    for pattern in scoped:
+        assert any(fnmatch.fnmatch(m, pattern) for m in modules), f"{pattern} matches no module"
+    # The modules that decide what a stack deploys are all in scope.
+    for module in ("settings", "stack", "prometheus", "loki", "grafana", "dashboards", "alert_rules"):
+        assert f"components/{module}.py" in scored
+    assert "components/platform/kubernetes.py" in scored
+
+
+def write_meta(tree: Path, module: str, codes: dict[str, int | None]) -> None:
+    meta = tree / "mutants" / f"{module}.meta"
+    meta.parent.mkdir(parents=True, exist_ok=True)
+    meta.write_text(json.dumps({"exit_code_by_key": codes}))
+
+
+def test_the_score_counts_kills_and_timeouts_over_every_mutant_run(tmp_path: Path):
+    codes = {f"components.loki.x_f__mutmut_{i}": 1 for i in range(1, 17)}  # 16 failing tests
+    codes["components.loki.x_f__mutmut_17"] = 36  # a timeout: the mutant hangs, a kill
+    codes["components.loki.x_f__mutmut_18"] = 0  # survived
+    codes["components.loki.x_f__mutmut_19"] = 33  # no test reaches it
+    codes["components.loki.x_f__mutmut_20"] = None  # not run yet: left out
+    write_meta(tmp_path, "components/loki.py", codes)
+    write_meta(tmp_path, "components/render.py", {"components.render.x_g__mutmut_1": 0})  # out of scope
+
+    tallies = mutation.tally(tmp_path)
+    services = tallies["services"]
+    assert (services.killed, services.survived, services.untested, services.total) == (
+        17, ["components.loki.x_f__mutmut_18"], ["components.loki.x_f__mutmut_19"], 19,
+    )
+    assert services.score == pytest.approx(17 / 19)
+    assert all(t.total == 0 for g, t in tallies.items() if g != "services")
+
+    table, ok = mutation.report(tallies, {})
+    assert not ok, "two mutants are neither killed nor explained"
+    assert "| services | 19 | 17 | 1 (0) | 1 | 89.5% |" in table
+    assert "components.loki.x_f__mutmut_18" in table and "components.loki.x_f__mutmut_19" in table
+
+    explained = {"components.loki.x_f__mutmut_18": "why", "components.loki.x_f__mutmut_19": "why"}
+    table, ok = mutation.report(tallies, explained)
+    assert ok
+    assert "| services | 19 | 17 | 1 (1) | 1 | 89.5% |" in table
+
+
+def test_a_group_under_the_target_fails_even_when_every_survivor_is_explained(tmp_path: Path):
+    codes = {f"components.prometheus.x_f__mutmut_{i}": 1 for i in range(1, 9)}
+    codes |= {"components.prometheus.x_f__mutmut_9": 0, "components.prometheus.x_f__mutmut_10": 0}
+    write_meta(tmp_path, "components/prometheus.py", codes)
+    table, ok = mutation.report(mutation.tally(tmp_path), {name: "why" for name in codes})
+    assert "80.0%" in table
+    assert not ok, "8 of 10 is under 85%"
+
+
+def test_every_recorded_equivalent_names_a_mutant_of_a_scoped_module_and_says_why():
+    entries = yaml.safe_load((ROOT / "tests" / "mutation" / "equivalent.yaml").read_text()) or []
+    names = [entry["mutant"] for entry in entries]
+    assert len(names) == len(set(names)), "a mutant is listed twice"
+    for entry in entries:
+        assert set(entry) == {"mutant", "change", "reason"}, entry
+        match = re.fullmatch(r"(components(?:\.\w+)+)\.x.+__mutmut_\d+", entry["mutant"])
+        assert match, entry["mutant"]
+        module = match.group(1).split(".x")[0]
+        assert any(mutation.group_of(p) for p in (module.replace(".", "/") + ".py", module.replace(".", "/") + "/__init__.py"))
+        assert len(entry["reason"].split()) >= 5, f"{entry['mutant']}: say why no test can kill it"
+
+
+def test_shared_fixtures_credit_their_calls_to_every_test_that_uses_them(tmp_path: Path):
+    """mutmut files a function under the test during which it ran; a session fixture runs during
+    the first test only. With the plugin, the second and third tests are credited as well."""
+    (tmp_path / "conftest.py").write_text(textwrap.dedent(f"""
+        import json, sys
+        sys.path.insert(0, {str(ROOT)!r})
+        import pytest
+        from mutmut.state import state
+        from tests.mutation.fixture_credit import FixtureCredit
+
+        credited = {{}}
+
+        class Filer:  # files calls as mutmut's stats collector does, after the plugin
+            def pytest_runtest_teardown(self, item, nextitem):
+                credited[item.name] = sorted(state()._stats)
+                state()._stats.clear()
+
+            def pytest_sessionfinish(self, session):
+                (session.config.rootpath / "credited.json").write_text(json.dumps(credited))
+
+        def pytest_configure(config):
+            config.pluginmanager.register(FixtureCredit(), "credit")
+            config.pluginmanager.register(Filer(), "filer")
+
+        @pytest.fixture(scope="session")
+        def rendered():
+            state()._stats.add("components.render.x_render")
+            return 1
+
+        @pytest.fixture(scope="module", params=["dev", "prod"])
+        def stack(request):
+            state()._stats.add("components.stack.x_" + request.param)
+            return request.param
+    """))
+    (tmp_path / "test_inner.py").write_text(textwrap.dedent("""
+        from mutmut.state import state
+
+        def test_first(rendered):
+            state()._stats.add("components.own.x_first")
+
+        def test_second(rendered):
+            pass
+
+        def test_without_fixture():
+            pass
+
+        def test_per_stack(stack):
+            pass
+    """))
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    credited = json.loads((tmp_path / "credited.json").read_text())
+    assert credited == {
+        "test_first": ["components.own.x_first", "components.render.x_render"],
+        "test_second": ["components.render.x_render"],
+        "test_without_fixture": [],
+        "test_per_stack[dev]": ["components.stack.x_dev"],
+        "test_per_stack[prod]": ["components.stack.x_prod"],
+    }
+
+
+def test_the_documented_command_runs_the_driver_after_the_test_set_up():
+    script = (ROOT / ".ci" / "mutation").read_text()
+    assert "bash .ci/setup" in script
+    assert script.rstrip().endswith('exec venv/bin/python tests/mutation/run.py "$@"')
+    assert "bash .ci/setup" in (ROOT / ".ci" / "test").read_text()
+    assert "bash .ci/mutation" in (ROOT / "docs" / "mutation.md").read_text()
+
+
+def test_the_scheduled_workflow_runs_every_group():
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "mutation.yml").read_text())
+    triggers = workflow[True]  # YAML 1.1 reads the key `on` as true
+    assert triggers["schedule"] and "workflow_dispatch" in triggers
+    job = workflow["jobs"]["mutation"]
+    assert job["strategy"]["matrix"]["group"] == list(mutation.SCOPE)
+    runs = [step["run"] for step in job["steps"] if "run" in step]
+    assert 'bash .ci/mutation --group "$GROUP" --output "out/mutation-$GROUP.md"' in runs
