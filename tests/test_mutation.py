@@ -58,34 +58,47 @@ def test_the_score_counts_kills_and_timeouts_over_every_mutant_run(tmp_path: Pat
     codes["components.loki.x_f__mutmut_17"] = 36  # a timeout: the mutant hangs, a kill
     codes["components.loki.x_f__mutmut_18"] = 0  # survived
     codes["components.loki.x_f__mutmut_19"] = 33  # no test reaches it
-    codes["components.loki.x_f__mutmut_20"] = None  # not run yet: left out
     write_meta(tmp_path, "components/loki.py", codes)
     write_meta(tmp_path, "components/render.py", {"components.render.x_g__mutmut_1": 0})  # out of scope
 
     tallies = mutation.tally(tmp_path)
     services = tallies["services"]
-    assert (services.killed, services.survived, services.untested, services.total) == (
-        17, ["components.loki.x_f__mutmut_18"], ["components.loki.x_f__mutmut_19"], 19,
+    assert (services.killed, services.timeouts, services.survived, services.untested, services.total) == (
+        17, 1, ["components.loki.x_f__mutmut_18"], ["components.loki.x_f__mutmut_19"], 19,
     )
     assert services.score == pytest.approx(17 / 19)
     assert all(t.total == 0 for g, t in tallies.items() if g != "services")
 
-    table, ok = mutation.report(tallies, {})
+    table, ok = mutation.report(tallies, {}, ["services"])
     assert not ok, "two mutants are neither killed nor explained"
-    assert "| services | 19 | 17 (1) | 1 (0) | 1 | 89.5% |" in table
+    assert "| services | 19 | 17 (1) | 1 (0) | 1 | 89.5% | 0 |" in table
     assert "components.loki.x_f__mutmut_18" in table and "components.loki.x_f__mutmut_19" in table
 
     explained = {"components.loki.x_f__mutmut_18": "why", "components.loki.x_f__mutmut_19": "why"}
-    table, ok = mutation.report(tallies, explained)
+    table, ok = mutation.report(tallies, explained, ["services"])
     assert ok
-    assert "| services | 19 | 17 (1) | 1 (1) | 1 | 89.5% |" in table
+    assert "| services | 19 | 17 (1) | 1 (1) | 1 | 89.5% | 0 |" in table
+    assert "| grafana | 0 | | | | | all |" in table
+    # Judged as a whole, the groups that have not run fail the target.
+    assert not mutation.report(tallies, explained)[1]
+
+
+def test_a_group_with_mutants_not_run_yet_is_not_done(tmp_path: Path):
+    codes = {f"components.alert_rules.x_f__mutmut_{i}": 1 for i in range(1, 10)}
+    codes["components.alert_rules.x_f__mutmut_10"] = None  # made, not run yet
+    write_meta(tmp_path, "components/alert_rules.py", codes)
+    tallies = mutation.tally(tmp_path)
+    assert (tallies["alerts"].total, tallies["alerts"].pending, tallies["alerts"].score) == (9, 1, 1.0)
+    table, ok = mutation.report(tallies, {}, ["alerts"])
+    assert "| alerts | 9 | 9 (0) | 0 (0) | 0 | 100.0% | 1 |" in table
+    assert not ok
 
 
 def test_a_group_under_the_target_fails_even_when_every_survivor_is_explained(tmp_path: Path):
     codes = {f"components.prometheus.x_f__mutmut_{i}": 1 for i in range(1, 9)}
     codes |= {"components.prometheus.x_f__mutmut_9": 0, "components.prometheus.x_f__mutmut_10": 0}
     write_meta(tmp_path, "components/prometheus.py", codes)
-    table, ok = mutation.report(mutation.tally(tmp_path), {name: "why" for name in codes})
+    table, ok = mutation.report(mutation.tally(tmp_path), {name: "why" for name in codes}, ["services"])
     assert "80.0%" in table
     assert not ok, "8 of 10 is under 85%"
 

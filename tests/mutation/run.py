@@ -9,8 +9,8 @@
 copy of the repository (out/mutation/tree, where it also keeps its results between runs), so the
 checkout stays as it is. The score of a group is its killed mutants over all of its mutants; a
 survivor listed in equivalent.yaml is one no test can kill (the reason is written there), and it
-counts as not killed all the same. The run fails when a group scores under TARGET or a survivor is
-neither killed nor listed.
+counts as not killed all the same. The run fails when a group scores under TARGET, has mutants not
+run yet, or a survivor is neither killed nor listed.
 """
 
 from __future__ import annotations
@@ -79,6 +79,7 @@ class Tally:
     survived: list[str] = field(default_factory=list)
     untested: list[str] = field(default_factory=list)
     other: list[str] = field(default_factory=list)
+    pending: int = 0  # made, not run yet
 
     @property
     def total(self) -> int:
@@ -98,9 +99,10 @@ def tally(tree: Path) -> dict[str, Tally]:
         if group is None:
             continue
         for name, code in json.loads(meta.read_text())["exit_code_by_key"].items():
-            if code is None:
-                continue
             t = tallies[group]
+            if code is None:
+                t.pending += 1
+                continue
             if code in FAILED | TIMED_OUT:
                 t.killed += 1
                 t.timeouts += code in TIMED_OUT
@@ -128,24 +130,28 @@ def load_equivalents() -> dict[str, str]:
     return {entry["mutant"]: entry["reason"] for entry in entries}
 
 
-def report(tallies: dict[str, Tally], equivalents: dict[str, str]) -> tuple[str, bool]:
+def report(tallies: dict[str, Tally], equivalents: dict[str, str], judged=None) -> tuple[str, bool]:
+    """The table of every group, and whether the `judged` groups (all, by default) meet the target."""
+    judged = set(judged or tallies)
     lines = [
-        "| group | mutants | killed (by timeout) | survived (equivalent) | no test | score |",
-        "|---|---|---|---|---|---|",
+        "| group | mutants run | killed (by timeout) | survived (equivalent) | no test | score | not run yet |",
+        "|---|---|---|---|---|---|---|",
     ]
     ok = True
     unexplained: list[str] = []
     for group, t in tallies.items():
         if not t.total:
-            lines.append(f"| {group} | not run | | | | |")
+            lines.append(f"| {group} | 0 | | | | | {t.pending or 'all'} |")
+            ok &= group not in judged
             continue
         equivalent = [name for name in t.survived if name in equivalents]
-        unexplained += [name for name in t.survived + t.untested + t.other if name not in equivalents]
         lines.append(
             f"| {group} | {t.total} | {t.killed} ({t.timeouts}) | {len(t.survived)} ({len(equivalent)}) "
-            f"| {len(t.untested)} | {t.score:.1%} |"
+            f"| {len(t.untested)} | {t.score:.1%} | {t.pending} |"
         )
-        ok &= t.score >= TARGET
+        if group in judged:
+            unexplained += [name for name in t.survived + t.untested + t.other if name not in equivalents]
+            ok &= t.score >= TARGET and not t.pending
     if unexplained:
         ok = False
         lines += ["", f"{len(unexplained)} mutants neither killed nor listed in equivalent.yaml:"]
@@ -212,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"mutmut run failed with exit code {code}", file=sys.stderr)
                 return code
 
-    table, ok = report(tally(tree), load_equivalents())
+    table, ok = report(tally(tree), load_equivalents(), args.group)
     print(table)
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
