@@ -147,5 +147,10 @@ def pytest_configure(config):
 
         config.pluginmanager.register(FixtureCredit(), "mutation-fixture-credit")
         del os.environ["MUTANT_UNDER_TEST"]
+    # While mutmut runs one mutant: the mutated module's own tests first (order only).
+    if "__mutmut_" in os.environ.get("MUTANT_UNDER_TEST", ""):
+        from tests.mutation.killers_first import KillersFirst
+
+        config.pluginmanager.register(KillersFirst(), "mutation-killers-first")
     # pulumiverse_grafana warns at import about its own deprecated resources, none of which we use.
     config.addinivalue_line("filterwarnings", r"ignore::DeprecationWarning:pulumiverse_grafana\..*")

@@ -196,3 +196,22 @@ def test_the_scheduled_workflow_runs_every_group():
     assert job["strategy"]["matrix"]["group"] == list(mutation.SCOPE)
     runs = [step["run"] for step in job["steps"] if "run" in step]
     assert 'bash .ci/mutation --group "$GROUP" --output "out/mutation-$GROUP.md"' in runs
+
+
+def test_a_mutants_own_tests_run_first_then_the_oracles_then_the_rest():
+    from tests.mutation.killers_first import OWN_TESTS, mutated_module, order
+
+    assert mutated_module("components.platform.kubernetes.x_workload__mutmut_3") == "platform.kubernetes"
+    assert mutated_module("components.user_rules.xǁUserRuleFileǁproblems__mutmut_4") == "user_rules"
+    files = ["test_alert_rules.py", "test_dashboards.py", "test_oracles_configs.py", "test_prometheus.py"]
+    rank = order(files, "alert_rules")
+    assert sorted(files, key=lambda f: rank[f]) == [
+        "test_alert_rules.py", "test_prometheus.py", "test_oracles_configs.py", "test_dashboards.py"]
+    # Every module in scope names its own tests, and they exist.
+    for pattern in (p for patterns in mutation.SCOPE.values() for p in patterns):
+        for path in (ROOT).glob(pattern):
+            module = str(path.relative_to(ROOT / "components")).removesuffix(".py").replace("/", ".")
+            module = module.removesuffix(".__init__")
+            assert module in OWN_TESTS, module
+            for name in OWN_TESTS[module]:
+                assert (ROOT / "tests" / name).is_file(), name
