@@ -638,3 +638,72 @@ def test_a_for_override_on_the_watchdog_is_an_error():
     with pytest.raises(ConfigError, match=r"key 'alerts.overrides.Watchdog.for': Watchdog fires at once"):
         run_program("dev", merge(stack_config("dev"), {"alerts": {"overrides": {"Watchdog": {"for": "5m"}}}}), run=run)
     assert run.resources == []
+
+
+def test_requires_application_is_a_catalog_mistake(tmp_path, monkeypatch):
+    """Alerts on the application instrumentation have no `requires` (README, "The alert catalog"):
+    no stack deploys "application", so such an alert would never be rendered, silently."""
+    from components import alert_rules
+
+    path = tmp_path / "catalog.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "queues", "alerts": [{**VALID, "requires": ["application"]}]}]}))
+    monkeypatch.setattr(alert_rules, "CATALOG", path)
+    with pytest.raises(ValueError) as error:
+        alert_rules.catalog()
+    assert str(error.value) == ("configs/alerts/catalog.yml: QueueBacklog: requires 'application', which "
+                                "configs/metrics/catalog.yml does not name")
+
+
+def test_the_watchdogs_severity_can_be_overridden(stack_runs):
+    """Only a threshold or a for is refused for the Watchdog (README, "Validation"); its severity is
+    the stack's to choose ("It never pages, whatever its severity")."""
+    tuned = dev_with_alerts({"overrides": {"Watchdog": {"severity": "warning"}}})
+    [before] = rules_of(stack_runs["dev"], "Watchdog")
+    [after] = rules_of(tuned, "Watchdog")
+    assert before["labels"] == {"severity": "info"}
+    assert after == {**before, "labels": {"severity": "warning"}}
+
+
+def test_an_80s_scrape_interval_gives_320s_windows():
+    """Four scrapes of 80s: 320s, not rounded to whole minutes (README, "The alert catalog")."""
+    run = dev_with({"prometheus": {"scrape_interval": "80s"}})
+    assert set(range_windows(run)) == {timedelta(seconds=320)}
+    assert "[320s]" in rendered_text(run)
+
+
+def test_a_fractional_threshold_is_rendered_exactly():
+    """"A threshold ... is written into the expression exactly as given" (README, "Tuning alerts per stack")."""
+    tuned = dev_with_alerts({"overrides": {"HostHighCpu": {"threshold": 97.5}}})
+    [rule] = rules_of(tuned, "HostHighCpu")
+    assert rule["expr"].rstrip().endswith("> 97.5")
+
+
+def test_an_alert_is_rendered_where_exactly_what_it_requires_is_deployed(tmp_path, monkeypatch):
+    """`requires`: what must be deployed for the alert to be rendered (README, "The alert catalog");
+    a stack that deploys just that renders it."""
+    from components import alert_rules
+    from components.settings import parse
+
+    entry = {**VALID, "requires": ["node-exporter"]}
+    path = tmp_path / "catalog.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "queues", "alerts": [entry]}]}))
+    monkeypatch.setattr(alert_rules, "CATALOG", path)
+    rendered = yaml.safe_load(alert_rules.render(parse("dev", {"platform": "docker"}), ["node-exporter"]))
+    assert [r["alert"] for g in rendered["groups"] for r in g["rules"]] == ["QueueBacklog"]
+
+
+def test_each_rule_keeps_its_field_order(stack_runs):
+    """The rule file is read by people as much as by Prometheus: in `pulumi preview --diff` and the
+    render diff. Each alerting rule starts with its name and expression, as Prometheus's
+    documentation writes rules, then labels, `for` (where the alert has one) and annotations;
+    the annotations read summary, description, runbook link. The text also feeds the config hash
+    that restarts Prometheus, so a reordering would restart every Prometheus with no change in
+    meaning: the order is part of what an upgrade must not change."""
+    text = rendered_text(stack_runs["prod"])
+    rules = rendered_rules(stack_runs["prod"])
+    assert rules
+    for rule in rules:
+        expected = ["alert", "expr", "labels", "annotations"] if "for" not in rule else ["alert", "expr", "labels", "for", "annotations"]
+        assert list(rule) == expected, rule["alert"]
+        assert list(rule["annotations"]) == ["summary", "description", "runbook_url"], rule["alert"]
+    assert text.index("alert: Watchdog") < text.index("expr: vector(1)")

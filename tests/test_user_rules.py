@@ -241,3 +241,95 @@ class TestUnproducedMetricsWarn:
         (rules_dir / "team.yml").write_text(alert() + "---\n" + alert())
         prometheus.rule_files("groups: []\n")
         assert warned == ["configs/prometheus/rules/team.yml: holds 2 YAML documents; Prometheus reads only the first"]
+
+
+class TestTheMessageListsEveryProblem:
+    """One message for every problem (README, "Rule files of your own"): a header that counts them,
+    then each problem on a line of its own, as config_checks lists what it finds."""
+
+    def test_two_problems_are_listed_one_a_line_under_a_count(self, rules_dir):
+        (rules_dir / "catalog.yml").write_text(alert())
+        message, resources = broken(rules_dir, alert(), name="team.yaml")
+        assert message == (
+            "stack 'dev': cannot render the stack: rule files under configs/prometheus/rules/ that Prometheus "
+            "would refuse (2 problems):\n"
+            "  - configs/prometheus/rules/catalog.yml: the name is taken by the alert catalog; rename the file "
+            "(for example team-rules.yml)\n"
+            "  - configs/prometheus/rules/team.yaml: Prometheus loads only *.yml rule files; rename it to team.yml"
+        )
+        assert resources == []
+
+    def test_a_problem_without_a_line_names_the_file_alone(self, rules_dir):
+        """A control character stops yaml.v3 before it has a line to give (reader.go: "control
+        characters are not allowed"): the message names the file, with no line after it."""
+        message, resources = broken(rules_dir, "groups:\n- name: te\x07am\n  rules: []\n")
+        assert message.startswith("stack 'dev': cannot render the stack: configs/prometheus/rules/team.yml: "
+                                  "not valid YAML: ")
+        assert resources == []
+
+
+def test_a_recording_rule_prometheus_cannot_parse_records_nothing(rules_dir):
+    """A recording rule whose expr does not parse is never evaluated: its series is not produced."""
+    (rules_dir / "team.yml").write_text(rule(record="job:errors:sum", expr="'sum(errors_total'"))
+    assert user_rules.recorded_metrics() == set()
+
+
+def test_a_namespace_of_several_undeployed_producers_names_each(rules_dir, monkeypatch):
+    """Where the metric catalog knows more than one producer for a metric's namespace, and the stack
+    deploys none of them, the warning names them all (README, "The metric catalog")."""
+    catalog = rules_dir.parent / "catalog.yml"
+    catalog.write_text("prometheus:\n  - up\nacme-exporter:\n  - acme_queue_depth\nacme-sidecar:\n  - acme_jobs_total\n")
+    monkeypatch.setattr(user_rules, "METRICS", catalog)
+    warned = []
+    monkeypatch.setattr(user_rules.pulumi.log, "warn", lambda message, *a, **k: warned.append(message))
+    (rules_dir / "team.yml").write_text(alert(expr="'acme_queue_depth > 100'"))
+    prometheus.rule_files("groups: []\n", parse("dev", stack_config("dev")))
+    assert warned == [
+        "configs/prometheus/rules/team.yml: group 'team', rule 'TeamDown': nothing this stack deploys produces "
+        "acme_queue_depth (from acme-exporter or acme-sidecar, which this stack does not deploy), by "
+        "configs/metrics/catalog.yml; unless something else does, the rule never fires"
+    ]
+
+
+class TestWhatCountsAsProduced:
+    """README, "The metric catalog": a metric is produced when the catalog lists it for something
+    the stack deploys, when it starts with the first word of such a metric, when it is part of the
+    application contract, when a recording rule writes it, and for ALERTS and ALERTS_FOR_STATE.
+    Anything else is warned about, every such metric of a rule in one warning."""
+
+    @pytest.fixture
+    def warned(self, monkeypatch):
+        found = []
+        monkeypatch.setattr(user_rules.pulumi.log, "warn", lambda message, *a, **k: found.append(message))
+        return found
+
+    @pytest.mark.parametrize("expr", [
+        "rate(node_disk_io_time_seconds_total[5m]) > 0.9",  # not in the catalog; node-exporter runs in dev
+        "container_memory_rss > 1e9",  # not in the catalog; cAdvisor runs in dev
+        "rate(http_requests_total[5m]) > 100",  # the application contract
+        'ALERTS{alertstate="firing"} > 0',  # written by Prometheus for every alerting rule
+        "ALERTS_FOR_STATE > 0",
+    ])
+    def test_a_rule_on_what_the_stack_produces_does_not_warn(self, rules_dir, warned, expr):
+        (rules_dir / "team.yml").write_text(alert(expr=f"'{expr}'"))
+        prometheus.rule_files("groups: []\n", parse("dev", stack_config("dev")))
+        assert warned == []
+
+    def test_every_unproduced_metric_of_a_rule_is_named_in_one_warning(self, rules_dir, warned):
+        (rules_dir / "team.yml").write_text(alert(expr="'made_up_total > 0 and pg_up == 0'"))
+        prometheus.rule_files("groups: []\n", parse("dev", stack_config("dev")))
+        assert warned == [
+            "configs/prometheus/rules/team.yml: group 'team', rule 'TeamDown': nothing this stack deploys produces "
+            "made_up_total (in no namespace of anything this stack deploys), pg_up (from postgres-exporter, which "
+            "this stack does not deploy), by configs/metrics/catalog.yml; unless something else does, the rule "
+            "never fires"
+        ]
+
+    def test_a_recording_rule_on_an_unproduced_metric_records_nothing(self, rules_dir, warned):
+        (rules_dir / "team.yml").write_text(rule(record="job:pg_up:min", expr="'min by (job) (pg_up)'"))
+        prometheus.rule_files("groups: []\n", parse("dev", stack_config("dev")))
+        assert warned == [
+            "configs/prometheus/rules/team.yml: group 'team', rule 'job:pg_up:min': nothing this stack deploys "
+            "produces pg_up (from postgres-exporter, which this stack does not deploy), by "
+            "configs/metrics/catalog.yml; unless something else does, the rule records nothing"
+        ]
