@@ -209,14 +209,23 @@ class TestRuleFilesAsPromtoolReadsThem:
         assert (grammar.read_rule_file(text, scheme="legacy").problems == []) == accepted, text
 
 
+@pytest.fixture
+def warned(monkeypatch) -> list[str]:
+    """The warnings the program logs, in order."""
+    found = []
+    monkeypatch.setattr(user_rules.pulumi.log, "warn", lambda message, *a, **k: found.append(message))
+    return found
+
+
+def dev_warnings(rules_dir, warned: list[str], team_rules: str) -> list[str]:
+    """What rendering dev's rule files warns about, with `team_rules` as team.yml."""
+    (rules_dir / "team.yml").write_text(team_rules)
+    prometheus.rule_files("groups: []\n", parse("dev", stack_config("dev")))
+    return warned
+
+
 class TestUnproducedMetricsWarn:
     """A rule on a metric nothing in the stack produces is loaded, and warned about."""
-
-    @pytest.fixture
-    def warned(self, monkeypatch):
-        found = []
-        monkeypatch.setattr(user_rules.pulumi.log, "warn", lambda message, *a, **k: found.append(message))
-        return found
 
     @pytest.mark.parametrize("expr, metric", [
         ("DCGM_FI_DEV_GPU_UTIL > 90", "DCGM_FI_DEV_GPU_UTIL (from gpu-exporter/dcgm"),
@@ -274,17 +283,13 @@ def test_a_recording_rule_prometheus_cannot_parse_records_nothing(rules_dir):
     assert user_rules.recorded_metrics() == set()
 
 
-def test_a_namespace_of_several_undeployed_producers_names_each(rules_dir, monkeypatch):
+def test_a_namespace_of_several_undeployed_producers_names_each(rules_dir, monkeypatch, warned):
     """Where the metric catalog knows more than one producer for a metric's namespace, and the stack
     deploys none of them, the warning names them all (README, "The metric catalog")."""
     catalog = rules_dir.parent / "catalog.yml"
     catalog.write_text("prometheus:\n  - up\nacme-exporter:\n  - acme_queue_depth\nacme-sidecar:\n  - acme_jobs_total\n")
     monkeypatch.setattr(user_rules, "METRICS", catalog)
-    warned = []
-    monkeypatch.setattr(user_rules.pulumi.log, "warn", lambda message, *a, **k: warned.append(message))
-    (rules_dir / "team.yml").write_text(alert(expr="'acme_queue_depth > 100'"))
-    prometheus.rule_files("groups: []\n", parse("dev", stack_config("dev")))
-    assert warned == [
+    assert dev_warnings(rules_dir, warned, alert(expr="'acme_queue_depth > 100'")) == [
         "configs/prometheus/rules/team.yml: group 'team', rule 'TeamDown': nothing this stack deploys produces "
         "acme_queue_depth (from acme-exporter or acme-sidecar, which this stack does not deploy), by "
         "configs/metrics/catalog.yml; unless something else does, the rule never fires"
@@ -297,12 +302,6 @@ class TestWhatCountsAsProduced:
     application contract, when a recording rule writes it, and for ALERTS and ALERTS_FOR_STATE.
     Anything else is warned about, every such metric of a rule in one warning."""
 
-    @pytest.fixture
-    def warned(self, monkeypatch):
-        found = []
-        monkeypatch.setattr(user_rules.pulumi.log, "warn", lambda message, *a, **k: found.append(message))
-        return found
-
     @pytest.mark.parametrize("expr", [
         "rate(node_disk_io_time_seconds_total[5m]) > 0.9",  # not in the catalog; node-exporter runs in dev
         "container_memory_rss > 1e9",  # not in the catalog; cAdvisor runs in dev
@@ -311,14 +310,10 @@ class TestWhatCountsAsProduced:
         "ALERTS_FOR_STATE > 0",
     ])
     def test_a_rule_on_what_the_stack_produces_does_not_warn(self, rules_dir, warned, expr):
-        (rules_dir / "team.yml").write_text(alert(expr=f"'{expr}'"))
-        prometheus.rule_files("groups: []\n", parse("dev", stack_config("dev")))
-        assert warned == []
+        assert dev_warnings(rules_dir, warned, alert(expr=f"'{expr}'")) == []
 
     def test_every_unproduced_metric_of_a_rule_is_named_in_one_warning(self, rules_dir, warned):
-        (rules_dir / "team.yml").write_text(alert(expr="'made_up_total > 0 and pg_up == 0'"))
-        prometheus.rule_files("groups: []\n", parse("dev", stack_config("dev")))
-        assert warned == [
+        assert dev_warnings(rules_dir, warned, alert(expr="'made_up_total > 0 and pg_up == 0'")) == [
             "configs/prometheus/rules/team.yml: group 'team', rule 'TeamDown': nothing this stack deploys produces "
             "made_up_total (in no namespace of anything this stack deploys), pg_up (from postgres-exporter, which "
             "this stack does not deploy), by configs/metrics/catalog.yml; unless something else does, the rule "
@@ -326,9 +321,7 @@ class TestWhatCountsAsProduced:
         ]
 
     def test_a_recording_rule_on_an_unproduced_metric_records_nothing(self, rules_dir, warned):
-        (rules_dir / "team.yml").write_text(rule(record="job:pg_up:min", expr="'min by (job) (pg_up)'"))
-        prometheus.rule_files("groups: []\n", parse("dev", stack_config("dev")))
-        assert warned == [
+        assert dev_warnings(rules_dir, warned, rule(record="job:pg_up:min", expr="'min by (job) (pg_up)'")) == [
             "configs/prometheus/rules/team.yml: group 'team', rule 'job:pg_up:min': nothing this stack deploys "
             "produces pg_up (from postgres-exporter, which this stack does not deploy), by "
             "configs/metrics/catalog.yml; unless something else does, the rule records nothing"
