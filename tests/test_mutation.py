@@ -103,6 +103,50 @@ def test_a_group_under_the_target_fails_even_when_every_survivor_is_explained(tm
     assert not ok, "8 of 10 is under 85%"
 
 
+def test_a_sample_draws_the_same_mutants_of_each_group_for_the_same_seed(tmp_path: Path):
+    loki = {f"components.loki.x_f__mutmut_{i}": None for i in range(1, 101)}
+    rules = {f"components.alert_rules.x_g__mutmut_{i}": None for i in range(1, 6)}
+    write_meta(tmp_path, "components/loki.py", loki)
+    write_meta(tmp_path, "components/alert_rules.py", rules)
+
+    drawn = mutation.sample(tmp_path, 10)
+    assert len(drawn["services"]) == 10 and set(drawn["services"]) <= set(loki)
+    assert drawn["alerts"] == sorted(rules), "a group smaller than the sample is taken whole"
+    assert drawn["grafana"] == []
+    assert mutation.sample(tmp_path, 10) == drawn
+    assert mutation.sample(tmp_path, 10, seed="another")["services"] != drawn["services"]
+
+    # Results of mutants outside the sample do not count.
+    write_meta(tmp_path, "components/loki.py", {name: 0 for name in loki})
+    services = mutation.tally(tmp_path, drawn)["services"]
+    assert (services.total, services.survived) == (10, drawn["services"])
+
+
+def test_a_sampled_score_is_shown_with_its_wilson_interval(tmp_path: Path):
+    # Reference values of the 95% Wilson score interval: n/(n + 1.96^2) when every mutant is
+    # killed, and (0.490, 0.943) for 8 of 10.
+    assert mutation.interval(40, 40) == (pytest.approx(40 / (40 + 1.96**2)), 1.0)
+    low, high = mutation.interval(8, 10)
+    assert (round(low, 3), round(high, 3)) == (0.490, 0.943)
+
+    codes = {f"components.dashboards.x_f__mutmut_{i}": 1 for i in range(1, 41)}
+    write_meta(tmp_path, "components/dashboards.py", codes)
+    table, ok = mutation.report(mutation.tally(tmp_path), {}, ["grafana"], sampled=True)
+    assert "| score (95% interval) |" in table
+    assert "| grafana | 40 | 40 (0) | 0 (0) | 0 | 100.0% (91% to 100%) | 0 |" in table
+    assert ok
+
+
+def test_the_pinned_mutmut_makes_mutants_before_a_sample_is_drawn(tmp_path: Path):
+    (tmp_path / "components").mkdir()
+    (tmp_path / "components" / "loki.py").write_text("def replicas(n):\n    return n + 1\n")
+    (tmp_path / "setup.cfg").write_text("[mutmut]\nsource_paths=components/\n")
+    mutation.make_mutants(tmp_path, 1)
+    names = mutation.results(tmp_path)["services"]
+    assert names and all(name.startswith("components.loki.x_replicas__mutmut_") for name in names)
+    assert set(names.values()) == {None}, "made, not run"
+
+
 def test_every_recorded_equivalent_names_a_mutant_of_a_scoped_module_and_says_why():
     entries = yaml.safe_load((ROOT / "tests" / "mutation" / "equivalent.yaml").read_text()) or []
     names = [entry["mutant"] for entry in entries]

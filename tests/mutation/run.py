@@ -4,6 +4,7 @@
     venv/bin/python tests/mutation/run.py --group services # one group of SCOPE
     venv/bin/python tests/mutation/run.py --retry          # try the survivors again, after new tests
     venv/bin/python tests/mutation/run.py --summary        # the score of what has run, no new run
+    venv/bin/python tests/mutation/run.py --sample 40      # 40 mutants per group, drawn at random
 
 `bash .ci/mutation` sets the machine up as the test command does and runs this. mutmut works in a
 copy of the repository (out/mutation/tree, where it also keeps its results between runs), so the
@@ -11,6 +12,10 @@ checkout stays as it is. The score of a group is its killed mutants over all of 
 survivor listed in equivalent.yaml is one no test can kill (the reason is written there), and it
 counts as not killed all the same. The run fails when a group scores under TARGET, has mutants not
 run yet, or a survivor is neither killed nor listed.
+
+A whole group costs hours (docs/mutation.md). `--sample N` draws N of each group's mutants at
+random, the same N for the same seed and the same code, and scores the groups on them: the score
+is then an estimate, printed with its 95% interval, and the same rules judge it.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
+import math
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -30,6 +37,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 TARGET = 0.85
+SEED = "15"  # the sample's default seed: change it to draw other mutants
 
 # The score is kept per group: what a reviewer would call one part of the product.
 SCOPE = {
@@ -90,15 +98,33 @@ class Tally:
         return self.killed / self.total if self.total else 0.0
 
 
-def tally(tree: Path) -> dict[str, Tally]:
-    """Results per group, from mutmut's .meta files; mutants not yet run are left out."""
-    tallies = {group: Tally() for group in SCOPE}
+def results(tree: Path) -> dict[str, dict[str, int | None]]:
+    """Each group's mutants and their exit codes (None: not run yet), from mutmut's .meta files."""
+    codes: dict[str, dict[str, int | None]] = {group: {} for group in SCOPE}
     for meta in sorted((tree / "mutants" / "components").rglob("*.py.meta")):
-        path = str(meta.relative_to(tree / "mutants")).removesuffix(".meta")
-        group = group_of(path)
-        if group is None:
-            continue
-        for name, code in json.loads(meta.read_text())["exit_code_by_key"].items():
+        group = group_of(str(meta.relative_to(tree / "mutants")).removesuffix(".meta"))
+        if group is not None:
+            codes[group].update(json.loads(meta.read_text())["exit_code_by_key"])
+    return codes
+
+
+def sample(tree: Path, size: int, seed: str = SEED) -> dict[str, list[str]]:
+    """`size` mutants of each group, drawn at random; the same seed and mutants draw the same."""
+    chosen = {}
+    for group, codes in results(tree).items():
+        names = sorted(codes)
+        chosen[group] = sorted(random.Random(f"{seed}/{group}").sample(names, min(size, len(names))))
+    return chosen
+
+
+def tally(tree: Path, only: dict[str, list[str]] | None = None) -> dict[str, Tally]:
+    """Results per group (of the mutants in `only`, when given); mutants not yet run are pending."""
+    tallies = {group: Tally() for group in SCOPE}
+    for group, codes in results(tree).items():
+        wanted = set(only[group]) if only is not None else codes
+        for name, code in codes.items():
+            if name not in wanted:
+                continue
             t = tallies[group]
             if code is None:
                 t.pending += 1
@@ -115,13 +141,14 @@ def tally(tree: Path) -> dict[str, Tally]:
     return tallies
 
 
-def not_run(tree: Path, group: str) -> list[str]:
-    names = []
-    for meta in sorted((tree / "mutants" / "components").rglob("*.py.meta")):
-        if group_of(str(meta.relative_to(tree / "mutants")).removesuffix(".meta")) == group:
-            codes = json.loads(meta.read_text())["exit_code_by_key"]
-            names += [name for name, code in codes.items() if code is None]
-    return names
+def interval(killed: int, total: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval (95% by default) of a score measured on a sample."""
+    if not total:
+        return 0.0, 1.0
+    p = killed / total
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def load_equivalents() -> dict[str, str]:
@@ -130,13 +157,18 @@ def load_equivalents() -> dict[str, str]:
     return {entry["mutant"]: entry["reason"] for entry in entries}
 
 
-def report(tallies: dict[str, Tally], equivalents: dict[str, str], judged=None) -> tuple[str, bool]:
-    """The table of every group, and whether the `judged` groups (all, by default) meet the target."""
+def report(
+    tallies: dict[str, Tally], equivalents: dict[str, str], judged=None, sampled: bool = False
+) -> tuple[str, bool]:
+    """The table of every group, and whether the `judged` groups (all, by default) meet the target.
+
+    `sampled`: the tallies are of a random sample, so each score is shown with its 95% interval.
+    """
     judged = set(judged or tallies)
-    lines = [
-        "| group | mutants run | killed (by timeout) | survived (equivalent) | no test | score | not run yet |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    header = "| group | mutants run | killed (by timeout) | survived (equivalent) | no test | score | not run yet |"
+    if sampled:
+        header = header.replace("| score |", "| score (95% interval) |")
+    lines = [header, "|---|---|---|---|---|---|---|"]
     ok = True
     unexplained: list[str] = []
     for group, t in tallies.items():
@@ -145,9 +177,13 @@ def report(tallies: dict[str, Tally], equivalents: dict[str, str], judged=None) 
             ok &= group not in judged
             continue
         equivalent = [name for name in t.survived if name in equivalents]
+        score = f"{t.score:.1%}"
+        if sampled:
+            low, high = interval(t.killed, t.total)
+            score += f" ({low:.0%} to {high:.0%})"
         lines.append(
             f"| {group} | {t.total} | {t.killed} ({t.timeouts}) | {len(t.survived)} ({len(equivalent)}) "
-            f"| {len(t.untested)} | {t.score:.1%} | {t.pending} |"
+            f"| {len(t.untested)} | {score} | {t.pending} |"
         )
         if group in judged:
             unexplained += [name for name in t.survived + t.untested + t.other if name not in equivalents]
@@ -190,26 +226,62 @@ def mutmut(tree: Path, *args: str) -> int:
     return subprocess.run(command, cwd=tree, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}).returncode
 
 
+# What `mutmut run` does first, and only that: copy the tree and make the mutants of every file
+# that changed. A sample is drawn from the mutants, so they must exist before the run that tries
+# them; mutmut's later run finds them up to date.
+MAKE_MUTANTS = """
+import os, sys
+from mutmut.__main__ import create_mutants
+from mutmut.mutation.trampoline import set_mutant_under_test
+from mutmut.utils.file_utils import copy_also_copy_files, copy_src_dir, setup_source_paths
+set_mutant_under_test("mutant_generation")
+os.makedirs("mutants", exist_ok=True)
+copy_src_dir()
+copy_also_copy_files()
+setup_source_paths()
+create_mutants(int(sys.argv[1]))
+"""
+
+
+def make_mutants(tree: Path, children: int) -> None:
+    subprocess.run(
+        [sys.executable, "-c", MAKE_MUTANTS, str(children)],
+        cwd=tree, check=True, stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--group", action="append", choices=sorted(SCOPE), help="run this group only")
     parser.add_argument("--retry", action="store_true", help="run the survivors of earlier runs again")
     parser.add_argument("--summary", action="store_true", help="report the score, run nothing")
+    parser.add_argument("--sample", type=int, metavar="N", help="score N mutants of each group, drawn at random")
+    parser.add_argument("--seed", default=SEED, help=f"the sample's seed (default {SEED})")
     parser.add_argument("--work", type=Path, default=ROOT / "out" / "mutation", help="work folder")
     parser.add_argument("--output", type=Path, help="also write the score table (markdown) here")
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
     args = parser.parse_args(argv)
+    if args.sample is not None and args.sample < 1:
+        parser.error("--sample takes a number of mutants per group, at least 1")
 
     tree = args.work / "tree"
     tree.mkdir(parents=True, exist_ok=True)
+    groups = args.group or list(SCOPE)
+    chosen = None
     if not args.summary:
         sync_tree(tree)
-        groups = args.group or list(SCOPE)
-        tallies = tally(tree)
+        if args.sample:
+            make_mutants(tree, args.max_children)
+    if args.sample:
+        chosen = sample(tree, args.sample, args.seed)
+    if not args.summary:
+        codes = results(tree)
+        wanted = {g: set(chosen[g]) if chosen else set(codes[g]) for g in groups}
         if args.retry:
+            tallies = tally(tree, chosen)
             names = [n for g in groups for n in tallies[g].survived + tallies[g].untested]
-        elif any(t.total for t in tallies.values()):
-            names = [n for g in groups for n in not_run(tree, g)]
+        elif any(codes.values()):
+            names = [n for g in groups for n, code in codes[g].items() if code is None and n in wanted[g]]
         else:  # the first run: mutmut makes the mutants, then runs those of these groups
             names = [module_of(p.replace("/*.py", "")) + ".*" for g in groups for p in SCOPE[g]]
         if names:
@@ -218,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"mutmut run failed with exit code {code}", file=sys.stderr)
                 return code
 
-    table, ok = report(tally(tree), load_equivalents(), args.group)
+    table, ok = report(tally(tree, chosen), load_equivalents(), args.group, sampled=chosen is not None)
     print(table)
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
