@@ -4,22 +4,24 @@ from __future__ import annotations
 
 from typing import Optional
 
+import pulumi
+
 from components import images
-from components.settings import Settings
+from components.platform import Platform
+from components.service import ServiceComponent
+from components.settings import CadvisorArgs
 from components.workload import HealthCheck, HostMount, Port, Workload
 
+NAME = "cadvisor"
 PORT = 8080
 
 
-def workload(settings: Settings) -> Optional[Workload]:
-    cadvisor = settings.exporters.cadvisor
-    if not cadvisor.enabled:
-        return None
+def workload(args: CadvisorArgs, name: str = NAME) -> Workload:
     return Workload(
-        name="cadvisor",
+        name=name,
         image=images.CADVISOR,
         ports=(Port("metrics", PORT),),
-        resources=cadvisor.resources,
+        resources=args.resources,
         args=(
             "--housekeeping_interval=15s",
             "--store_container_labels=false",
@@ -41,3 +43,21 @@ def workload(settings: Settings) -> Optional[Workload]:
         health=HealthCheck("metrics", "/healthz"),
         metrics_port="metrics",
     )
+
+
+class Cadvisor(ServiceComponent):
+    """cAdvisor on every node (a DaemonSet on kubernetes): each container's resource use.
+
+    args: CadvisorArgs (the stacks' defaults when left out). platform: where it runs, provisioned.
+    See ServiceComponent for the output properties.
+    """
+
+    kind = "Cadvisor"
+
+    def __init__(self, name: str, args: Optional[CadvisorArgs] = None, *, platform: Platform,
+                 opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__(name, platform, opts, args=args or CadvisorArgs())
+
+    @classmethod
+    def render(cls, name: str, platform: Platform, *, args: CadvisorArgs) -> Workload:
+        return workload(args, name)

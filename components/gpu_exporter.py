@@ -9,10 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+import pulumi
+
 from components import images
-from components.settings import Settings
+from components.platform import Platform
+from components.service import ServiceComponent
+from components.settings import GpuExporterArgs
 from components.workload import ConfigFile, Gpu, HealthCheck, HostMount, Port, Workload
 
+NAME = "gpu-exporter"
 PORTS = {"dcgm": 9400, "nvidia_smi": 9835}
 
 
@@ -23,10 +28,10 @@ COUNTERS_SOURCE = Path(__file__).parent.parent / "configs" / "gpu" / "dcgm-count
 POD_RESOURCES = "/var/lib/kubelet/pod-resources"
 
 
-def _dcgm(settings: Settings) -> dict:
+def _dcgm(platform: str) -> dict:
     """What the DCGM exporter needs beyond the common part: its counters, and on kubernetes the
     mapping of each GPU to the pod using it (pod, namespace and container labels)."""
-    kubernetes = settings.platform == "kubernetes"
+    kubernetes = platform == "kubernetes"
     env = {"DCGM_EXPORTER_COLLECTORS": DCGM_COUNTERS}
     if kubernetes:
         env["DCGM_EXPORTER_KUBERNETES"] = "true"
@@ -41,21 +46,19 @@ def _dcgm(settings: Settings) -> dict:
     }
 
 
-def workload(settings: Settings) -> Optional[Workload]:
-    gpu = settings.exporters.gpu
-    if not gpu.enabled:
-        return None
-    dcgm = gpu.exporter == "dcgm"
+def workload(args: GpuExporterArgs, platform: str, name: str = NAME) -> Workload:
+    """platform: the kind of platform it runs on ("docker" or "kubernetes")."""
+    dcgm = args.exporter == "dcgm"
     return Workload(
-        **(_dcgm(settings) if dcgm else {}),
-        name="gpu-exporter",
+        **(_dcgm(platform) if dcgm else {}),
+        name=name,
         image=images.DCGM_EXPORTER if dcgm else images.NVIDIA_SMI_EXPORTER,
-        ports=(Port("metrics", PORTS[gpu.exporter]),),
-        resources=gpu.resources,
+        ports=(Port("metrics", PORTS[args.exporter]),),
+        resources=args.resources,
         gpu=Gpu(
-            node_selector=dict(gpu.node_selector),
-            tolerations=tuple(gpu.tolerations),
-            runtime_class=gpu.runtime_class,
+            node_selector=dict(args.node_selector),
+            tolerations=tuple(args.tolerations),
+            runtime_class=args.runtime_class,
         ),
         per_node=True,
         unrestricted_because="NVML and DCGM need root to read the GPUs' counters",
@@ -64,3 +67,22 @@ def workload(settings: Settings) -> Optional[Workload]:
         health=HealthCheck("metrics", "/health", docker_tool="bash") if dcgm else HealthCheck("metrics", "/", docker_tool=None),
         metrics_port="metrics",
     )
+
+
+class GpuExporter(ServiceComponent):
+    """An NVIDIA GPU exporter on every GPU node: DCGM's, or the nvidia-smi exporter.
+
+    args: which exporter, the GPU nodes' selector, taints and runtime class (kubernetes), and
+    resources (the stacks' defaults when left out). platform: where it runs, provisioned.
+    See ServiceComponent for the output properties.
+    """
+
+    kind = "GpuExporter"
+
+    def __init__(self, name: str, args: Optional[GpuExporterArgs] = None, *, platform: Platform,
+                 opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__(name, platform, opts, args=args or GpuExporterArgs())
+
+    @classmethod
+    def render(cls, name: str, platform: Platform, *, args: GpuExporterArgs) -> Workload:
+        return workload(args, platform.kind, name)

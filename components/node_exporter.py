@@ -4,22 +4,24 @@ from __future__ import annotations
 
 from typing import Optional
 
+import pulumi
+
 from components import images
-from components.settings import Settings
+from components.platform import Platform
+from components.service import ServiceComponent
+from components.settings import NodeExporterArgs
 from components.workload import HealthCheck, HostMount, Port, Workload
 
+NAME = "node-exporter"
 PORT = 9100
 
 
-def workload(settings: Settings) -> Optional[Workload]:
-    node = settings.exporters.node
-    if not node.enabled:
-        return None
+def workload(args: NodeExporterArgs, name: str = NAME) -> Workload:
     return Workload(
-        name="node-exporter",
+        name=name,
         image=images.NODE_EXPORTER,
         ports=(Port("metrics", PORT),),
-        resources=node.resources,
+        resources=args.resources,
         args=(
             "--path.rootfs=/host",
             # Container and kubelet mounts are the containers' business, not the host's.
@@ -36,3 +38,21 @@ def workload(settings: Settings) -> Optional[Workload]:
         health=HealthCheck("metrics", "/"),
         metrics_port="metrics",
     )
+
+
+class NodeExporter(ServiceComponent):
+    """node-exporter on every node (a DaemonSet on kubernetes): the hosts' own metrics.
+
+    args: NodeExporterArgs (the stacks' defaults when left out). platform: where it runs, provisioned.
+    See ServiceComponent for the output properties.
+    """
+
+    kind = "NodeExporter"
+
+    def __init__(self, name: str, args: Optional[NodeExporterArgs] = None, *, platform: Platform,
+                 opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__(name, platform, opts, args=args or NodeExporterArgs())
+
+    @classmethod
+    def render(cls, name: str, platform: Platform, *, args: NodeExporterArgs) -> Workload:
+        return workload(args, name)

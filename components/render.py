@@ -126,6 +126,17 @@ class Run:
     def names(self, type_: str) -> set[str]:
         return {r.name for r in self.of_type(type_)}
 
+    def engine_urns(self) -> set[str]:
+        """Each resource's URN as the Pulumi engine writes it into the state: its type follows the
+        whole chain of its parents' types (the mock engine's URNs name only the parent's)."""
+        by_urn = {r.urn: r for r in self.resources}
+
+        def chain(r: Resource) -> str:
+            parent = by_urn.get(r.parent)  # the stack itself is not recorded, nor in the chain
+            return r.type if parent is None else f"{chain(parent)}${r.type}"
+
+        return {r.urn.rsplit("::", 2)[0] + f"::{chain(r)}::{r.name}" for r in self.resources}
+
 
 class RecordingMonitor(MockMonitor):
     """The mock engine, also noting each resource's options (plain mocks do not see them)."""
@@ -189,33 +200,36 @@ def run_program(
     plain_keys: frozenset = frozenset(),
     run: Optional[Run] = None,
     secret_keys: Collection[str] = frozenset(),
+    program_dir: Path = ROOT,
+    project: str = NAMESPACE,
 ) -> Run:
     """Run __main__.py as `pulumi up` would, with `config` (keys without the namespace).
 
     `secrets` becomes the secret `secrets` key; `plain_keys` lists keys to hand over as if they
     had been set without --secret (to test that mistake), `secret_keys` other keys to hand over
     as if they had been. Pass `run` to keep what was recorded when the program raises.
+    `program_dir` and `project`: another Pulumi program (an example), in its own folder.
     """
     run = run if run is not None else Run(stack)
     # A fresh root stack resource: exports must not carry over from an earlier run.
     pulumi.runtime.settings.ROOT.set(None)
     mocks = RecordingMocks(run)
     pulumi.runtime.set_mocks(
-        mocks, project=NAMESPACE, stack=stack, preview=False, monitor=RecordingMonitor(mocks)
+        mocks, project=project, stack=stack, preview=False, monitor=RecordingMonitor(mocks)
     )
     values = dict(config)
     if secrets:
         values["secrets"] = secrets
     pulumi_config = {
-        f"{NAMESPACE}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in values.items()
+        f"{project}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in values.items()
     }
-    secret = {f"{NAMESPACE}:{k}" for k in secret_keys if k in values}
+    secret = {f"{project}:{k}" for k in secret_keys if k in values}
     if secrets and "secrets" not in plain_keys:
-        secret.add(f"{NAMESPACE}:secrets")
+        secret.add(f"{project}:secrets")
     pulumi.runtime.set_all_config(pulumi_config, sorted(secret))
 
     def program():
-        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+        runpy.run_path(str(program_dir / "__main__.py"), run_name="__main__")
         root = pulumi.runtime.get_root_resource()
         exported = dict(root.outputs) if root is not None else {}
 
@@ -229,7 +243,7 @@ def run_program(
         return collect()
 
     cwd = os.getcwd()
-    os.chdir(ROOT)
+    os.chdir(program_dir)
     try:
         pulumi.runtime.test(program)()
     finally:

@@ -20,7 +20,7 @@ import re
 import types
 import unicodedata
 from decimal import ROUND_CEILING, Decimal
-from typing import Annotated, Any, Iterable, Literal, Optional, Union, get_args, get_origin
+from typing import Annotated, Any, Iterable, Literal, Optional, TypeVar, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
 import pulumi
@@ -559,6 +559,9 @@ TopLevelBool = Annotated[bool, BeforeValidator(_top_level_bool)]
 Number = Annotated[float, BeforeValidator(_decimal_text)]
 
 
+M = TypeVar("M", bound="Model")
+
+
 class Model(BaseModel):
     """Base of every settings section: unknown keys are errors, values are immutable.
 
@@ -569,6 +572,12 @@ class Model(BaseModel):
     # defer_build: each section's validator is built once, inside Settings' own, when the first
     # stack is validated, rather than once per class at import and again inside its parent's.
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True, strict=True, allow_inf_nan=False)
+
+
+def args_of(section: Model, args: type[M]) -> M:
+    """A component's args from a stack's settings section: the fields the two share, validated
+    again as args, where what the stack may leave out (until a service is enabled) is required."""
+    return args(**{name: getattr(section, name) for name in args.model_fields})
 
 
 class ResourceAmounts(Model):
@@ -697,37 +706,58 @@ class AlertmanagerSettings(Model):
     resources: Resources = resources("50m", "64Mi", "200m", "128Mi")
 
 
-class NodeExporterSettings(Model):
-    enabled: bool = True
+# Each exporter's args (what its component needs, with the stacks' defaults) and its stack
+# settings: the same fields, and `enabled`, which only the stack reads.
+class NodeExporterArgs(Model):
     resources: Resources = resources("50m", "32Mi", "200m", "64Mi")
 
 
-class CadvisorSettings(Model):
+class NodeExporterSettings(NodeExporterArgs):
     enabled: bool = True
+
+
+class CadvisorArgs(Model):
     resources: Resources = resources("100m", "128Mi", "500m", "256Mi")
 
 
-class PostgresExporterSettings(Model):
-    enabled: bool = False
-    host: Optional[Annotated[str, AfterValidator(_postgres_host)]] = Field(default=None, examples=["postgres.databases.svc"])
+class CadvisorSettings(CadvisorArgs):
+    enabled: bool = True
+
+
+PostgresHost = Annotated[str, AfterValidator(_postgres_host)]
+# postgres-exporter escapes the user into its connection URL (url.UserPassword), so any
+# printable text works.
+PostgresUser = Annotated[str, AfterValidator(_text("postgres_exporter"))]
+
+
+class PostgresExporterArgs(Model):
+    host: PostgresHost = Field(examples=["postgres.databases.svc"])
     port: Port = 5432
-    # postgres-exporter escapes the user into its connection URL (url.UserPassword), so any
-    # printable text works.
-    user: Optional[Annotated[str, AfterValidator(_text("postgres_exporter"))]] = Field(
-        default=None, examples=["postgres_exporter"]
-    )
+    user: PostgresUser = Field(examples=["postgres_exporter"])
     database: Annotated[str, AfterValidator(_postgres_database)] = "postgres"
     sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "disable"
     resources: Resources = resources("50m", "32Mi", "200m", "64Mi")
 
 
-class RedisExporterSettings(Model):
+class PostgresExporterSettings(PostgresExporterArgs):
     enabled: bool = False
-    # redis://host:6379 or rediss://host:6380; a password, if Redis wants one, goes in secrets.
-    address: Optional[Annotated[str, AfterValidator(_redis_address)]] = Field(
-        default=None, examples=["redis://redis.databases.svc:6379"]
-    )
+    # Required once enabled (_cross_checks says so, naming the key).
+    host: Optional[PostgresHost] = Field(default=None, examples=["postgres.databases.svc"])
+    user: Optional[PostgresUser] = Field(default=None, examples=["postgres_exporter"])
+
+
+# redis://host:6379 or rediss://host:6380; a password, if Redis wants one, goes in secrets.
+RedisAddress = Annotated[str, AfterValidator(_redis_address)]
+
+
+class RedisExporterArgs(Model):
+    address: RedisAddress = Field(examples=["redis://redis.databases.svc:6379"])
     resources: Resources = resources("50m", "32Mi", "200m", "64Mi")
+
+
+class RedisExporterSettings(RedisExporterArgs):
+    enabled: bool = False
+    address: Optional[RedisAddress] = Field(default=None, examples=["redis://redis.databases.svc:6379"])
 
 
 class Toleration(Model):
@@ -745,8 +775,7 @@ class Toleration(Model):
         return self
 
 
-class GpuExporterSettings(Model):
-    enabled: bool = False
+class GpuExporterArgs(Model):
     # dcgm: NVIDIA DCGM exporter (port 9400); nvidia_smi: the nvidia-smi exporter (port 9835).
     exporter: Literal["dcgm", "nvidia_smi"] = "dcgm"
     # Kubernetes only: which nodes have GPUs, and the taint they carry.
@@ -758,6 +787,10 @@ class GpuExporterSettings(Model):
     )
     runtime_class: Optional[Annotated[str, AfterValidator(_subdomain("nvidia"))]] = "nvidia"
     resources: Resources = resources("50m", "128Mi", "500m", "512Mi")
+
+
+class GpuExporterSettings(GpuExporterArgs):
+    enabled: bool = False
 
 
 class ExportersSettings(Model):

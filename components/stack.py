@@ -30,16 +30,49 @@ from components import (
     redis_exporter,
 )
 from components.platform import Platform
-from components.settings import ConfigError, Settings
+from components.service import ServiceComponent
+from components.settings import (
+    CadvisorArgs,
+    ConfigError,
+    GpuExporterArgs,
+    NodeExporterArgs,
+    PostgresExporterArgs,
+    RedisExporterArgs,
+    Settings,
+    args_of,
+)
 from components.workload import Workload
 
-# Each exporter module offers workload(settings) -> Workload | None (None when disabled).
-# Adding an exporter is one module, its test file and one line here.
-EXPORTERS = [node_exporter, cadvisor, postgres_exporter, redis_exporter, gpu_exporter]
+# A service the stack runs as its own component: the class, its name and the inputs it gets.
+Planned = tuple[type[ServiceComponent], str, dict]
+
+
+def exporters(settings: Settings) -> list[Planned]:
+    """The exporters the stack's settings enable, with their args and secrets."""
+    e = settings.exporters
+    planned: list[Planned] = []
+    if e.node.enabled:
+        planned.append((node_exporter.NodeExporter, node_exporter.NAME, {"args": args_of(e.node, NodeExporterArgs)}))
+    if e.cadvisor.enabled:
+        planned.append((cadvisor.Cadvisor, cadvisor.NAME, {"args": args_of(e.cadvisor, CadvisorArgs)}))
+    if e.postgres.enabled:
+        planned.append((postgres_exporter.PostgresExporter, postgres_exporter.NAME, {
+            "args": args_of(e.postgres, PostgresExporterArgs),
+            "password": settings.secret("postgres_password"),
+        }))
+    if e.redis.enabled:
+        password = settings.secret("redis_password") if settings.secrets.redis_password is not None else None
+        planned.append((redis_exporter.RedisExporter, redis_exporter.NAME, {
+            "args": args_of(e.redis, RedisExporterArgs), "password": password,
+        }))
+    if e.gpu.enabled:
+        planned.append((gpu_exporter.GpuExporter, gpu_exporter.NAME, {"args": args_of(e.gpu, GpuExporterArgs)}))
+    return planned
 
 
 class Service(pulumi.ComponentResource):
-    """One service of the stack: a component named after it, holding its platform resources."""
+    """A service of the stack that has no component class of its own yet: a component named
+    after it, holding its platform resources."""
 
     def __init__(self, workload: Workload, platform: Platform, opts: Optional[pulumi.ResourceOptions] = None):
         kind = "".join(part.capitalize() for part in workload.name.split("-"))
@@ -53,8 +86,9 @@ class ObservabilityStack(pulumi.ComponentResource):
         # Render every workload first: a problem found while rendering stops the program
         # before the stack registers anything, like a settings error does.
         platform = platforms.create(settings)
+        planned = exporters(settings)
         try:
-            self.workloads = render_workloads(settings, platform)
+            self.workloads = render_workloads(settings, platform, planned)
             dashboards = dashboard_models.render(settings)
         except ValueError as error:
             raise ConfigError(f"stack {pulumi.get_stack()!r}: cannot render the stack: {error}") from None
@@ -64,7 +98,15 @@ class ObservabilityStack(pulumi.ComponentResource):
             raise ConfigError(config_checks.message(pulumi.get_stack(), problems))
         super().__init__("observability:index:Stack", name, None, opts)
         platform.provision(parent=self)
-        services = {w.name: Service(w, platform, opts=pulumi.ResourceOptions(parent=self)) for w in self.workloads}
+        child = pulumi.ResourceOptions(parent=self)
+        components = {name: (cls, inputs) for cls, name, inputs in planned}
+        services: dict[str, pulumi.ComponentResource] = {}
+        for w in self.workloads:
+            if w.name in components:
+                cls, inputs = components[w.name]
+                services[w.name] = cls(w.name, **inputs, platform=platform, opts=child)
+            else:
+                services[w.name] = Service(w, platform, opts=child)
 
         self.grafana_admin_password: Optional[pulumi.Output] = None
         if settings.grafana.mode == "deploy":
@@ -81,7 +123,7 @@ class ObservabilityStack(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
-        self.endpoints = endpoints(settings, self.workloads)
+        self.endpoints = endpoints(self.workloads, platform)
         self.endpoints["grafana"] = grafana.url(settings)
         self.register_outputs({"endpoints": self.endpoints})
 
@@ -93,12 +135,12 @@ PROMTAIL_END_OF_LIFE = (
 )
 
 
-def render_workloads(settings: Settings, platform: Platform) -> list[Workload]:
+def render_workloads(settings: Settings, platform: Platform, planned: list[Planned]) -> list[Workload]:
     """Every service of the stack, Prometheus first, with every config file rendered.
 
     Addresses depend only on a service's name, ports and replicas, so each service's config can
     point at the others before those are rendered."""
-    exporters = [w for w in (module.workload(settings) for module in EXPORTERS) if w is not None]
+    exporters = [cls.render(name, platform, **inputs) for cls, name, inputs in planned]
     if settings.log_shipper.type == "promtail":
         pulumi.log.warn(PROMTAIL_END_OF_LIFE)
     alerts = alertmanager.workload(settings, platform)
@@ -153,18 +195,12 @@ def grafana_endpoints(workloads: list[Workload], platform: Platform) -> grafana.
     )
 
 
-def endpoints(settings: Settings, workloads: list[Workload]) -> dict[str, str]:
+def endpoints(workloads: list[Workload], platform: Platform) -> dict[str, str]:
     """Where a person or an application reaches each published port: on the docker host, or
     at the Service inside the cluster. Keyed by service, and by port where a service has several."""
     urls = {}
     for w in workloads:
-        published = [p for p in w.ports if p.host_port is not None]
-        for port in published:
-            key = w.name if len(published) == 1 else f"{w.name}-{port.name}"
-            if settings.platform == "docker":
-                host = settings.docker.bind_address
-                host = "127.0.0.1" if host == "0.0.0.0" else host
-                urls[key] = f"http://{host}:{port.host_port}"
-            else:
-                urls[key] = f"http://{w.name}.{settings.kubernetes.namespace}.svc:{port.container_port}"
+        published = platform.urls(w)
+        for port, url in published.items():
+            urls[w.name if len(published) == 1 else f"{w.name}-{port}"] = url
     return urls

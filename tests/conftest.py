@@ -120,6 +120,16 @@ def inline_webhook_url_files(path: Path) -> None:
     path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
+def planned_workload(settings, name: str):
+    """The workload the stack renders for its component `name` (None: the stack has none)."""
+    from components import platform as platforms, stack
+
+    for cls, planned, inputs in stack.exporters(settings):
+        if planned == name:
+            return cls.render(name, platforms.create(settings), **inputs)
+    return None
+
+
 def container_args(run: Run, service: str) -> list[str]:
     """The command-line arguments a service's container starts with, on either platform."""
     containers = [r for r in run.of_type("docker:index/container:Container") if r.name == service]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import merge, run_program, scrape_jobs, stack_config, stack_secrets
+from conftest import merge, planned_workload, run_program, scrape_jobs, stack_config, stack_secrets
 
-from components import cadvisor, images
+from components import images
 from components.settings import parse
 
 CONTAINER = "docker:index/container:Container"
@@ -32,7 +32,7 @@ def pod(stack_runs):
 
 
 def test_disabled_cadvisor_has_no_workload():
-    assert cadvisor.workload(parse("dev", merge(stack_config("dev"), DISABLED))) is None
+    assert planned_workload(parse("dev", merge(stack_config("dev"), DISABLED)), "cadvisor") is None
 
 
 def test_disabled_cadvisor_is_not_deployed_or_scraped(disabled):

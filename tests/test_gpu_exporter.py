@@ -7,9 +7,9 @@ import json
 
 import pytest
 import yaml
-from conftest import ROOT, container_files, merge, run_program, scrape_jobs, stack_config, stack_secrets
+from conftest import ROOT, container_files, merge, planned_workload, run_program, scrape_jobs, stack_config, stack_secrets
 
-from components import gpu_exporter, images
+from components import images
 from components.settings import parse
 
 CONTAINER = "docker:index/container:Container"
@@ -59,7 +59,7 @@ def custom():
 
 
 def test_disabled_gpu_exporter_has_no_workload():
-    assert gpu_exporter.workload(parse("dev", stack_config("dev"))) is None
+    assert planned_workload(parse("dev", stack_config("dev")), "gpu-exporter") is None
 
 
 def test_disabled_gpu_exporter_is_not_deployed_or_scraped(stack_runs):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import merge, run_program, scrape_jobs, stack_config
+from conftest import merge, planned_workload, run_program, scrape_jobs, stack_config
 
-from components import images, node_exporter
+from components import images
 from components.settings import parse
 
 CONTAINER = "docker:index/container:Container"
@@ -24,7 +24,7 @@ def pod(stack_runs):
 
 
 def test_disabled_node_exporter_has_no_workload():
-    assert node_exporter.workload(parse("dev", merge(stack_config("dev"), DISABLED))) is None
+    assert planned_workload(parse("dev", merge(stack_config("dev"), DISABLED)), "node-exporter") is None
 
 
 def test_disabled_node_exporter_is_not_deployed_or_scraped(disabled):

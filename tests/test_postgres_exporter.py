@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import SECRETS, is_secret, merge, run_program, scrape_jobs, stack_config
+from conftest import SECRETS, is_secret, merge, planned_workload, run_program, scrape_jobs, stack_config
 
-from components import images, postgres_exporter
+from components import images
 from components.settings import parse
 
 CONTAINER = "docker:index/container:Container"
@@ -44,7 +44,7 @@ def prod_container(prod):
 
 
 def test_disabled_postgres_exporter_has_no_workload():
-    assert postgres_exporter.workload(parse("dev", stack_config("dev"))) is None
+    assert planned_workload(parse("dev", stack_config("dev")), "postgres-exporter") is None
 
 
 def test_disabled_postgres_exporter_is_not_deployed_or_scraped(stack_runs):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import SECRETS, is_secret, merge, run_program, scrape_jobs, stack_config, stack_secrets
+from conftest import SECRETS, is_secret, merge, planned_workload, run_program, scrape_jobs, stack_config, stack_secrets
 
-from components import images, redis_exporter
+from components import images
 from components.settings import parse
 
 CONTAINER = "docker:index/container:Container"
@@ -48,7 +48,7 @@ def k8s_container(run) -> dict:
 
 
 def test_disabled_redis_exporter_has_no_workload():
-    assert redis_exporter.workload(parse("dev", stack_config("dev"))) is None
+    assert planned_workload(parse("dev", stack_config("dev")), "redis-exporter") is None
 
 
 def test_disabled_redis_exporter_is_not_deployed_or_scraped(stack_runs):

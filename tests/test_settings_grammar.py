@@ -17,9 +17,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 import yaml
 
-from components import postgres_exporter, redis_exporter
 from components.settings import ConfigError, go_duration, misplaced_keys, parse
-from conftest import SECRETS, STACKS, container_files, merge, require_tool, run_program, stack_config
+from conftest import SECRETS, STACKS, container_files, merge, planned_workload, require_tool, run_program, stack_config
 
 INT64_MAX = 2**63 - 1
 # A stand-in credential, searched for in every message that must not echo it.
@@ -574,7 +573,7 @@ class TestComposedStrings:
     def test_accepted_values_compose_a_uri_with_exactly_the_configured_parts(self, host, database, sslmode):
         settings = parse("dev", {"platform": "docker", **_postgres(host=host, database=database, sslmode=sslmode),
                                  "secrets": PG_SECRET}, {"secrets"})
-        uri = postgres_exporter.workload(settings).env["DATA_SOURCE_URI"]
+        uri = planned_workload(settings, "postgres-exporter").env["DATA_SOURCE_URI"]
         # As lib/pq reads it: postgresql://<user>@ + the URI.
         parts = urlsplit(f"postgresql://u@{uri}")
         assert (parts.hostname, parts.port, unquote(parts.path)) == (host.lower(), 5432, f"/{database}")
@@ -595,7 +594,7 @@ class TestComposedStrings:
     @pytest.mark.parametrize("address", ["redis://redis:6379", "rediss://10.0.0.1:6380", "redis://[::1]:6379"])
     def test_accepted_redis_addresses_key_the_password_file_as_the_exporter_looks_it_up(self, address):
         settings = parse("dev", {"platform": "docker", "exporters": {"redis": {"enabled": True, "address": address}}})
-        workload = redis_exporter.workload(settings)
+        workload = planned_workload(settings, "redis-exporter")
         # redis_exporter looks the password up by the address as Go's url.Parse writes it back.
         parts = urlsplit(address)
         assert workload.env["REDIS_ADDR"] == f"{parts.scheme}://{parts.netloc}" == address

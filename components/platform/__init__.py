@@ -5,6 +5,8 @@ A platform knows how to run and address containers; it never knows what Promethe
 
 from __future__ import annotations
 
+from typing import Optional
+
 import pulumi
 
 from components.settings import Settings
@@ -15,19 +17,23 @@ from components.workload import ScrapeJob, Workload
 PUBLIC_PORTS_LABEL = "observability.dev/public-ports"
 
 
-def data_options(settings: Settings) -> pulumi.ResourceOptions:
+def data_options(protect: bool) -> pulumi.ResourceOptions:
     """Options for resources that hold data: protected and kept on destroy where the stack asks."""
-    protect = settings.protect_data
     return pulumi.ResourceOptions(protect=protect, retain_on_delete=protect)
 
 
 class Platform:
-    """What every platform offers the services."""
+    """What every platform offers the services.
+
+    A program makes one, calls provision() once, then hands it to each service's component. It
+    registers nothing until provision(): the stack renders every service first.
+    """
 
     kind: str
 
-    def provision(self, parent: pulumi.Resource) -> None:
-        """Register the provider and shared resources; called once everything is rendered."""
+    def provision(self, parent: Optional[pulumi.Resource] = None) -> None:
+        """Register the provider and shared resources (a network, or a namespace), as children of
+        `parent` (the program's stack when None)."""
         raise NotImplementedError
 
     def addresses(self, workload: Workload, port: str) -> list[str]:
@@ -36,6 +42,10 @@ class Platform:
 
     def deploy(self, workload: Workload, parent: pulumi.Resource) -> None:
         """Register the resources that run the workload, as children of `parent`."""
+        raise NotImplementedError
+
+    def urls(self, workload: Workload) -> dict[str, str]:
+        """Where a person or an application reaches each published port, by port name."""
         raise NotImplementedError
 
     def scrape_job(self, workload: Workload) -> ScrapeJob:
@@ -55,7 +65,9 @@ def create(settings: Settings) -> Platform:
     if settings.platform == "docker":
         from components.platform.docker import DockerPlatform
 
-        return DockerPlatform(settings)
+        return DockerPlatform(settings.docker, protect_data=settings.protect_data)
     from components.platform.kubernetes import KubernetesPlatform
 
-    return KubernetesPlatform(settings)
+    return KubernetesPlatform(
+        settings.kubernetes, environment=settings.environment, protect_data=settings.protect_data
+    )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import pulumi
 import pulumi_docker as docker
 
 from components.platform import PUBLIC_PORTS_LABEL, Platform, data_options
-from components.settings import Settings, quantity
+from components.settings import DockerSettings, quantity
 from components.workload import CONFIG_HASH, HealthCheck, Workload
 
 def memory_megabytes(memory: str) -> int:
@@ -38,13 +40,18 @@ def health_command(health: HealthCheck, port: int) -> list[str]:
 
 
 class DockerPlatform(Platform):
+    """One Docker engine: each service a container on one network, published on `bind_address`.
+
+    protect_data: volumes are protected and kept when the stack is destroyed.
+    """
+
     kind = "docker"
 
-    def __init__(self, settings: Settings):
-        self.settings = settings.docker
-        self.data_options = data_options(settings)
+    def __init__(self, settings: Optional[DockerSettings] = None, *, protect_data: bool = False):
+        self.settings = settings or DockerSettings()
+        self.data_options = data_options(protect_data)
 
-    def provision(self, parent: pulumi.Resource) -> None:
+    def provision(self, parent: Optional[pulumi.Resource] = None) -> None:
         self.provider = docker.Provider(
             "docker", host=self.settings.host, opts=pulumi.ResourceOptions(parent=parent)
         )
@@ -61,6 +68,11 @@ class DockerPlatform(Platform):
     def addresses(self, workload: Workload, port: str) -> list[str]:
         # Containers reach each other by their alias on the stack's network.
         return [f"{workload.name}:{workload.port(port).container_port}"]
+
+    def urls(self, workload: Workload) -> dict[str, str]:
+        # On every interface (0.0.0.0), the host itself answers on its loopback address.
+        host = "127.0.0.1" if self.settings.bind_address == "0.0.0.0" else self.settings.bind_address
+        return {p.name: f"http://{host}:{p.host_port}" for p in workload.ports if p.host_port is not None}
 
     def deploy(self, w: Workload, parent: pulumi.Resource) -> None:
         opts = pulumi.ResourceOptions(parent=parent, provider=self.provider)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import posixpath
 import re
+from typing import Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.platform import Platform, data_options
-from components.settings import Settings
+from components.settings import KubernetesSettings
 from components.workload import ANYONE, CONFIG_HASH, PROMETHEUS, SECRETS_DIR, PodDiscovery, ScrapeJob, Workload
 
 # What a service that discovers scrape targets must read, cluster-wide (as kube-prometheus grants).
@@ -34,15 +35,25 @@ def _slug(path: str) -> str:
 
 
 class KubernetesPlatform(Platform):
+    """A Kubernetes cluster: each service its Deployment, StatefulSet or DaemonSet, Service and
+    NetworkPolicy in one namespace, which provision() creates with a default-deny policy.
+
+    settings: the kubeconfig context (the current one when unset), the namespace and the storage
+    class of claims. environment: the app.kubernetes.io/instance label of every object.
+    protect_data: claims are protected and kept when the stack is destroyed.
+    """
+
     kind = "kubernetes"
 
-    def __init__(self, settings: Settings):
-        self.settings = settings.kubernetes
-        self.data_options = data_options(settings)
-        self.environment = settings.environment
-        self.namespace = settings.kubernetes.namespace
+    def __init__(self, settings: Optional[KubernetesSettings] = None, *, environment: str,
+                 protect_data: bool = False):
+        self.settings = settings or KubernetesSettings()
+        self.data_options = data_options(protect_data)
+        # The app.kubernetes.io/instance label of every object: which stack it belongs to.
+        self.environment = environment
+        self.namespace = self.settings.namespace
 
-    def provision(self, parent: pulumi.Resource) -> None:
+    def provision(self, parent: Optional[pulumi.Resource] = None) -> None:
         self.provider = k8s.Provider(
             "kubernetes",
             context=self.settings.context,
@@ -85,6 +96,12 @@ class KubernetesPlatform(Platform):
             # Each StatefulSet pod has a stable name under the headless Service.
             return [f"{w.name}-{i}.{w.name}:{number}" for i in range(w.replicas)]
         return [f"{w.name}:{number}"]
+
+    def urls(self, w: Workload) -> dict[str, str]:
+        # Inside the cluster, at the workload's Service; an Ingress adds an outside address.
+        return {
+            p.name: f"http://{w.name}.{self.namespace}.svc:{p.container_port}" for p in w.ports if p.host_port is not None
+        }
 
     def scrape_job(self, w: Workload) -> ScrapeJob:
         if not w.per_node:

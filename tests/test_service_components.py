@@ -1,0 +1,181 @@
+"""Each service's component used alone, from a Pulumi program that has no stack settings.
+
+A program here is a few lines in a temporary folder, run as `pulumi up` would run it (under the
+mock engine, like every stack). Expected values come from the exporters' documentation: their
+ports, and the environment variables they read.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from conftest import ROOT, Run, is_secret, run_program
+from components.settings import PostgresExporterArgs, RedisExporterArgs
+
+DAEMONSET = "kubernetes:apps/v1:DaemonSet"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+CONTAINER = "docker:index/container:Container"
+
+
+def program(tmp_path: Path, body: str, config: dict | None = None) -> Run:
+    """Run `body` as the __main__.py of a program of its own, which imports this repository's
+    components as the examples do."""
+    (tmp_path / "__main__.py").write_text(
+        f"import sys\nsys.path.insert(0, {str(ROOT)!r})\nimport pulumi\n" + textwrap.dedent(body)
+    )
+    return run_program("test", config or {}, program_dir=tmp_path, project="standalone")
+
+
+def test_node_exporter_alone_on_docker(tmp_path: Path):
+    run = program(tmp_path, """
+        from components.node_exporter import NodeExporter
+        from components.platform.docker import DockerPlatform
+
+        platform = DockerPlatform()
+        platform.provision()
+        hosts = NodeExporter("node-exporter", platform=platform)
+        pulumi.export("targets", list(hosts.scrape_job.targets))
+        pulumi.export("addresses", hosts.addresses)
+    """)
+    component = run.one("observability:services:NodeExporter", "node-exporter")
+    container = run.one(CONTAINER, "node-exporter")
+    assert container.parent == component.urn
+    # The platform's defaults: the "observability" network, containers named after it.
+    assert run.one("docker:index/network:Network", "network").inputs["name"] == "observability"
+    assert container.inputs["name"] == "observability-node-exporter"
+    # node-exporter listens on 9100; other containers of the network reach it by its name.
+    assert run.outputs["targets"] == ["node-exporter:9100"]
+    assert run.outputs["addresses"] == {"metrics": ["node-exporter:9100"]}
+
+
+def test_a_component_named_otherwise_names_its_workload_so(tmp_path: Path):
+    run = program(tmp_path, """
+        from components.cadvisor import Cadvisor
+        from components.node_exporter import NodeExporter
+        from components.platform.kubernetes import KubernetesPlatform
+        from components.settings import KubernetesSettings
+
+        platform = KubernetesPlatform(KubernetesSettings(namespace="monitoring"), environment="lab")
+        platform.provision()
+        hosts = NodeExporter("hosts", platform=platform)
+        Cadvisor("containers", platform=platform)
+        pulumi.export("pods", hosts.scrape_job.pods.app)
+    """)
+    daemonset = run.one(DAEMONSET, "hosts").inputs
+    assert daemonset["metadata"]["name"] == "hosts"
+    assert daemonset["metadata"]["namespace"] == "monitoring"
+    assert daemonset["metadata"]["labels"]["app.kubernetes.io/instance"] == "lab"
+    assert run.names(DAEMONSET) == {"hosts", "containers"}
+    assert run.outputs["pods"] == "hosts"
+
+
+def test_postgres_exporter_alone_keeps_a_plain_password_secret(tmp_path: Path):
+    run = program(tmp_path, """
+        from components.platform.kubernetes import KubernetesPlatform
+        from components.postgres_exporter import PostgresExporter
+        from components.settings import PostgresExporterArgs
+
+        platform = KubernetesPlatform(environment="lab")
+        platform.provision()
+        PostgresExporter(
+            "orders-db",
+            PostgresExporterArgs(host="orders.db.svc", user="exporter", database="orders", sslmode="require"),
+            password="plain-password-31f",
+            platform=platform,
+        )
+    """)
+    [container] = run.one(DEPLOYMENT, "orders-db").inputs["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    # postgres-exporter puts postgresql:// in front of DATA_SOURCE_URI and reads the password
+    # from DATA_SOURCE_PASS_FILE.
+    assert env == {
+        "DATA_SOURCE_URI": "orders.db.svc:5432/orders?sslmode=require",
+        "DATA_SOURCE_USER": "exporter",
+        "DATA_SOURCE_PASS_FILE": "/run/secrets/postgres_password",
+    }
+    secret = run.one("kubernetes:core/v1:Secret", "orders-db-secrets")
+    assert secret.inputs["stringData"] == {"postgres_password": "plain-password-31f"}
+    data = secret.raw_inputs["stringData"]
+    assert is_secret(data) or is_secret(data["postgres_password"]), "passed in plain, kept as a secret"
+    assert "plain-password-31f" not in json.dumps(container)
+
+
+def test_redis_exporter_without_a_password_mounts_no_password_file(tmp_path: Path):
+    run = program(tmp_path, """
+        from components.platform.docker import DockerPlatform
+        from components.redis_exporter import RedisExporter
+        from components.settings import RedisExporterArgs
+
+        platform = DockerPlatform()
+        platform.provision()
+        RedisExporter("redis-exporter", RedisExporterArgs(address="redis://cache:6379"), platform=platform)
+    """)
+    container = run.one(CONTAINER, "redis-exporter").inputs
+    assert container["envs"] == ["REDIS_ADDR=redis://cache:6379"]
+    assert not container.get("uploads")
+
+
+def test_the_gpu_exporter_follows_its_platform(tmp_path: Path):
+    run = program(tmp_path, """
+        from components.gpu_exporter import GpuExporter
+        from components.platform.docker import DockerPlatform
+        from components.platform.kubernetes import KubernetesPlatform
+
+        docker = DockerPlatform()
+        docker.provision()
+        GpuExporter("gpu-docker", platform=docker)
+        cluster = KubernetesPlatform(environment="lab")
+        cluster.provision()
+        GpuExporter("gpu-cluster", platform=cluster)
+    """)
+    envs = run.one(CONTAINER, "gpu-docker").inputs["envs"]
+    assert "DCGM_EXPORTER_KUBERNETES=true" not in envs
+    [container] = run.one(DAEMONSET, "gpu-cluster").inputs["spec"]["template"]["spec"]["containers"]
+    # On kubernetes, DCGM maps each GPU to the pod using it.
+    assert {"name": "DCGM_EXPORTER_KUBERNETES", "value": "true"} in container["env"]
+    assert [p["containerPort"] for p in container["ports"]] == [9400]
+
+
+@pytest.mark.parametrize("args, field", [
+    ({"user": "exporter"}, "host"),
+    ({"host": "db"}, "user"),
+    ({"host": "db", "user": "exporter", "port": 70000}, "port"),
+    ({"host": "db", "user": "exporter", "sslmode": "on"}, "sslmode"),
+])
+def test_postgres_args_refuse_what_the_exporter_cannot_use(args, field):
+    with pytest.raises(ValidationError) as error:
+        PostgresExporterArgs(**args)
+    assert [e["loc"] for e in error.value.errors()] == [(field,)]
+
+
+def test_redis_args_need_an_address():
+    with pytest.raises(ValidationError) as error:
+        RedisExporterArgs()
+    assert [e["loc"] for e in error.value.errors()] == [("address",)]
+
+
+def test_a_service_that_cannot_render_registers_nothing(tmp_path: Path):
+    run = Run("test")
+    with pytest.raises(Exception, match="cannot render this"):
+        (tmp_path / "__main__.py").write_text(textwrap.dedent(f"""
+            import sys
+            sys.path.insert(0, {str(ROOT)!r})
+            from components.platform.docker import DockerPlatform
+            from components.service import ServiceComponent
+
+            class Broken(ServiceComponent):
+                kind = "Broken"
+
+                @classmethod
+                def render(cls, name, platform):
+                    raise ValueError("cannot render this")
+
+            Broken("broken", DockerPlatform(), None)
+        """))
+        run_program("test", {}, run=run, program_dir=tmp_path, project="standalone")
+    assert run.resources == []
