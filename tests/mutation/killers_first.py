@@ -15,12 +15,13 @@ import os
 # The test files that are about each module, by the module's dotted name under components.
 OWN_TESTS = {
     "settings": ["test_settings.py", "test_settings_grammar.py"],
-    "stack": ["test_stack.py"],
+    "stack": ["test_stack.py", "test_upgrade.py"],
+    "service": ["test_service_components.py"],
     "alert_rules": ["test_alert_rules.py", "test_prometheus.py"],
     "user_rules": ["test_user_rules.py"],
     "prometheus": ["test_prometheus.py"],
     "alertmanager": ["test_alertmanager.py", "test_alertmanager_live.py"],
-    "node_exporter": ["test_node_exporter.py"],
+    "node_exporter": ["test_node_exporter.py", "test_service_components.py"],
     "cadvisor": ["test_cadvisor.py"],
     "postgres_exporter": ["test_postgres_exporter.py"],
     "redis_exporter": ["test_redis_exporter.py"],

@@ -43,6 +43,7 @@ SEED = "15"  # the sample's default seed: change it to draw other mutants
 SCOPE = {
     "settings": ["components/settings.py", "components/stack.py"],
     "services": [
+        "components/service.py",
         "components/prometheus.py",
         "components/alertmanager.py",
         "components/node_exporter.py",
