@@ -254,3 +254,32 @@ def test_data_path_oracle_can_fail():
     assert not under("/tmp/positions.yaml", "/var/lib/promtail")
     assert not under("/var/lib/promtail-old/p.yaml", "/var/lib/promtail")
     assert under("/var/lib/promtail/positions.yaml", "/var/lib/promtail")
+
+
+@pytest.mark.parametrize("stack", KUBERNETES_STACKS)
+def test_the_namespace_carries_the_common_labels(stack_runs, stack):
+    # README "Kubernetes", common labels: the namespace is an object of the stack like the others.
+    namespace = stack_runs[stack].one("kubernetes:core/v1:Namespace", "namespace").inputs
+    assert namespace["metadata"]["labels"] == {
+        "app.kubernetes.io/name": "namespace",
+        "app.kubernetes.io/instance": stack,
+        "app.kubernetes.io/part-of": "observability",
+        "app.kubernetes.io/managed-by": "pulumi",
+    }
+
+
+@pytest.mark.parametrize("stack, provider, package", [
+    ("dev", "pulumi:providers:docker", "docker:"),
+    ("staging", "pulumi:providers:kubernetes", "kubernetes:"),
+    ("prod", "pulumi:providers:kubernetes", "kubernetes:"),
+])
+def test_every_platform_resource_goes_to_the_engine_or_cluster_the_stack_names(stack_runs, stack, provider, package):
+    """README: `docker.host` and `kubernetes.context` choose the engine or cluster. Only the stack's
+    own provider, built from them, may manage its resources: the default provider would reach
+    whatever engine or kubeconfig context the machine running `pulumi up` happens to have."""
+    run = stack_runs[stack]
+    [explicit] = [r for r in run.resources if r.type == provider]
+    managed = [r for r in run.resources if r.type.startswith(package)]
+    assert managed
+    strays = [f"{r.type} {r.name}" for r in managed if not r.provider.startswith(explicit.urn + "::")]
+    assert not strays, f"{stack}: not managed by the stack's {provider}: {strays}"

@@ -344,6 +344,47 @@ class TestWhatCannotWorkStopsTheProgram:
             f"applications/payments.json: {expected}" in message
         assert resources == []
 
+    @pytest.mark.parametrize("content, problem", [
+        # Grafana 12's "Export as resource": the dashboard inside a Kubernetes-style object.
+        ({"apiVersion": "dashboard.grafana.app/v1beta1", "kind": "Dashboard", "metadata": {"name": "checkout"},
+          "spec": {"title": "Checkout", "panels": []}},
+         "this is a Grafana 'Dashboard' resource, not a dashboard's JSON model; export the dashboard as classic JSON"),
+        # A ConfigMap for a provisioning sidecar holds the dashboard as text: no Grafana resource,
+        # and no dashboard's uid and title either.
+        ({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "checkout-dashboard"},
+          "data": {"checkout.json": '{"uid": "checkout", "title": "Checkout"}'}},
+         'a dashboard needs a "uid" and a "title" (for example "uid": "checkout-latency", "title": "Checkout latency")'),
+    ])
+    def test_what_is_not_a_dashboards_json_model_is_named_for_what_it_is(self, user_dir, content, problem):
+        """README: a file that is not a dashboard's JSON model, or has no uid or no title, stops
+        the program; only a Grafana resource (kind and spec, no uid of its own) is called one."""
+        message, resources = broken("dev", user_dir, "platform/broken.json", content)
+        assert message.startswith("stack 'dev': cannot render the stack: ")
+        assert message.endswith(f"/platform/broken.json: {problem}")
+        assert message.count("platform/broken.json") == 1
+        assert resources == []
+
+    @pytest.mark.parametrize("annotation, problem", [
+        ({"name": "Deploys", "enable": True, "datasource": {"type": "prometheus", "uid": "old-uid"},
+          "expr": "changes(app_build_info[5m]) > 0"},
+         "annotation 'Deploys': datasource 'old-uid' is none of the stack's (prometheus, loki, jaeger, alertmanager): "
+         'name one of those uids, for example {"type": "prometheus", "uid": "prometheus"}, or a datasource variable '
+         "of the dashboard"),
+        ({"enable": True, "datasource": {"type": "prometheus", "uid": "$datasource"}, "expr": "up == 0"},
+         "annotation #2: datasource $datasource names a variable the dashboard does not define; define a datasource "
+         "variable of that name, or use one of the stack's uids (prometheus, loki, jaeger, alertmanager)"),
+    ])
+    def test_an_annotation_that_reaches_no_datasource(self, user_dir, annotation, problem):
+        """README: panels, queries, query variables and annotations are all checked; an annotation
+        is named by its name, or by its place in the list. Grafana's own (builtIn) is not."""
+        builtin = {"builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"}, "enable": True,
+                   "name": "Annotations & Alerts", "type": "dashboard"}
+        model = {"uid": "broken", "title": "Broken", "annotations": {"list": [builtin, annotation]}}
+        message, resources = broken("dev", user_dir, "platform/broken.json", model)
+        assert message.startswith("stack 'dev': cannot render the stack: ")
+        assert message.endswith(f"/platform/broken.json: {problem}")
+        assert resources == []
+
     def test_every_problem_of_every_file_is_in_one_message(self, user_dir):
         write(user_dir, "platform/a.json", with_panel(**target("rate(x[5m]")))
         write(user_dir, "databases/b.json", {"uid": "b" * 41, "title": "b"})
@@ -469,6 +510,14 @@ class TestVariablesInQueries:
         problem, ready = dashboards.promql_ready(expr, self.KNOWN)
         assert problem is None, problem
         assert "$" not in ready.replace('"$1"', "").replace('"$not_defined_but_quoted"', "")
+
+    def test_a_bracket_inside_a_quoted_string_is_text_not_a_range(self):
+        """An IPv6 target's instance is "[fd00::7]:9100"; matching it by prefix puts an unclosed
+        `[` inside a string. The variable after it stands where PromQL takes a label name, so it
+        is filled in as a name, not as a duration."""
+        expr = r'sum(up{instance=~"\\[fd00:.*"}) by ($label)'
+        assert dashboards.promql_ready(expr, self.KNOWN) == (
+            None, r'sum(up{instance=~"\\[fd00:.*"}) by (__grafana_variable__)')
 
     @pytest.mark.parametrize("expr, name", [("up > $threshold", "threshold"), ("topk(${n}, up)", "n"),
                                             ("rate(up[$span])", "span")])
