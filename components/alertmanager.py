@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Optional, Sequence
+
+import pulumi
 
 from components import images, yaml_text
 from components.platform import Platform
-from components.settings import Settings
-from components.workload import (
-    PROMETHEUS, ConfigFile, DataVolume, HealthCheck, Port, SecretFile, Workload, grafana_clients,
-)
+from components.service import ServiceComponent
+from components.settings import AlertmanagerArgs
+from components.workload import PROMETHEUS, ConfigFile, DataVolume, HealthCheck, Port, SecretFile, Workload
 
 CONFIG_SOURCE = Path(__file__).parent.parent / "configs" / "alertmanager"
 CONFIG_DIR = "/etc/alertmanager"
 DATA_DIR = "/alertmanager"
 PORT = 9093
 CLUSTER_PORT = 9094
+NAME = "alertmanager"
 
 # The receiver that notifies nobody: such alerts still show in Alertmanager's UI.
 NULL = "null"
@@ -32,9 +35,9 @@ def _slack(channel: str, secret_path: str) -> dict:
     }
 
 
-def receivers_and_routes(settings: Settings, secret_path) -> tuple[list[dict], list[dict]]:
-    """The receivers the stack enables and the routes that reach them, most specific first."""
-    r = settings.alertmanager.receivers
+def receivers_and_routes(args: AlertmanagerArgs, secret_path) -> tuple[list[dict], list[dict]]:
+    """The receivers the args enable and the routes that reach them, most specific first."""
+    r = args.receivers
     receivers: list[dict] = [{"name": NULL}]
     # The Watchdog always fires; it proves the pipeline works and must never page anyone. With a
     # dead man's switch it is sent there on a short repeat, and silence from it raises the alarm.
@@ -72,20 +75,19 @@ def receivers_and_routes(settings: Settings, secret_path) -> tuple[list[dict], l
     return receivers, routes
 
 
-def render_config(settings: Settings, secret_path) -> str:
+def render_config(args: AlertmanagerArgs, secret_path) -> str:
     """alertmanager.yml. `secret_path(name)` is where the secret file `name` is mounted."""
-    am = settings.alertmanager
-    receivers, routes = receivers_and_routes(settings, secret_path)
+    receivers, routes = receivers_and_routes(args, secret_path)
     config = {
         "global": {"resolve_timeout": "5m"},
         "templates": [f"{CONFIG_DIR}/*.tmpl"],
         "route": {
             # Whatever no route claims goes to the warning channel if there is one.
-            "receiver": "slack-warning" if am.receivers.slack.enabled else NULL,
-            "group_by": list(am.group_by),
-            "group_wait": am.group_wait,
-            "group_interval": am.group_interval,
-            "repeat_interval": am.repeat_interval,
+            "receiver": "slack-warning" if args.receivers.slack.enabled else NULL,
+            "group_by": list(args.group_by),
+            "group_wait": args.group_wait,
+            "group_interval": args.group_interval,
+            "repeat_interval": args.repeat_interval,
             "routes": routes,
         },
         "receivers": receivers,
@@ -114,46 +116,87 @@ def templates() -> list[ConfigFile]:
     ]
 
 
-def workload(settings: Settings, platform: Platform) -> Workload:
-    am = settings.alertmanager
-    receivers = am.receivers
-    secrets = []
-    if receivers.slack.enabled:
-        secrets.append(SecretFile("slack_webhook_url", settings.secret("slack_webhook_url")))
-    if receivers.pagerduty.enabled:
-        secrets.append(SecretFile("pagerduty_routing_key", settings.secret("pagerduty_routing_key")))
-    if receivers.watchdog.enabled:
-        secrets.append(SecretFile("watchdog_url", settings.secret("watchdog_url")))
+def workload(
+    args: AlertmanagerArgs,
+    platform: Platform,
+    *,
+    slack_webhook_url: Optional[pulumi.Input[str]] = None,
+    pagerduty_routing_key: Optional[pulumi.Input[str]] = None,
+    watchdog_url: Optional[pulumi.Input[str]] = None,
+    readers: Sequence[str] = ("grafana",),
+    name: str = NAME,
+) -> Workload:
+    """Each enabled receiver needs its secret: a ValueError says which is missing.
+    readers: the workloads that read its alerts and send their own (or workload.ANYONE), beside
+    Prometheus."""
+    receivers = args.receivers
+    given = {"slack_webhook_url": slack_webhook_url, "pagerduty_routing_key": pagerduty_routing_key,
+             "watchdog_url": watchdog_url}
+    enabled = {"slack_webhook_url": receivers.slack.enabled, "pagerduty_routing_key": receivers.pagerduty.enabled,
+               "watchdog_url": receivers.watchdog.enabled}
+    missing = [secret for secret, on in enabled.items() if on and given[secret] is None]
+    if missing:
+        raise ValueError(f"{name}: an enabled receiver needs {', '.join(missing)}")
+    # A secret in the state and the preview, whatever the caller passed.
+    secrets = [SecretFile(secret, pulumi.Output.secret(given[secret])) for secret, on in enabled.items() if on]
     paths = {s.name: s.path for s in secrets}
     # Prometheus sends alerts; Grafana reads them and sends its own (contact point).
-    ports = [Port("web", PORT, host_port=am.port, clients=(PROMETHEUS, *grafana_clients(settings)))]
-    if am.replicas > 1:
-        ports.append(Port("cluster", CLUSTER_PORT, clients=("alertmanager",), udp=True))
+    ports = [Port("web", PORT, host_port=args.port, clients=(PROMETHEUS, *readers))]
+    if args.replicas > 1:
+        ports.append(Port("cluster", CLUSTER_PORT, clients=(name,), udp=True))
     base = Workload(
-        name="alertmanager",
+        name=name,
         image=images.ALERTMANAGER,
         ports=tuple(ports),
-        resources=am.resources,
+        resources=args.resources,
         config_files=(
-            ConfigFile(f"{CONFIG_DIR}/alertmanager.yml", render_config(settings, paths.__getitem__)),
+            ConfigFile(f"{CONFIG_DIR}/alertmanager.yml", render_config(args, paths.__getitem__)),
             *templates(),
         ),
         secret_files=tuple(secrets),
-        data=DataVolume(DATA_DIR, am.storage_size),
+        data=DataVolume(DATA_DIR, args.storage_size),
         health=HealthCheck("web", "/-/ready"),
-        replicas=am.replicas,
+        replicas=args.replicas,
         run_as_user=65534,
         metrics_port="web",
     )
-    args = [
+    flags = [
         f"--config.file={CONFIG_DIR}/alertmanager.yml",
         f"--storage.path={DATA_DIR}",
         f"--web.listen-address=:{PORT}",
     ]
-    if am.replicas > 1:
-        args.append(f"--cluster.listen-address=0.0.0.0:{CLUSTER_PORT}")
-        args += [f"--cluster.peer={peer}" for peer in platform.addresses(base, "cluster")]
+    if args.replicas > 1:
+        flags.append(f"--cluster.listen-address=0.0.0.0:{CLUSTER_PORT}")
+        flags += [f"--cluster.peer={peer}" for peer in platform.addresses(base, "cluster")]
     else:
         # An empty listen address turns clustering off: a lone replica has no peers.
-        args.append("--cluster.listen-address=")
-    return dataclasses.replace(base, args=tuple(args))
+        flags.append("--cluster.listen-address=")
+    return dataclasses.replace(base, args=tuple(flags))
+
+
+class Alertmanager(ServiceComponent):
+    """Alertmanager: routes alerts by severity to Slack and PagerDuty, and the Watchdog to a
+    dead man's switch; a gossip cluster when it has several replicas.
+
+    args: the stack file's `alertmanager:` keys (AlertmanagerArgs; the stacks' defaults, which
+    notify nobody, when left out). slack_webhook_url, pagerduty_routing_key, watchdog_url: the
+    secret of each enabled receiver, kept secret and mounted as files. readers: the workloads
+    that read its alerts, or workload.ANYONE. See ServiceComponent for the output properties;
+    addresses["web"] is what a Prometheus component's alertmanagers takes.
+    """
+
+    kind = "Alertmanager"
+
+    def __init__(self, name: str, args: Optional[AlertmanagerArgs] = None, *, platform: Platform,
+                 slack_webhook_url: Optional[pulumi.Input[str]] = None,
+                 pagerduty_routing_key: Optional[pulumi.Input[str]] = None,
+                 watchdog_url: Optional[pulumi.Input[str]] = None, readers: Sequence[str] = ("grafana",),
+                 opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__(
+            name, platform, opts, args=args or AlertmanagerArgs(), slack_webhook_url=slack_webhook_url,
+            pagerduty_routing_key=pagerduty_routing_key, watchdog_url=watchdog_url, readers=readers,
+        )
+
+    @classmethod
+    def render(cls, name: str, platform: Platform, **inputs) -> Workload:
+        return workload(platform=platform, name=name, **inputs)

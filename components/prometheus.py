@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Optional
+from typing import Mapping, Optional, Sequence
+
+import pulumi
 
 from components import images, user_rules, yaml_text
 from components.platform import Platform
-from components.settings import PrometheusSettings, Settings
+from components.service import ServiceComponent
+from components.settings import PrometheusArgs, Settings
 from components.workload import (
     ConfigFile,
     DataVolume,
@@ -18,7 +21,6 @@ from components.workload import (
     ScrapeJob,
     SecretFile,
     Workload,
-    grafana_clients,
 )
 
 CONFIG_SOURCE = Path(__file__).parent.parent / "configs" / "prometheus"
@@ -26,6 +28,8 @@ CONFIG_DIR = "/etc/prometheus"
 RULES_DIR = f"{CONFIG_DIR}/rules"
 DATA_DIR = "/prometheus"
 PORT = 9090
+# The name every NetworkPolicy of the stack admits to the metrics ports (workload.PROMETHEUS).
+NAME = PROMETHEUS
 
 
 # The rendered alert catalog's file, beside the user's rule files (components/user_rules.py).
@@ -141,47 +145,50 @@ def discovery_jobs(platform: str, docker_network: str) -> list[dict]:
 REPLICA_LABEL = "replica"
 
 
-def ha_pair(settings: Settings) -> bool:
-    return settings.platform == "kubernetes" and settings.prometheus.replicas > 1
+def ha_pair(args: PrometheusArgs, platform: Platform) -> bool:
+    return platform.kind == "kubernetes" and args.replicas > 1
 
 
 def render_config(
-    settings: Settings,
+    args: PrometheusArgs,
+    platform: Platform,
     scrape_jobs: list[ScrapeJob],
-    alertmanagers: list[str],
+    alertmanagers: Sequence[str],
+    environment: str,
+    cluster: str,
     remote_write_password_file: Optional[str] = None,
 ) -> str:
-    """prometheus.yml: the base file from configs/, with the stack's settings and jobs merged in."""
-    prom: PrometheusSettings = settings.prometheus
+    """prometheus.yml: the base file from configs/, with the args, the labels every series
+    carries (environment and cluster) and the scrape jobs merged in."""
     config = yaml_text.load((CONFIG_SOURCE / "prometheus.yml").read_text()) or {}
-    external_labels = {**prom.external_labels, "environment": settings.environment, "cluster": settings.cluster}
-    if ha_pair(settings):
+    external_labels = {**args.external_labels, "environment": environment, "cluster": cluster}
+    if ha_pair(args, platform):
         # Each replica's series stay apart in long-term storage; Prometheus fills in its pod's name.
         external_labels[REPLICA_LABEL] = "${POD_NAME}"
     config.setdefault("global", {}).update(
         {
-            "scrape_interval": prom.scrape_interval,
-            "scrape_timeout": prom.scrape_timeout,
-            "evaluation_interval": prom.evaluation_interval,
+            "scrape_interval": args.scrape_interval,
+            "scrape_timeout": args.scrape_timeout,
+            "evaluation_interval": args.evaluation_interval,
             "external_labels": external_labels,
         }
     )
     # Retention belongs in the file since Prometheus 3.8 (the flags are deprecated), and a
     # reload applies a change without a restart.
     config.setdefault("storage", {}).setdefault("tsdb", {})["retention"] = {
-        "time": prom.retention.time,
-        "size": prom.retention.size,
+        "time": args.retention.time,
+        "size": args.retention.size,
     }
     config["rule_files"] = [f"{RULES_DIR}/*.yml"]
     config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": list(alertmanagers)}]}]}
-    if ha_pair(settings):
+    if ha_pair(args, platform):
         # Both replicas send the same alert: without the replica label Alertmanager sees one.
         config["alerting"]["alert_relabel_configs"] = [{"action": "labeldrop", "regex": REPLICA_LABEL}]
 
     jobs = list(config.get("scrape_configs") or [])
     jobs += [_static_job(job) for job in scrape_jobs]
-    if prom.discovery:
-        jobs += discovery_jobs(settings.platform, settings.docker.network)
+    if args.discovery:
+        jobs += discovery_jobs(platform.kind, platform.settings.network if platform.kind == "docker" else "")
     names = [job["job_name"] for job in jobs]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -191,18 +198,18 @@ def render_config(
         )
     config["scrape_configs"] = jobs
 
-    if prom.remote_write is not None:
-        target: dict = {"url": prom.remote_write.url}
-        if prom.remote_write.username is not None:
+    if args.remote_write is not None:
+        target: dict = {"url": args.remote_write.url}
+        if args.remote_write.username is not None:
             target["basic_auth"] = {
-                "username": prom.remote_write.username,
+                "username": args.remote_write.username,
                 "password_file": remote_write_password_file,
             }
         config["remote_write"] = [target]
     return yaml_text.dump(config)
 
 
-def user_scrape_jobs(settings: Settings) -> list[ScrapeJob]:
+def user_scrape_jobs(args: PrometheusArgs) -> list[ScrapeJob]:
     return [
         ScrapeJob(
             name=t.job,
@@ -212,23 +219,30 @@ def user_scrape_jobs(settings: Settings) -> list[ScrapeJob]:
             interval=t.interval,
             labels=dict(t.labels),
         )
-        for t in settings.prometheus.scrape_targets
+        for t in args.scrape_targets
     ]
 
 
-def base(settings: Settings) -> Workload:
-    """Prometheus without its configuration: enough for the platform to say where it is."""
-    prom = settings.prometheus
+def base(
+    args: PrometheusArgs,
+    platform: Platform,
+    readers: Sequence[str] = ("grafana",),
+    remote_write_password: Optional[pulumi.Input[str]] = None,
+    name: str = NAME,
+) -> Workload:
+    """Prometheus without its configuration: enough for the platform to say where it is.
+    readers: the workloads that query it (or workload.ANYONE), beside the collector, which
+    pushes OTLP metrics, and its own replicas, which scrape each other."""
     secrets = []
-    if prom.remote_write is not None and prom.remote_write.username is not None:
-        secrets.append(SecretFile("remote_write_password", settings.secret("remote_write_password")))
+    if args.remote_write is not None and args.remote_write.username is not None:
+        if remote_write_password is None:
+            raise ValueError(f"{name}: remote_write.username is set, so the remote_write_password is required")
+        secrets.append(SecretFile("remote_write_password", pulumi.Output.secret(remote_write_password)))
     return Workload(
-        name="prometheus",
+        name=name,
         image=images.PROMETHEUS,
-        # Grafana queries it, the collector pushes OTLP metrics, replicas scrape each other.
-        ports=(Port("web", PORT, host_port=prom.port,
-                    clients=(*grafana_clients(settings), "otel-collector", PROMETHEUS)),),
-        resources=prom.resources,
+        ports=(Port("web", PORT, host_port=args.port, clients=(*readers, "otel-collector", PROMETHEUS)),),
+        resources=args.resources,
         args=(
             f"--config.file={CONFIG_DIR}/prometheus.yml",
             f"--storage.tsdb.path={DATA_DIR}",
@@ -241,29 +255,74 @@ def base(settings: Settings) -> Workload:
             "--enable-feature=exemplar-storage",
         ),
         secret_files=tuple(secrets),
-        data=DataVolume(DATA_DIR, prom.storage_size),
+        data=DataVolume(DATA_DIR, args.storage_size),
         health=HealthCheck("web", "/-/ready"),
-        replicas=prom.replicas,
+        replicas=args.replicas,
         run_as_user=65534,
         metrics_port="web",
-        field_env={"POD_NAME": "metadata.name"} if ha_pair(settings) else {},
+        field_env={"POD_NAME": "metadata.name"} if ha_pair(args, platform) else {},
     )
 
 
 def workload(
-    settings: Settings, platform: Platform, scrape_jobs: list[ScrapeJob], alertmanagers: list[str],
-    catalog_rules: str,
+    args: PrometheusArgs,
+    platform: Platform,
+    *,
+    environment: str,
+    cluster: str,
+    scrape_jobs: Sequence[ScrapeJob] = (),
+    alertmanagers: Sequence[str] = (),
+    rule_files: Mapping[str, str] | None = None,
+    readers: Sequence[str] = ("grafana",),
+    remote_write_password: Optional[pulumi.Input[str]] = None,
+    name: str = NAME,
 ) -> Workload:
-    prometheus = base(settings)
+    """rule_files: file name -> rule file, loaded from RULES_DIR (the stack's are checked by
+    rule_files() below)."""
+    if platform.kind == "kubernetes" and name != PROMETHEUS:
+        raise ValueError(f"{name}: on kubernetes Prometheus must be named {PROMETHEUS!r}: the NetworkPolicies "
+                         "of what it scrapes admit the pods of that name")
+    prometheus = base(args, platform, readers, remote_write_password, name)
     # Kubernetes API access: for the user's workloads, and for per-node services, which have
     # no single address and are always found through the API.
-    discovery = settings.prometheus.discovery or any(job.pods is not None for job in scrape_jobs)
+    discovery = args.discovery or any(job.pods is not None for job in scrape_jobs)
     # Prometheus scrapes every replica of itself too; its addresses do not depend on its config.
-    jobs = [platform.scrape_job(prometheus), *scrape_jobs, *user_scrape_jobs(settings)]
+    jobs = [platform.scrape_job(prometheus), *scrape_jobs, *user_scrape_jobs(args)]
     password = next((f.path for f in prometheus.secret_files), None)
-    config = render_config(settings, jobs, alertmanagers, password)
+    config = render_config(args, platform, jobs, alertmanagers, environment, cluster, password)
+    rules = tuple(ConfigFile(f"{RULES_DIR}/{file}", text) for file, text in (rule_files or {}).items())
     return dataclasses.replace(
         prometheus,
         discovery=discovery,
-        config_files=(ConfigFile(f"{CONFIG_DIR}/prometheus.yml", config), *rule_files(catalog_rules, settings)),
+        config_files=(ConfigFile(f"{CONFIG_DIR}/prometheus.yml", config), *rules),
     )
+
+
+class Prometheus(ServiceComponent):
+    """Prometheus: scrapes what it is given, evaluates its rule files and sends alerts.
+
+    args: the stack file's `prometheus:` keys (PrometheusArgs; the stacks' defaults when left
+    out). environment and cluster: labels on every series it stores and sends. scrape_jobs: the
+    other components' scrape_job; alertmanagers: host:port of each Alertmanager replica (an
+    Alertmanager component's addresses["web"]); rule_files: file name -> rule file text.
+    readers: the workloads that query it, or workload.ANYONE. remote_write_password: required
+    with remote_write.username. On kubernetes its name must be "prometheus".
+    See ServiceComponent for the output properties.
+    """
+
+    kind = "Prometheus"
+
+    def __init__(self, name: str, args: Optional[PrometheusArgs] = None, *, platform: Platform, environment: str,
+                 cluster: str, scrape_jobs: Sequence[ScrapeJob] = (), alertmanagers: Sequence[str] = (),
+                 rule_files: Mapping[str, str] | None = None, readers: Sequence[str] = ("grafana",),
+                 remote_write_password: Optional[pulumi.Input[str]] = None,
+                 opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__(
+            name, platform, opts, args=args or PrometheusArgs(), environment=environment, cluster=cluster,
+            scrape_jobs=scrape_jobs, alertmanagers=alertmanagers, rule_files=rule_files, readers=readers,
+            remote_write_password=remote_write_password,
+        )
+
+    @classmethod
+    def render(cls, name: str, platform: Platform, **inputs) -> Workload:
+        return workload(platform=platform, name=name, **inputs)

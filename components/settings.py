@@ -663,6 +663,10 @@ class PrometheusSettings(Model):
     resources: Resources = resources("250m", "512Mi", "1", "1Gi")
 
 
+# The `prometheus:` section is all the Prometheus component needs from a stack file.
+PrometheusArgs = PrometheusSettings
+
+
 # Alertmanager expands a Slack channel as a Go template.
 SlackChannel = Annotated[str, AfterValidator(_no_template), AfterValidator(_text("#alerts", spaces=False))]
 
@@ -704,6 +708,10 @@ class AlertmanagerSettings(Model):
     receivers: Receivers = Field(default_factory=Receivers)
     storage_size: Quantity = "1Gi"
     resources: Resources = resources("50m", "64Mi", "200m", "128Mi")
+
+
+# The `alertmanager:` section is all the Alertmanager component needs from a stack file.
+AlertmanagerArgs = AlertmanagerSettings
 
 
 # Each exporter's args (what its component needs, with the stacks' defaults) and its stack

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 from typing import Optional
 
 import pulumi
@@ -41,7 +42,7 @@ from components.settings import (
     Settings,
     args_of,
 )
-from components.workload import Workload
+from components.workload import Workload, grafana_clients
 
 # A service the stack runs as its own component: the class, its name and the inputs it gets.
 Planned = tuple[type[ServiceComponent], str, dict]
@@ -86,9 +87,8 @@ class ObservabilityStack(pulumi.ComponentResource):
         # Render every workload first: a problem found while rendering stops the program
         # before the stack registers anything, like a settings error does.
         platform = platforms.create(settings)
-        planned = exporters(settings)
         try:
-            self.workloads = render_workloads(settings, platform, planned)
+            self.workloads, planned = render_workloads(settings, platform)
             dashboards = dashboard_models.render(settings)
         except ValueError as error:
             raise ConfigError(f"stack {pulumi.get_stack()!r}: cannot render the stack: {error}") from None
@@ -135,37 +135,63 @@ PROMTAIL_END_OF_LIFE = (
 )
 
 
-def render_workloads(settings: Settings, platform: Platform, planned: list[Planned]) -> list[Workload]:
-    """Every service of the stack, Prometheus first, with every config file rendered.
+def render_workloads(settings: Settings, platform: Platform) -> tuple[list[Workload], list[Planned]]:
+    """Every service of the stack, Prometheus first, with every config file rendered, and the
+    services that have a component class of their own, with the inputs they were rendered from.
 
     Addresses depend only on a service's name, ports and replicas, so each service's config can
     point at the others before those are rendered."""
-    exporters = [cls.render(name, platform, **inputs) for cls, name, inputs in planned]
+    planned = exporters(settings)
+    exporter_workloads = [cls.render(name, platform, **inputs) for cls, name, inputs in planned]
     if settings.log_shipper.type == "promtail":
         pulumi.log.warn(PROMTAIL_END_OF_LIFE)
-    alerts = alertmanager.workload(settings, platform)
+    readers = grafana_clients(settings)
+    receivers = settings.alertmanager.receivers
+    alerts_inputs = {
+        "args": settings.alertmanager,
+        "slack_webhook_url": settings.secret("slack_webhook_url") if receivers.slack.enabled else None,
+        "pagerduty_routing_key": settings.secret("pagerduty_routing_key") if receivers.pagerduty.enabled else None,
+        "watchdog_url": settings.secret("watchdog_url") if receivers.watchdog.enabled else None,
+        "readers": readers,
+    }
+    alerts = alertmanager.Alertmanager.render(alertmanager.NAME, platform, **alerts_inputs)
     logs = loki.workload(settings)
     loki_http = platform.addresses(logs, "http")[0]
     shipper = SHIPPERS[settings.log_shipper.type].workload(
         settings, log_pipeline.pipeline(settings.platform, loki_http, settings.environment, settings.cluster)
     )
     traces = jaeger.workload(settings)
+    remote_write = settings.prometheus.remote_write
+    metrics_inputs = {
+        "args": settings.prometheus,
+        "environment": settings.environment,
+        "cluster": settings.cluster,
+        "readers": readers,
+        "remote_write_password": settings.secret("remote_write_password")
+        if remote_write is not None and remote_write.username is not None else None,
+    }
     collector = otel_collector.workload(
         settings,
         jaeger_otlp=platform.addresses(traces, "otlp-grpc")[0],
         loki_http=loki_http,
-        prometheus_http=platform.addresses(prometheus.base(settings), "web"),
+        prometheus_http=platform.addresses(
+            prometheus.base(settings.prometheus, platform, readers, metrics_inputs["remote_write_password"]), "web"
+        ),
     )
-    others = [alerts, logs, shipper, collector, traces, *exporters]
+    others = [alerts, logs, shipper, collector, traces, *exporter_workloads]
     scraped = [*others, grafana.base(settings)] if settings.grafana.mode == "deploy" else others
-    metrics = prometheus.workload(
-        settings,
-        platform,
-        scrape_jobs=[platform.scrape_job(w) for w in scraped],
-        alertmanagers=platform.addresses(alerts, "web"),
-        catalog_rules=alert_rules.render(settings, ["prometheus", *(w.name for w in scraped)]),
-    )
-    return [metrics, *others]
+    catalog = alert_rules.render(settings, ["prometheus", *(w.name for w in scraped)])
+    metrics_inputs |= {
+        "scrape_jobs": [platform.scrape_job(w) for w in scraped],
+        "alertmanagers": platform.addresses(alerts, "web"),
+        "rule_files": {posixpath.basename(f.path): f.content for f in prometheus.rule_files(catalog, settings)},
+    }
+    metrics = prometheus.Prometheus.render(prometheus.NAME, platform, **metrics_inputs)
+    planned += [
+        (alertmanager.Alertmanager, alertmanager.NAME, alerts_inputs),
+        (prometheus.Prometheus, prometheus.NAME, metrics_inputs),
+    ]
+    return [metrics, *others], planned
 
 
 def admin_password(settings: Settings, parent: pulumi.Resource) -> pulumi.Output:

@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from components import prometheus
+from components.platform.docker import DockerPlatform
 from components.settings import parse
 from conftest import (
     scrape_jobs,
@@ -238,7 +239,8 @@ def test_jobs_in_the_base_file_are_kept_and_settings_win_for_globals(tmp_path, m
     write_base(tmp_path, [{"job_name": "pushgateway", "static_configs": [{"targets": ["pushgateway:9091"]}]}])
     monkeypatch.setattr(prometheus, "CONFIG_SOURCE", tmp_path)
     settings = parse("dev", {"platform": "docker", "prometheus": {"scrape_interval": "30s", "scrape_timeout": "20s"}})
-    config = yaml.safe_load(prometheus.render_config(settings, [], ["alertmanager:9093"]))
+    config = yaml.safe_load(prometheus.render_config(
+        settings.prometheus, DockerPlatform(), [], ["alertmanager:9093"], "dev", "local"))
     assert config["global"]["scrape_interval"] == "30s"
     assert [j["job_name"] for j in config["scrape_configs"]][:1] == ["pushgateway"]
 
@@ -247,7 +249,7 @@ def test_a_job_name_used_twice_is_refused(tmp_path, monkeypatch):
     write_base(tmp_path, [{"job_name": "docker-containers", "static_configs": [{"targets": ["x:1"]}]}])
     monkeypatch.setattr(prometheus, "CONFIG_SOURCE", tmp_path)
     with pytest.raises(ValueError, match="scrape job names used twice: docker-containers"):
-        prometheus.render_config(parse("dev", {"platform": "docker"}), [], [])
+        prometheus.render_config(parse("dev", {"platform": "docker"}).prometheus, DockerPlatform(), [], [], "dev", "local")
 
 
 def test_rendering_is_byte_identical_across_runs():

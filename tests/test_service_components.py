@@ -12,9 +12,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
-from conftest import ROOT, Run, is_secret, run_program
+from conftest import ROOT, Run, container_files, is_secret, run_program
 from components.settings import PostgresExporterArgs, RedisExporterArgs
 
 DAEMONSET = "kubernetes:apps/v1:DaemonSet"
@@ -179,3 +180,60 @@ def test_a_service_that_cannot_render_registers_nothing(tmp_path: Path):
         """))
         run_program("test", {}, run=run, program_dir=tmp_path, project="standalone")
     assert run.resources == []
+
+
+@pytest.mark.parametrize("body, message", [
+    ("""
+        Alertmanager("alertmanager", AlertmanagerArgs(receivers={"slack": {"enabled": True}}), platform=platform)
+     """, "alertmanager: an enabled receiver needs slack_webhook_url"),
+    ("""
+        Prometheus("prometheus", PrometheusArgs(remote_write={"url": "https://mimir.example/push", "username": "p"}),
+                   environment="lab", cluster="c1", platform=platform)
+     """, "prometheus: remote_write.username is set, so the remote_write_password is required"),
+    ("""
+        Prometheus("metrics", environment="lab", cluster="c1", platform=platform)
+     """, "metrics: on kubernetes Prometheus must be named 'prometheus'"),
+])
+def test_a_missing_input_is_named_and_nothing_is_registered(tmp_path: Path, body: str, message: str):
+    run = Run("test")
+    (tmp_path / "__main__.py").write_text(f"import sys\nsys.path.insert(0, {str(ROOT)!r})\n" + textwrap.dedent("""
+        from components.alertmanager import Alertmanager
+        from components.platform.kubernetes import KubernetesPlatform
+        from components.prometheus import Prometheus
+        from components.settings import AlertmanagerArgs, PrometheusArgs
+
+        platform = KubernetesPlatform(environment="lab")
+    """) + textwrap.dedent(body))
+    with pytest.raises(Exception) as error:
+        run_program("test", {}, run=run, program_dir=tmp_path, project="standalone")
+    assert message in str(error.value)
+    assert run.resources == []
+
+
+def test_prometheus_and_alertmanager_alone_find_each_other_through_their_outputs(tmp_path: Path):
+    run = program(tmp_path, """
+        from components.alertmanager import Alertmanager
+        from components.platform.kubernetes import KubernetesPlatform
+        from components.prometheus import Prometheus
+        from components.settings import AlertmanagerArgs
+
+        platform = KubernetesPlatform(environment="lab")
+        platform.provision()
+        alerts = Alertmanager("alerts", AlertmanagerArgs(replicas=3), platform=platform)
+        Prometheus("prometheus", environment="lab", cluster="c1", scrape_jobs=[alerts.scrape_job],
+                   alertmanagers=alerts.addresses["web"], platform=platform)
+    """)
+    config = yaml.safe_load(container_files(run, "prometheus")["/etc/prometheus/prometheus.yml"])
+    # Each of the three replicas of a StatefulSet named alerts, by its stable name.
+    replicas = ["alerts-0.alerts:9093", "alerts-1.alerts:9093", "alerts-2.alerts:9093"]
+    assert config["alerting"]["alertmanagers"] == [{"static_configs": [{"targets": replicas}]}]
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert jobs["alerts"]["static_configs"] == [{"targets": replicas}]
+    # The replicas gossip with each other, and only they may reach the cluster port.
+    [container] = run.one("kubernetes:apps/v1:StatefulSet", "alerts").inputs["spec"]["template"]["spec"]["containers"]
+    assert [a for a in container["args"] if a.startswith("--cluster.peer=")] == [
+        "--cluster.peer=alerts-0.alerts:9094", "--cluster.peer=alerts-1.alerts:9094", "--cluster.peer=alerts-2.alerts:9094",
+    ]
+    policy = run.one("kubernetes:networking.k8s.io/v1:NetworkPolicy", "alerts-network-policy").inputs
+    [cluster_rule] = [r for r in policy["spec"]["ingress"] if r["ports"][0]["port"] == 9094]
+    assert [s["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for s in cluster_rule["from"]] == ["alerts"]
