@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import hashlib
 import json
 import math
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -110,12 +110,14 @@ def results(tree: Path) -> dict[str, dict[str, int | None]]:
 
 
 def sample(tree: Path, size: int, seed: str = SEED) -> dict[str, list[str]]:
-    """`size` mutants of each group, drawn at random; the same seed and mutants draw the same."""
-    chosen = {}
-    for group, codes in results(tree).items():
-        names = sorted(codes)
-        chosen[group] = sorted(random.Random(f"{seed}/{group}").sample(names, min(size, len(names))))
-    return chosen
+    """`size` mutants of each group, drawn at random: those whose name hashes lowest with the
+    seed. The same seed draws the same mutants, and a change to the code changes the sample only
+    where it changes the mutants, so earlier results stay in it."""
+
+    def rank(name: str) -> str:
+        return hashlib.sha256(f"{seed}/{name}".encode()).hexdigest()
+
+    return {group: sorted(sorted(codes, key=rank)[:size]) for group, codes in results(tree).items()}
 
 
 def tally(tree: Path, only: dict[str, list[str]] | None = None) -> dict[str, Tally]:
