@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+from typing import Optional
 
-from components import images
+import pulumi
+
+from components import images, log_pipeline
 from components.log_pipeline import JSON_FIELDS, LEVEL_LABEL, REDACTED, TRACE_ID, Pipeline, Relabel, shipper
-from components.settings import Settings
+from components.platform import Platform
+from components.service import ServiceComponent
+from components.settings import LogShipperArgs
 from components.workload import ConfigFile, Workload
 
 CONFIG = "/etc/alloy/config.alloy"
 DATA_DIR = "/var/lib/alloy"
+NAME = "alloy"
 PORT = 12345
 SOCKET = "unix:///var/run/docker.sock"
 
@@ -80,11 +86,32 @@ def render_config(p: Pipeline) -> str:
     return "\n\n".join("\n".join(block) for block in [header, *blocks]) + "\n"
 
 
-def workload(settings: Settings, p: Pipeline) -> Workload:
+def workload(args: LogShipperArgs, p: Pipeline, name: str = NAME) -> Workload:
     return shipper(
-        settings, p, name="alloy", image=images.ALLOY, port=PORT,
-        args=("run", f"--server.http.listen-addr=0.0.0.0:{PORT}", f"--storage.path={DATA_DIR}", CONFIG),
+        args, p, name=name, image=images.ALLOY, port=PORT,
+        command=("run", f"--server.http.listen-addr=0.0.0.0:{PORT}", f"--storage.path={DATA_DIR}", CONFIG),
         config=ConfigFile(CONFIG, render_config(p)), data_dir=DATA_DIR,
         # The discovery selector keeps this node's pods: NODE_NAME.
         node_env="NODE_NAME", ready_path="/-/ready",
     )
+
+
+class Alloy(ServiceComponent):
+    """Grafana Alloy on every node: ships each container's log lines to Loki, labelled and redacted.
+
+    args: its resources (LogShipperArgs; the stacks' defaults when left out). loki: host:port of
+    Loki's HTTP port (a Loki component's addresses["http"][0]). environment and cluster: labels
+    on every line it ships. See ServiceComponent for the output properties.
+    """
+
+    kind = "Alloy"
+
+    def __init__(self, name: str, args: Optional[LogShipperArgs] = None, *, loki: str, environment: str,
+                 cluster: str, platform: Platform, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__(name, platform, opts, args=args or LogShipperArgs(), loki=loki, environment=environment,
+                         cluster=cluster)
+
+    @classmethod
+    def render(cls, name: str, platform: Platform, *, args: LogShipperArgs, loki: str, environment: str,
+               cluster: str) -> Workload:
+        return workload(args, log_pipeline.pipeline(platform.kind, loki, environment, cluster), name)

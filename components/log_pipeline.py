@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 from components import yaml_text
-from components.settings import Settings
+from components.settings import LogShipperArgs
 from components.workload import ConfigFile, DataVolume, HealthCheck, HostMount, Port, Workload
 
 REDACTION_FILE = Path(__file__).parent.parent / "configs" / "logs" / "redaction.yml"
@@ -100,15 +100,16 @@ def pipeline(platform: str, loki_address: str, environment: str, cluster: str) -
     )
 
 
-def shipper(settings: Settings, p: Pipeline, *, name: str, image: str, port: int, args: tuple[str, ...],
+def shipper(args: LogShipperArgs, p: Pipeline, *, name: str, image: str, port: int, command: tuple[str, ...],
             config: ConfigFile, data_dir: str, node_env: str, ready_path: str) -> Workload:
-    """What running either shipper takes, on every node: the parts that differ are the arguments."""
+    """What running either shipper takes, on every node: the parts that differ are the arguments.
+    command: the shipper's command line."""
     return Workload(
         name=name,
         image=image,
         ports=(Port("http", port),),
-        resources=settings.log_shipper.resources,
-        args=args,
+        resources=args.resources,
+        args=command,
         config_files=(config,),
         # Read positions: where each log file was read up to, kept across restarts.
         data=DataVolume(data_dir, "1Gi"),

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Optional, Sequence
+
 import pulumi
 
 from components import images, yaml_text
-from components.settings import LokiSettings, Settings
-from components.workload import ConfigFile, DataVolume, HealthCheck, Port, SecretFile, Workload, grafana_clients
+from components.platform import Platform
+from components.service import ServiceComponent
+from components.settings import LokiArgs
+from components.workload import ConfigFile, DataVolume, HealthCheck, Port, SecretFile, Workload
 
+NAME = "loki"
 CONFIG = "/etc/loki/loki.yml"
 DATA_DIR = "/loki"
 HTTP_PORT = 3100
@@ -16,7 +21,7 @@ GRPC_PORT = 9095
 SCHEMA_FROM = "2024-01-01"
 
 
-def _object_store(loki: LokiSettings) -> tuple[str, dict]:
+def _object_store(loki: LokiArgs) -> tuple[str, dict]:
     """The object_store name Loki's schema and compactor use, and common.storage for it."""
     s = loki.storage
     if s.type == "s3":
@@ -33,8 +38,7 @@ def _object_store(loki: LokiSettings) -> tuple[str, dict]:
     }
 
 
-def render_config(settings: Settings) -> str:
-    loki = settings.loki
+def render_config(loki: LokiArgs) -> str:
     store, storage = _object_store(loki)
     limits = loki.limits
     return yaml_text.dump(
@@ -88,44 +92,92 @@ def render_config(settings: Settings) -> str:
     )
 
 
-def _credentials(settings: Settings) -> tuple[tuple[SecretFile, ...], dict[str, str]]:
+def _credentials(
+    loki: LokiArgs,
+    s3_access_key_id: Optional[pulumi.Input[str]],
+    s3_secret_access_key: Optional[pulumi.Input[str]],
+    gcs_service_account: Optional[pulumi.Input[str]],
+) -> tuple[tuple[SecretFile, ...], dict[str, str]]:
     """Object store credentials as files, named by the variables the SDKs read them from."""
-    secrets = settings.secrets
-    storage = settings.loki.storage
-    if storage.type == "s3" and secrets.loki_s3_access_key_id is not None:
-        content = pulumi.Output.all(
-            settings.secret("loki_s3_access_key_id"), settings.secret("loki_s3_secret_access_key")
-        ).apply(lambda keys: f"[default]\naws_access_key_id = {keys[0]}\naws_secret_access_key = {keys[1]}\n")
+    storage = loki.storage
+    if (s3_access_key_id is None) != (s3_secret_access_key is None):
+        raise ValueError("an S3 access key needs both s3_access_key_id and s3_secret_access_key")
+    if storage.type == "s3" and s3_access_key_id is not None:
+        content = pulumi.Output.secret(pulumi.Output.all(s3_access_key_id, s3_secret_access_key)).apply(
+            lambda keys: f"[default]\naws_access_key_id = {keys[0]}\naws_secret_access_key = {keys[1]}\n"
+        )
         file = SecretFile("loki_s3_credentials", content)
         return (file,), {"AWS_SHARED_CREDENTIALS_FILE": file.path}
-    if storage.type == "gcs" and secrets.loki_gcs_service_account is not None:
-        file = SecretFile("loki_gcs_service_account.json", settings.secret("loki_gcs_service_account"))
+    if storage.type == "gcs" and gcs_service_account is not None:
+        file = SecretFile("loki_gcs_service_account.json", pulumi.Output.secret(gcs_service_account))
         return (file,), {"GOOGLE_APPLICATION_CREDENTIALS": file.path}
     # No keys: the store's credentials come from the environment (an IAM role, workload identity).
     return (), {}
 
 
-def workload(settings: Settings) -> Workload:
-    secret_files, env = _credentials(settings)
+def workload(
+    args: LokiArgs,
+    *,
+    writers: Sequence[str] = ("alloy", "otel-collector"),
+    readers: Sequence[str] = ("grafana",),
+    s3_access_key_id: Optional[pulumi.Input[str]] = None,
+    s3_secret_access_key: Optional[pulumi.Input[str]] = None,
+    gcs_service_account: Optional[pulumi.Input[str]] = None,
+    name: str = NAME,
+) -> Workload:
+    """writers: the workloads that push logs; readers: those that query them (either may be
+    workload.ANYONE)."""
+    if args.storage.type != "filesystem" and args.storage.bucket is None:
+        raise ValueError(f"{name}: storage.bucket is required with storage.type {args.storage.type}")
+    secret_files, env = _credentials(args, s3_access_key_id, s3_secret_access_key, gcs_service_account)
     return Workload(
-        name="loki",
+        name=name,
         image=images.LOKI,
         ports=(
             # The shipper and the collector push logs; Grafana queries them.
-            Port("http", HTTP_PORT, host_port=settings.loki.port,
-                 clients=(settings.log_shipper.type, "otel-collector", *grafana_clients(settings))),
+            Port("http", HTTP_PORT, host_port=args.port, clients=(*writers, *readers)),
             # Loki's components call each other over gRPC, even within one process.
-            Port("grpc", GRPC_PORT, clients=("loki",)),
+            Port("grpc", GRPC_PORT, clients=(name,)),
         ),
-        resources=settings.loki.resources,
+        resources=args.resources,
         args=(f"-config.file={CONFIG}",),
         env=env,
-        config_files=(ConfigFile(CONFIG, render_config(settings)),),
+        config_files=(ConfigFile(CONFIG, render_config(args)),),
         secret_files=secret_files,
-        data=DataVolume(DATA_DIR, settings.loki.storage_size),
+        data=DataVolume(DATA_DIR, args.storage_size),
         # /ready answers once the ingester has joined its ring. The image is distroless (no
         # shell, wget or curl), so docker runs Loki's own `-health` check against it.
         health=HealthCheck("http", "/ready", docker_tool="loki"),
         run_as_user=10001,
         metrics_port="http",
     )
+
+
+class Loki(ServiceComponent):
+    """Loki, single binary: logs pushed by the shippers and the collector (OTLP), kept on its
+    volume or in an S3 or GCS bucket, with retention by the compactor.
+
+    args: the stack file's `loki:` keys (LokiArgs; the stacks' defaults when left out). writers
+    and readers: the workloads that push and query logs, or workload.ANYONE. s3_access_key_id
+    and s3_secret_access_key (both or neither), gcs_service_account: the bucket's credentials as
+    secret files; without them the store's SDK finds its own (an IAM role, workload identity).
+    See ServiceComponent for the output properties.
+    """
+
+    kind = "Loki"
+
+    def __init__(self, name: str, args: Optional[LokiArgs] = None, *, platform: Platform,
+                 writers: Sequence[str] = ("alloy", "otel-collector"), readers: Sequence[str] = ("grafana",),
+                 s3_access_key_id: Optional[pulumi.Input[str]] = None,
+                 s3_secret_access_key: Optional[pulumi.Input[str]] = None,
+                 gcs_service_account: Optional[pulumi.Input[str]] = None,
+                 opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__(
+            name, platform, opts, args=args or LokiArgs(), writers=writers, readers=readers,
+            s3_access_key_id=s3_access_key_id, s3_secret_access_key=s3_secret_access_key,
+            gcs_service_account=gcs_service_account,
+        )
+
+    @classmethod
+    def render(cls, name: str, platform: Platform, **inputs) -> Workload:
+        return workload(name=name, **inputs)

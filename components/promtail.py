@@ -3,13 +3,20 @@ is the default. Promtail reached end of life on 2026-03-02: its code left Loki i
 
 from __future__ import annotations
 
-from components import images, yaml_text
+from typing import Optional
+
+import pulumi
+
+from components import images, log_pipeline, yaml_text
 from components.log_pipeline import JSON_FIELDS, LEVEL_LABEL, REDACTED, TRACE_ID, Pipeline, Relabel, shipper
-from components.settings import Settings
+from components.platform import Platform
+from components.service import ServiceComponent
+from components.settings import LogShipperArgs
 from components.workload import ConfigFile, Workload
 
 CONFIG = "/etc/promtail/promtail.yml"
 DATA_DIR = "/var/lib/promtail"
+NAME = "promtail"
 PORT = 9080
 
 
@@ -56,10 +63,31 @@ def render_config(p: Pipeline) -> str:
     )
 
 
-def workload(settings: Settings, p: Pipeline) -> Workload:
+def workload(args: LogShipperArgs, p: Pipeline, name: str = NAME) -> Workload:
     return shipper(
-        settings, p, name="promtail", image=images.PROMTAIL, port=PORT,
-        args=(f"-config.file={CONFIG}",), config=ConfigFile(CONFIG, render_config(p)), data_dir=DATA_DIR,
+        args, p, name=name, image=images.PROMTAIL, port=PORT,
+        command=(f"-config.file={CONFIG}",), config=ConfigFile(CONFIG, render_config(p)), data_dir=DATA_DIR,
         # Promtail tails only pods whose __host__ is this node, named by HOSTNAME.
         node_env="HOSTNAME", ready_path="/ready",
     )
+
+
+class Promtail(ServiceComponent):
+    """Promtail on every node (end of life: prefer Alloy): ships each container's log lines to Loki.
+
+    args: its resources (LogShipperArgs; the stacks' defaults when left out). loki: host:port of
+    Loki's HTTP port (a Loki component's addresses["http"][0]). environment and cluster: labels
+    on every line it ships. See ServiceComponent for the output properties.
+    """
+
+    kind = "Promtail"
+
+    def __init__(self, name: str, args: Optional[LogShipperArgs] = None, *, loki: str, environment: str,
+                 cluster: str, platform: Platform, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__(name, platform, opts, args=args or LogShipperArgs(), loki=loki, environment=environment,
+                         cluster=cluster)
+
+    @classmethod
+    def render(cls, name: str, platform: Platform, *, args: LogShipperArgs, loki: str, environment: str,
+               cluster: str) -> Workload:
+        return workload(args, log_pipeline.pipeline(platform.kind, loki, environment, cluster), name)

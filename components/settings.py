@@ -842,10 +842,19 @@ class LokiSettings(Model):
     resources: Resources = resources("100m", "256Mi", "1", "1Gi")
 
 
-class LogShipperSettings(Model):
+# The `loki:` section is all the Loki component needs from a stack file.
+LokiArgs = LokiSettings
+
+
+class LogShipperArgs(Model):
+    """What the Alloy and Promtail components need."""
+
+    resources: Resources = resources("50m", "64Mi", "500m", "256Mi")
+
+
+class LogShipperSettings(LogShipperArgs):
     # Promtail reached end of life on 2026-03-02; Grafana Alloy is its supported successor.
     type: Literal["alloy", "promtail"] = "alloy"
-    resources: Resources = resources("50m", "64Mi", "500m", "256Mi")
 
 
 class SamplingSettings(Model):

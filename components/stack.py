@@ -20,7 +20,6 @@ from components import (
     gpu_exporter,
     images,
     jaeger,
-    log_pipeline,
     loki,
     node_exporter,
     otel_collector,
@@ -36,6 +35,7 @@ from components.settings import (
     CadvisorArgs,
     ConfigError,
     GpuExporterArgs,
+    LogShipperArgs,
     NodeExporterArgs,
     PostgresExporterArgs,
     RedisExporterArgs,
@@ -128,7 +128,8 @@ class ObservabilityStack(pulumi.ComponentResource):
         self.register_outputs({"endpoints": self.endpoints})
 
 
-SHIPPERS = {"alloy": alloy, "promtail": promtail}
+# log_shipper.type: the component that ships logs, named after its type.
+SHIPPERS = {"alloy": alloy.Alloy, "promtail": promtail.Promtail}
 PROMTAIL_END_OF_LIFE = (
     "log_shipper.type is promtail: Promtail reached end of life on 2026-03-02 and gets no more "
     f"fixes; {images.PROMTAIL} is its last build. Grafana Alloy ships the same labels: set log_shipper.type to alloy."
@@ -155,11 +156,28 @@ def render_workloads(settings: Settings, platform: Platform) -> tuple[list[Workl
         "readers": readers,
     }
     alerts = alertmanager.Alertmanager.render(alertmanager.NAME, platform, **alerts_inputs)
-    logs = loki.workload(settings)
+    secrets = settings.secrets
+    logs_inputs = {
+        "args": settings.loki,
+        "writers": (settings.log_shipper.type, "otel-collector"),
+        "readers": readers,
+        "s3_access_key_id": settings.secret("loki_s3_access_key_id")
+        if secrets.loki_s3_access_key_id is not None else None,
+        "s3_secret_access_key": settings.secret("loki_s3_secret_access_key")
+        if secrets.loki_s3_secret_access_key is not None else None,
+        "gcs_service_account": settings.secret("loki_gcs_service_account")
+        if secrets.loki_gcs_service_account is not None else None,
+    }
+    logs = loki.Loki.render(loki.NAME, platform, **logs_inputs)
     loki_http = platform.addresses(logs, "http")[0]
-    shipper = SHIPPERS[settings.log_shipper.type].workload(
-        settings, log_pipeline.pipeline(settings.platform, loki_http, settings.environment, settings.cluster)
-    )
+    shipper_inputs = {
+        "args": args_of(settings.log_shipper, LogShipperArgs),
+        "loki": loki_http,
+        "environment": settings.environment,
+        "cluster": settings.cluster,
+    }
+    shipper_class = SHIPPERS[settings.log_shipper.type]
+    shipper = shipper_class.render(settings.log_shipper.type, platform, **shipper_inputs)
     traces = jaeger.workload(settings)
     remote_write = settings.prometheus.remote_write
     metrics_inputs = {
@@ -189,6 +207,8 @@ def render_workloads(settings: Settings, platform: Platform) -> tuple[list[Workl
     metrics = prometheus.Prometheus.render(prometheus.NAME, platform, **metrics_inputs)
     planned += [
         (alertmanager.Alertmanager, alertmanager.NAME, alerts_inputs),
+        (loki.Loki, loki.NAME, logs_inputs),
+        (shipper_class, settings.log_shipper.type, shipper_inputs),
         (prometheus.Prometheus, prometheus.NAME, metrics_inputs),
     ]
     return [metrics, *others], planned

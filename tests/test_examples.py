@@ -27,7 +27,7 @@ def run_example(folder: Path, config: dict | None = None, secret_keys=()):
 
 
 def test_there_are_examples():
-    assert [p.name for p in EXAMPLES] == ["docker-host-metrics"]
+    assert [p.name for p in EXAMPLES] == ["cluster-logs", "docker-host-metrics"]
 
 
 @pytest.mark.parametrize("folder", EXAMPLES, ids=lambda p: p.name)
@@ -96,3 +96,62 @@ def test_host_metrics_with_a_webhook_sends_to_slack_from_a_secret_file():
     assert files["/run/secrets/slack_webhook_url"] == SLACK
     uploads = run.one("docker:index/container:Container", "alertmanager").raw_inputs["uploads"]
     assert is_secret(uploads) or any(is_secret(u) for u in uploads)
+
+
+CLUSTER_LOGS = {"cluster": "eu-1", "bucket": "acme-logs", "region": "eu-west-1",
+                "grafana_url": "https://grafana.example.com"}
+GRAFANA_TOKEN = "glsa_example-token-secret-77c2"
+
+
+@pytest.fixture(scope="module")
+def cluster_logs():
+    return run_example(ROOT / "examples" / "cluster-logs", {**CLUSTER_LOGS, "grafana_token": GRAFANA_TOKEN},
+                       secret_keys={"grafana_token"})
+
+
+def test_cluster_logs_runs_loki_and_alloy_in_their_namespace(cluster_logs):
+    services = {r.name: r.type for r in cluster_logs.resources if r.type.startswith("observability:services:")}
+    assert services == {"loki": "observability:services:Loki", "alloy": "observability:services:Alloy"}
+    assert cluster_logs.one("kubernetes:core/v1:Namespace", "namespace").inputs["metadata"]["name"] == "logs"
+    assert cluster_logs.names("kubernetes:apps/v1:StatefulSet") == {"loki"}
+    assert cluster_logs.names("kubernetes:apps/v1:DaemonSet") == {"alloy"}
+
+
+def test_cluster_logs_loki_keeps_logs_in_the_bucket_with_the_role_s_credentials(cluster_logs):
+    files = container_files(cluster_logs, "loki")
+    config = yaml.safe_load(files["/etc/loki/loki.yml"])
+    assert config["common"]["storage"] == {
+        "s3": {"bucketnames": "acme-logs", "region": "eu-west-1", "s3forcepathstyle": False, "insecure": False}
+    }
+    assert config["limits_config"]["retention_period"] == "30d"
+    # No key is stored: the AWS SDK finds the role's credentials itself.
+    assert not [path for path in files if path.startswith("/run/secrets/")]
+
+
+def test_cluster_logs_alloy_ships_to_loki_with_the_cluster_label(cluster_logs):
+    config = container_files(cluster_logs, "alloy")["/etc/alloy/config.alloy"]
+    # Loki's StatefulSet pod, by its stable name, on Loki's push API (Loki docs: /loki/api/v1/push).
+    assert 'url = "http://loki-0.loki:3100/loki/api/v1/push"' in config
+    assert 'external_labels = {environment = "dev", cluster = "eu-1"}' in config
+
+
+def test_cluster_logs_loki_admits_the_outside_grafana_and_only_alloy_writes_inside(cluster_logs):
+    policy = cluster_logs.one("kubernetes:networking.k8s.io/v1:NetworkPolicy", "loki-network-policy").inputs
+    [http] = [rule for rule in policy["spec"]["ingress"] if rule["ports"][0]["port"] == 3100]
+    assert "from" not in http, "the existing Grafana is outside the namespace: any source"
+
+
+def test_cluster_logs_adds_a_datasource_to_the_existing_grafana(cluster_logs):
+    provider = cluster_logs.one("pulumi:providers:grafana", "grafana")
+    assert provider.inputs["url"] == "https://grafana.example.com"
+    assert is_secret(provider.raw_inputs["auth"])
+    datasource = cluster_logs.one("grafana:oss/dataSource:DataSource", "loki-datasource")
+    assert datasource.provider.startswith(provider.urn + "::")
+    assert {k: datasource.inputs[k] for k in ("uid", "name", "type", "url")} == {
+        "uid": "loki-dev", "name": "Loki (dev)", "type": "loki", "url": "http://loki.logs.svc:3100",
+    }
+
+
+def test_cluster_logs_needs_a_bucket():
+    with pytest.raises(Exception, match="required"):
+        run_example(ROOT / "examples" / "cluster-logs", {k: v for k, v in CLUSTER_LOGS.items() if k != "bucket"})

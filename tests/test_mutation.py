@@ -153,6 +153,12 @@ def test_the_pinned_mutmut_makes_mutants_before_a_sample_is_drawn(tmp_path: Path
     assert names and all(name.startswith("components.loki.x_replicas__mutmut_") for name in names)
     assert set(names.values()) == {None}, "made, not run"
 
+    # A run stopped while mutmut wrote the module left it empty: it is made again.
+    made = tmp_path / "mutants" / "components" / "loki.py"
+    made.write_text("")
+    mutation.make_mutants(tmp_path, 1)
+    assert "x_replicas__mutmut_1" in made.read_text()
+
 
 def test_every_recorded_equivalent_names_a_mutant_of_a_scoped_module_and_says_why():
     entries = yaml.safe_load((ROOT / "tests" / "mutation" / "equivalent.yaml").read_text()) or []

@@ -193,14 +193,21 @@ def test_a_service_that_cannot_render_registers_nothing(tmp_path: Path):
     ("""
         Prometheus("metrics", environment="lab", cluster="c1", platform=platform)
      """, "metrics: on kubernetes Prometheus must be named 'prometheus'"),
+    ("""
+        Loki("logs", LokiArgs(storage={"type": "s3", "bucket": "acme-logs"}), s3_access_key_id="AKIA", platform=platform)
+     """, "an S3 access key needs both s3_access_key_id and s3_secret_access_key"),
+    ("""
+        Loki("logs", LokiArgs(storage={"type": "gcs"}), platform=platform)
+     """, "logs: storage.bucket is required with storage.type gcs"),
 ])
 def test_a_missing_input_is_named_and_nothing_is_registered(tmp_path: Path, body: str, message: str):
     run = Run("test")
     (tmp_path / "__main__.py").write_text(f"import sys\nsys.path.insert(0, {str(ROOT)!r})\n" + textwrap.dedent("""
         from components.alertmanager import Alertmanager
+        from components.loki import Loki
         from components.platform.kubernetes import KubernetesPlatform
         from components.prometheus import Prometheus
-        from components.settings import AlertmanagerArgs, PrometheusArgs
+        from components.settings import AlertmanagerArgs, LokiArgs, PrometheusArgs
 
         platform = KubernetesPlatform(environment="lab")
     """) + textwrap.dedent(body))

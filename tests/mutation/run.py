@@ -247,6 +247,12 @@ create_mutants(int(sys.argv[1]))
 
 
 def make_mutants(tree: Path, children: int) -> None:
+    # A run stopped while mutmut wrote a module leaves it empty, and newer than its source, so
+    # mutmut would take it as made: remove it to have it made again.
+    for made in (tree / "mutants" / "components").rglob("*.py"):
+        source = tree / made.relative_to(tree / "mutants")
+        if made.stat().st_size == 0 and source.exists() and source.stat().st_size > 0:
+            made.unlink()
     subprocess.run(
         [sys.executable, "-c", MAKE_MUTANTS, str(children)],
         cwd=tree, check=True, stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
