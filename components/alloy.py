@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Optional
-
-import pulumi
 
 from components import images, log_pipeline
 from components.log_pipeline import JSON_FIELDS, LEVEL_LABEL, REDACTED, TRACE_ID, Pipeline, Relabel, shipper
-from components.platform import Platform
-from components.service import ServiceComponent
 from components.settings import LogShipperArgs
 from components.workload import ConfigFile, Workload
 
@@ -96,22 +91,9 @@ def workload(args: LogShipperArgs, p: Pipeline, name: str = NAME) -> Workload:
     )
 
 
-class Alloy(ServiceComponent):
-    """Grafana Alloy on every node: ships each container's log lines to Loki, labelled and redacted.
-
-    args: its resources (LogShipperArgs; the stacks' defaults when left out). loki: host:port of
-    Loki's HTTP port (a Loki component's addresses["http"][0]). environment and cluster: labels
-    on every line it ships. See ServiceComponent for the output properties.
-    """
+class Alloy(log_pipeline.Shipper):
+    """Grafana Alloy on every node: ships each container's log lines to Loki, labelled and
+    redacted. See log_pipeline.Shipper for its inputs."""
 
     kind = "Alloy"
-
-    def __init__(self, name: str, args: Optional[LogShipperArgs] = None, *, loki: str, environment: str,
-                 cluster: str, platform: Platform, opts: Optional[pulumi.ResourceOptions] = None):
-        super().__init__(name, platform, opts, args=args or LogShipperArgs(), loki=loki, environment=environment,
-                         cluster=cluster)
-
-    @classmethod
-    def render(cls, name: str, platform: Platform, *, args: LogShipperArgs, loki: str, environment: str,
-               cluster: str) -> Workload:
-        return workload(args, log_pipeline.pipeline(platform.kind, loki, environment, cluster), name)
+    build = staticmethod(workload)

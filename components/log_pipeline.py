@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
+
+import pulumi
 
 from components import yaml_text
+from components.platform import Platform
+from components.service import ServiceComponent
 from components.settings import LogShipperArgs
 from components.workload import ConfigFile, DataVolume, HealthCheck, HostMount, Port, Workload
 
@@ -123,3 +127,25 @@ def shipper(args: LogShipperArgs, p: Pipeline, *, name: str, image: str, port: i
         health=HealthCheck("http", ready_path, docker_tool="bash"),
         metrics_port="http",
     )
+
+
+class Shipper(ServiceComponent):
+    """A log shipper on every node (Alloy, Promtail): each container's lines to Loki.
+
+    args: its resources (LogShipperArgs; the stacks' defaults when left out). loki: host:port of
+    Loki's HTTP port (a Loki component's addresses["http"][0]). environment and cluster: labels
+    on every line it ships. See ServiceComponent for the output properties.
+    """
+
+    # The shipper's workload(args, pipeline, name), set by each subclass.
+    build: Callable[[LogShipperArgs, Pipeline, str], Workload]
+
+    def __init__(self, name: str, args: Optional[LogShipperArgs] = None, *, loki: str, environment: str,
+                 cluster: str, platform: Platform, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__(name, platform, opts, args=args or LogShipperArgs(), loki=loki, environment=environment,
+                         cluster=cluster)
+
+    @classmethod
+    def render(cls, name: str, platform: Platform, *, args: LogShipperArgs, loki: str, environment: str,
+               cluster: str) -> Workload:
+        return cls.build(args, pipeline(platform.kind, loki, environment, cluster), name)

@@ -3,14 +3,8 @@ is the default. Promtail reached end of life on 2026-03-02: its code left Loki i
 
 from __future__ import annotations
 
-from typing import Optional
-
-import pulumi
-
 from components import images, log_pipeline, yaml_text
 from components.log_pipeline import JSON_FIELDS, LEVEL_LABEL, REDACTED, TRACE_ID, Pipeline, Relabel, shipper
-from components.platform import Platform
-from components.service import ServiceComponent
 from components.settings import LogShipperArgs
 from components.workload import ConfigFile, Workload
 
@@ -72,22 +66,9 @@ def workload(args: LogShipperArgs, p: Pipeline, name: str = NAME) -> Workload:
     )
 
 
-class Promtail(ServiceComponent):
-    """Promtail on every node (end of life: prefer Alloy): ships each container's log lines to Loki.
-
-    args: its resources (LogShipperArgs; the stacks' defaults when left out). loki: host:port of
-    Loki's HTTP port (a Loki component's addresses["http"][0]). environment and cluster: labels
-    on every line it ships. See ServiceComponent for the output properties.
-    """
+class Promtail(log_pipeline.Shipper):
+    """Promtail on every node (end of life: prefer Alloy): ships each container's log lines to
+    Loki. See log_pipeline.Shipper for its inputs."""
 
     kind = "Promtail"
-
-    def __init__(self, name: str, args: Optional[LogShipperArgs] = None, *, loki: str, environment: str,
-                 cluster: str, platform: Platform, opts: Optional[pulumi.ResourceOptions] = None):
-        super().__init__(name, platform, opts, args=args or LogShipperArgs(), loki=loki, environment=environment,
-                         cluster=cluster)
-
-    @classmethod
-    def render(cls, name: str, platform: Platform, *, args: LogShipperArgs, loki: str, environment: str,
-               cluster: str) -> Workload:
-        return workload(args, log_pipeline.pipeline(platform.kind, loki, environment, cluster), name)
+    build = staticmethod(workload)
