@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Optional, Sequence
+
+import pulumi
+
 from components import images, yaml_text
-from components.settings import Settings, go_duration, milliseconds
+from components.platform import Platform
+from components.service import ServiceComponent
+from components.settings import OtelCollectorArgs, go_duration, milliseconds
 from components.workload import ANYONE, ConfigFile, HealthCheck, Port, Workload
 
+NAME = "otel-collector"
 CONFIG = "/etc/otelcol-contrib/config.yaml"
 GRPC_PORT = 4317
 HTTP_PORT = 4318
@@ -24,9 +31,9 @@ def telemetry_metrics(port: int, **extra) -> dict:
     return {**extra, "readers": [{"pull": {"exporter": {"prometheus": exporter}}}]}
 
 
-def sampling_processor(settings: Settings) -> dict | None:
+def sampling_processor(collector: OtelCollectorArgs) -> dict | None:
     """Tail sampling: every error trace, every slow trace, and a share of the rest; None keeps all."""
-    sampling = settings.otel_collector.sampling
+    sampling = collector.sampling
     if sampling.percentage >= 100:
         return None
     return {
@@ -40,7 +47,9 @@ def sampling_processor(settings: Settings) -> dict | None:
     }
 
 
-def render_config(settings: Settings, jaeger_otlp: str, loki_http: str, prometheus_http: list[str]) -> str:
+def render_config(
+    collector: OtelCollectorArgs, environment: str, jaeger_otlp: str, loki_http: str, prometheus_http: Sequence[str]
+) -> str:
     """config.yaml. Addresses are host:port of Jaeger's OTLP gRPC, Loki's HTTP and each Prometheus."""
     exporters: dict = {
         "otlp_grpc/jaeger": {"endpoint": jaeger_otlp, "tls": {"insecure": True}},
@@ -59,13 +68,13 @@ def render_config(settings: Settings, jaeger_otlp: str, loki_http: str, promethe
         "memory_limiter": {"check_interval": "1s", "limit_percentage": 80, "spike_limit_percentage": 25},
         "resource": {
             "attributes": [
-                {"key": "deployment.environment.name", "value": settings.environment, "action": "upsert"},
+                {"key": "deployment.environment.name", "value": environment, "action": "upsert"},
             ]
         },
         "batch": {"send_batch_size": 8192, "timeout": "5s"},
     }
     trace_processors = ["memory_limiter", "resource"]
-    sampler = sampling_processor(settings)
+    sampler = sampling_processor(collector)
     if sampler is not None:
         processors["tail_sampling"] = sampler
         trace_processors.append("tail_sampling")
@@ -98,10 +107,17 @@ def render_config(settings: Settings, jaeger_otlp: str, loki_http: str, promethe
     )
 
 
-def workload(settings: Settings, jaeger_otlp: str, loki_http: str, prometheus_http: list[str]) -> Workload:
-    collector = settings.otel_collector
+def workload(
+    collector: OtelCollectorArgs,
+    *,
+    environment: str,
+    jaeger: str,
+    loki: str,
+    prometheus: Sequence[str],
+    name: str = NAME,
+) -> Workload:
     return Workload(
-        name="otel-collector",
+        name=name,
         image=images.OTEL_COLLECTOR,
         ports=(
             # Applications anywhere send their telemetry here.
@@ -112,9 +128,33 @@ def workload(settings: Settings, jaeger_otlp: str, loki_http: str, prometheus_ht
         ),
         resources=collector.resources,
         args=(f"--config={CONFIG}",),
-        config_files=(ConfigFile(CONFIG, render_config(settings, jaeger_otlp, loki_http, prometheus_http)),),
+        config_files=(ConfigFile(CONFIG, render_config(collector, environment, jaeger, loki, prometheus)),),
         # A distroless image: kubernetes probes the health_check extension, docker cannot.
         health=HealthCheck("health", "/", docker_tool=None),
         run_as_user=10001,
         metrics_port="metrics",
     )
+
+
+class OtelCollector(ServiceComponent):
+    """The OpenTelemetry Collector (contrib): applications send OTLP here; traces go to Jaeger
+    (tail-sampled when the args say so), logs to Loki and metrics to every Prometheus replica.
+
+    args: the stack file's `otel_collector:` keys (OtelCollectorArgs; the stacks' defaults when
+    left out). environment: deployment.environment.name on everything it forwards. jaeger:
+    host:port of Jaeger's OTLP gRPC port; loki: host:port of Loki's HTTP port; prometheus:
+    host:port of each Prometheus replica (their addresses["web"]), which must accept OTLP.
+    On kubernetes Jaeger, Loki and Prometheus admit it by the name "otel-collector".
+    See ServiceComponent for the output properties.
+    """
+
+    kind = "OtelCollector"
+
+    def __init__(self, name: str, args: Optional[OtelCollectorArgs] = None, *, platform: Platform, environment: str,
+                 jaeger: str, loki: str, prometheus: Sequence[str], opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__(name, platform, opts, args=args or OtelCollectorArgs(), environment=environment,
+                         jaeger=jaeger, loki=loki, prometheus=prometheus)
+
+    @classmethod
+    def render(cls, name: str, platform: Platform, *, args: OtelCollectorArgs, **inputs) -> Workload:
+        return workload(args, name=name, **inputs)

@@ -872,6 +872,10 @@ class OtelCollectorSettings(Model):
     resources: Resources = resources("100m", "256Mi", "1", "512Mi")
 
 
+# The `otel_collector:` section is all the collector component needs from a stack file.
+OtelCollectorArgs = OtelCollectorSettings
+
+
 # Jaeger's memory store allocates a ring of max_traces slots for a tenant on its first request:
 # 80 bytes each (internal/storage/v2/memory traceAndId: a 16-byte trace ID, ptrace.Traces' two
 # pointers and two time.Time values), before any trace is stored.
@@ -886,6 +890,10 @@ class JaegerSettings(Model):
     trace_ttl: Duration = "72h"
     storage_size: Quantity = "10Gi"
     resources: Resources = resources("100m", "256Mi", "1", "1Gi")
+
+
+# The `jaeger:` section is all the Jaeger component needs from a stack file.
+JaegerArgs = JaegerSettings
 
 
 _DATASOURCE_CREDENTIALS = "the stack configures Grafana's datasources without credentials"

@@ -178,7 +178,8 @@ def render_workloads(settings: Settings, platform: Platform) -> tuple[list[Workl
     }
     shipper_class = SHIPPERS[settings.log_shipper.type]
     shipper = shipper_class.render(settings.log_shipper.type, platform, **shipper_inputs)
-    traces = jaeger.workload(settings)
+    traces_inputs = {"args": settings.jaeger, "readers": readers, "writers": ("otel-collector",)}
+    traces = jaeger.Jaeger.render(jaeger.NAME, platform, **traces_inputs)
     remote_write = settings.prometheus.remote_write
     metrics_inputs = {
         "args": settings.prometheus,
@@ -188,14 +189,16 @@ def render_workloads(settings: Settings, platform: Platform) -> tuple[list[Workl
         "remote_write_password": settings.secret("remote_write_password")
         if remote_write is not None and remote_write.username is not None else None,
     }
-    collector = otel_collector.workload(
-        settings,
-        jaeger_otlp=platform.addresses(traces, "otlp-grpc")[0],
-        loki_http=loki_http,
-        prometheus_http=platform.addresses(
+    collector_inputs = {
+        "args": settings.otel_collector,
+        "environment": settings.environment,
+        "jaeger": platform.addresses(traces, "otlp-grpc")[0],
+        "loki": loki_http,
+        "prometheus": platform.addresses(
             prometheus.base(settings.prometheus, platform, readers, metrics_inputs["remote_write_password"]), "web"
         ),
-    )
+    }
+    collector = otel_collector.OtelCollector.render(otel_collector.NAME, platform, **collector_inputs)
     others = [alerts, logs, shipper, collector, traces, *exporter_workloads]
     scraped = [*others, grafana.base(settings)] if settings.grafana.mode == "deploy" else others
     catalog = alert_rules.render(settings, ["prometheus", *(w.name for w in scraped)])
@@ -209,6 +212,8 @@ def render_workloads(settings: Settings, platform: Platform) -> tuple[list[Workl
         (alertmanager.Alertmanager, alertmanager.NAME, alerts_inputs),
         (loki.Loki, loki.NAME, logs_inputs),
         (shipper_class, settings.log_shipper.type, shipper_inputs),
+        (jaeger.Jaeger, jaeger.NAME, traces_inputs),
+        (otel_collector.OtelCollector, otel_collector.NAME, collector_inputs),
         (prometheus.Prometheus, prometheus.NAME, metrics_inputs),
     ]
     return [metrics, *others], planned

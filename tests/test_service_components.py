@@ -244,3 +244,34 @@ def test_prometheus_and_alertmanager_alone_find_each_other_through_their_outputs
     policy = run.one("kubernetes:networking.k8s.io/v1:NetworkPolicy", "alerts-network-policy").inputs
     [cluster_rule] = [r for r in policy["spec"]["ingress"] if r["ports"][0]["port"] == 9094]
     assert [s["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for s in cluster_rule["from"]] == ["alerts"]
+
+
+def test_the_collector_sends_each_signal_where_its_inputs_say(tmp_path: Path):
+    run = program(tmp_path, """
+        from components.jaeger import Jaeger
+        from components.otel_collector import OtelCollector
+        from components.platform.kubernetes import KubernetesPlatform
+
+        platform = KubernetesPlatform(environment="lab")
+        platform.provision()
+        traces = Jaeger("jaeger", platform=platform)
+        OtelCollector("otel-collector", environment="lab", jaeger=traces.addresses["otlp-grpc"][0],
+                      loki="logs.example:3100", prometheus=["metrics-0.example:9090", "metrics-1.example:9090"],
+                      platform=platform)
+    """)
+    config = yaml.safe_load(container_files(run, "otel-collector")["/etc/otelcol-contrib/config.yaml"])
+    # Jaeger's OTLP gRPC port (4317) at its Deployment's Service; Loki's OTLP endpoint is /otlp
+    # (the exporter adds /v1/logs); Prometheus's OTLP receiver is /api/v1/otlp, on every replica.
+    assert config["exporters"] == {
+        "otlp_grpc/jaeger": {"endpoint": "jaeger:4317", "tls": {"insecure": True}},
+        "otlp_http/loki": {"endpoint": "http://logs.example:3100/otlp"},
+        "otlp_http/prometheus-0": {"endpoint": "http://metrics-0.example:9090/api/v1/otlp"},
+        "otlp_http/prometheus-1": {"endpoint": "http://metrics-1.example:9090/api/v1/otlp"},
+    }
+    assert config["processors"]["resource"]["attributes"] == [
+        {"key": "deployment.environment.name", "value": "lab", "action": "upsert"},
+    ]
+    # Only the collector may write spans into Jaeger.
+    policy = run.one("kubernetes:networking.k8s.io/v1:NetworkPolicy", "jaeger-network-policy").inputs
+    [otlp] = [rule for rule in policy["spec"]["ingress"] if rule["ports"][0]["port"] == 4317]
+    assert [s["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for s in otlp["from"]] == ["otel-collector"]
