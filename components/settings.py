@@ -939,10 +939,9 @@ class GrafanaIngress(Model):
     )
 
 
-class GrafanaSettings(Model):
-    # deploy: the stack runs Grafana. external: everything goes to an existing Grafana at
-    # grafana.url, with an API token in secrets.grafana_api_token.
-    mode: Literal["deploy", "external"] = "deploy"
+class GrafanaServerArgs(Model):
+    """What the Grafana component needs: the server, without its content."""
+
     port: Port = 3000
     # Where `pulumi up` and people reach Grafana. On docker it defaults to the published port;
     # on kubernetes and for an external Grafana it must be set (an Ingress, a load balancer).
@@ -953,14 +952,20 @@ class GrafanaSettings(Model):
     ))]] = Field(default=None, examples=["https://grafana.example.internal"])
     # The stack's Grafana provider signs in with "<admin_user>:<password>" (basic auth).
     admin_user: BasicAuthUser = "admin"
+    ingress: GrafanaIngress = Field(default_factory=GrafanaIngress)
+    storage_size: Quantity = "10Gi"
+    resources: Resources = resources("100m", "256Mi", "1", "512Mi")
+
+
+class GrafanaSettings(GrafanaServerArgs):
+    # deploy: the stack runs Grafana. external: everything goes to an existing Grafana at
+    # grafana.url, with an API token in secrets.grafana_api_token.
+    mode: Literal["deploy", "external"] = "deploy"
     folders: list[Title] = Field(
         default_factory=lambda: ["Platform", "Applications", "Databases", "GPU & ML", "LLM & RAG"]
     )
     datasource_urls: DatasourceUrls = Field(default_factory=DatasourceUrls)
     alerts: GrafanaAlerts = Field(default_factory=GrafanaAlerts)
-    ingress: GrafanaIngress = Field(default_factory=GrafanaIngress)
-    storage_size: Quantity = "10Gi"
-    resources: Resources = resources("100m", "256Mi", "1", "512Mi")
 
 
 class AlertOverride(Model):

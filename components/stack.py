@@ -35,6 +35,7 @@ from components.settings import (
     CadvisorArgs,
     ConfigError,
     GpuExporterArgs,
+    GrafanaServerArgs,
     LogShipperArgs,
     NodeExporterArgs,
     PostgresExporterArgs,
@@ -71,17 +72,6 @@ def exporters(settings: Settings) -> list[Planned]:
     return planned
 
 
-class Service(pulumi.ComponentResource):
-    """A service of the stack that has no component class of its own yet: a component named
-    after it, holding its platform resources."""
-
-    def __init__(self, workload: Workload, platform: Platform, opts: Optional[pulumi.ResourceOptions] = None):
-        kind = "".join(part.capitalize() for part in workload.name.split("-"))
-        super().__init__(f"observability:services:{kind}", workload.name, None, opts)
-        platform.deploy(workload, parent=self)
-        self.register_outputs({})
-
-
 class ObservabilityStack(pulumi.ComponentResource):
     def __init__(self, name: str, settings: Settings, opts: Optional[pulumi.ResourceOptions] = None):
         # Render every workload first: a problem found while rendering stops the program
@@ -99,23 +89,20 @@ class ObservabilityStack(pulumi.ComponentResource):
         super().__init__("observability:index:Stack", name, None, opts)
         platform.provision(parent=self)
         child = pulumi.ResourceOptions(parent=self)
-        components = {name: (cls, inputs) for cls, name, inputs in planned}
-        services: dict[str, pulumi.ComponentResource] = {}
-        for w in self.workloads:
-            if w.name in components:
-                cls, inputs = components[w.name]
-                services[w.name] = cls(w.name, **inputs, platform=platform, opts=child)
-            else:
-                services[w.name] = Service(w, platform, opts=child)
+        # Each service's component, from the inputs its workload was rendered and checked from.
+        self.services = {name: cls(name, **inputs, platform=platform, opts=child) for cls, name, inputs in planned}
 
         self.grafana_admin_password: Optional[pulumi.Output] = None
         if settings.grafana.mode == "deploy":
             self.grafana_admin_password = admin_password(settings, parent=self)
-            server = grafana.workload(settings, self.grafana_admin_password)
-            self.workloads.append(server)
-            services[server.name] = Service(server, platform, opts=pulumi.ResourceOptions(parent=self))
+            server = grafana.Grafana(
+                grafana.NAME, args_of(settings.grafana, GrafanaServerArgs),
+                admin_password=self.grafana_admin_password, platform=platform, opts=child,
+            )
+            self.services[server.workload.name] = server
+            self.workloads.append(server.workload)
             auth = pulumi.Output.concat(settings.grafana.admin_user, ":", self.grafana_admin_password)
-            ready = [services[server.name]]
+            ready = [server]
         else:
             auth, ready = settings.secret("grafana_api_token"), []
         grafana.GrafanaContent(
@@ -200,7 +187,11 @@ def render_workloads(settings: Settings, platform: Platform) -> tuple[list[Workl
     }
     collector = otel_collector.OtelCollector.render(otel_collector.NAME, platform, **collector_inputs)
     others = [alerts, logs, shipper, collector, traces, *exporter_workloads]
-    scraped = [*others, grafana.base(settings)] if settings.grafana.mode == "deploy" else others
+    if settings.grafana.mode == "deploy":
+        # Its address and scrape job; the server itself is registered once its admin password is.
+        scraped = [*others, grafana.base(args_of(settings.grafana, GrafanaServerArgs), platform)]
+    else:
+        scraped = others
     catalog = alert_rules.render(settings, ["prometheus", *(w.name for w in scraped)])
     metrics_inputs |= {
         "scrape_jobs": [platform.scrape_job(w) for w in scraped],

@@ -275,3 +275,42 @@ def test_the_collector_sends_each_signal_where_its_inputs_say(tmp_path: Path):
     policy = run.one("kubernetes:networking.k8s.io/v1:NetworkPolicy", "jaeger-network-policy").inputs
     [otlp] = [rule for rule in policy["spec"]["ingress"] if rule["ports"][0]["port"] == 4317]
     assert [s["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for s in otlp["from"]] == ["otel-collector"]
+
+
+def test_grafana_alone_takes_its_address_from_the_platform_and_its_password_as_a_secret_file(tmp_path: Path):
+    run = program(tmp_path, """
+        from components.grafana import Grafana
+        from components.platform.docker import DockerPlatform
+        from components.settings import DockerSettings, GrafanaServerArgs
+
+        platform = DockerPlatform(DockerSettings(bind_address="10.0.0.5"))
+        platform.provision()
+        server = Grafana("grafana", GrafanaServerArgs(port=3300, admin_user="ops"), admin_password="plain-pw-93a",
+                         platform=platform)
+        pulumi.export("urls", server.urls)
+    """)
+    container = run.one(CONTAINER, "grafana")
+    envs = container.inputs["envs"]
+    # Its links point where it is published: the bind address and the published port.
+    assert "GF_SERVER_ROOT_URL=http://10.0.0.5:3300" in envs
+    assert "GF_SECURITY_ADMIN_USER=ops" in envs
+    assert "GF_SECURITY_ADMIN_PASSWORD__FILE=/run/secrets/grafana_admin_password" in envs
+    assert container_files(run, "grafana")["/run/secrets/grafana_admin_password"] == "plain-pw-93a"
+    assert not any("plain-pw-93a" in env for env in envs)
+    assert run.outputs["urls"] == {"http": "http://10.0.0.5:3300"}
+
+
+def test_a_grafana_ingress_needs_the_url_it_serves(tmp_path: Path):
+    run = Run("test")
+    (tmp_path / "__main__.py").write_text(f"import sys\nsys.path.insert(0, {str(ROOT)!r})\n" + textwrap.dedent("""
+        from components.grafana import Grafana
+        from components.platform.kubernetes import KubernetesPlatform
+        from components.settings import GrafanaServerArgs
+
+        platform = KubernetesPlatform(environment="lab")
+        Grafana("grafana", GrafanaServerArgs(ingress={"enabled": True, "tls_secret": "grafana-tls"}),
+                admin_password="x", platform=platform)
+    """))
+    with pytest.raises(Exception, match="grafana: an ingress needs the url it serves"):
+        run_program("test", {}, run=run, program_dir=tmp_path, project="standalone")
+    assert run.resources == []
