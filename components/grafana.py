@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 from urllib.parse import urlsplit
 
 import pulumi
@@ -21,7 +21,7 @@ from components import images
 from components.dashboards import Dashboard, folder_uid
 from components.platform import Platform
 from components.service import ServiceComponent
-from components.settings import GrafanaServerArgs, Settings
+from components.settings import DatasourceUrls, GrafanaAlerts, GrafanaContentArgs, GrafanaServerArgs, Settings
 from components.workload import DataVolume, HealthCheck, Ingress, Port, SecretFile, Workload
 
 NAME = "grafana"
@@ -129,8 +129,7 @@ class Endpoints:
     jaeger: str
     alertmanagers: tuple[str, ...]
 
-    def override(self, settings: Settings) -> "Endpoints":
-        given = settings.grafana.datasource_urls
+    def override(self, given: DatasourceUrls) -> "Endpoints":
         return Endpoints(
             prometheus=given.prometheus or self.prometheus,
             loki=given.loki or self.loki,
@@ -200,9 +199,8 @@ def _threshold(ref: str, source: str, above: float) -> dict:
     }
 
 
-def alert_rules(settings: Settings) -> list[dict]:
+def alert_rules(a: GrafanaAlerts) -> list[dict]:
     """The rules only Grafana can evaluate: they query Loki."""
-    a = settings.grafana.alerts
     every = '{service_name=~".+"}'
     # Loki's detected_level covers shipped lines and OTLP lines alike (see the Logs dashboard).
     errors = f'{every} | detected_level="error"'
@@ -231,25 +229,36 @@ def alert_rules(settings: Settings) -> list[dict]:
 
 
 class GrafanaContent(pulumi.ComponentResource):
-    """Folders, datasources, dashboards, the contact point and the Loki rules, in one Grafana."""
+    """Folders, datasources, dashboards, the contact point and the Loki rules, in one Grafana.
 
-    def __init__(self, settings: Settings, dashboards: list[Dashboard], endpoints: Endpoints,
-                 auth: pulumi.Output, depends_on: Optional[list[pulumi.Resource]] = None,
+    args: the Grafana to configure (url) and what goes in it (GrafanaContentArgs). dashboards:
+    each in one of args.folders. endpoints: where that Grafana reaches Prometheus, Loki, Jaeger
+    and each Alertmanager (args.datasource_urls override them). auth: "<user>:<password>" or a
+    service account token. depends_on: what must be ready first (a Grafana component).
+    """
+
+    def __init__(self, name: str, args: GrafanaContentArgs, *, dashboards: Sequence[Dashboard], endpoints: Endpoints,
+                 auth: pulumi.Input[str], depends_on: Optional[list[pulumi.Resource]] = None,
                  opts: Optional[pulumi.ResourceOptions] = None):
-        super().__init__("observability:grafana:Content", "grafana", None, opts)
+        misplaced = [f"{d.uid} (in {d.folder!r})" for d in dashboards if d.folder not in args.folders]
+        if misplaced:
+            raise ValueError(f"{name}: dashboards in a folder that folders does not list: {', '.join(misplaced)}")
+        super().__init__("observability:grafana:Content", name, None, opts)
         # Bound to the Grafana the stack deploys, created once that Grafana answers (the
         # platform waits for its health check), so a fresh stack comes up in one `pulumi up`.
+        # auth is a secret in the state and the preview, whatever the caller passed.
         self.provider = grafana.Provider(
-            "grafana", url=url(settings), auth=auth,
+            "grafana", url=args.url.rstrip("/"), auth=pulumi.Output.secret(auth),
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on or []),
         )
         child = pulumi.ResourceOptions(parent=self, provider=self.provider)
+        endpoints = endpoints.override(args.datasource_urls)
 
         folders = {
             title: grafana.oss.Folder(f"folder-{folder_uid(title)}", title=title, uid=folder_uid(title), opts=child)
-            for title in settings.grafana.folders
+            for title in args.folders
         }
-        for source in datasources(endpoints.override(settings)):
+        for source in datasources(endpoints):
             grafana.oss.DataSource(
                 f"datasource-{source['uid']}",
                 uid=source["uid"], name=source["name"], type=source["type"], url=source["url"],
@@ -261,16 +270,15 @@ class GrafanaContent(pulumi.ComponentResource):
             grafana.oss.Dashboard(
                 f"dashboard-{d.uid}", config_json=d.json(), folder=folders[d.folder].uid, overwrite=True, opts=child,
             )
-        alertmanagers = endpoints.override(settings).alertmanagers
         contact = grafana.alerting.ContactPoint(
             "contact-point", name=CONTACT_POINT,
-            alertmanagers=[{"url": ",".join(alertmanagers)}],
+            alertmanagers=[{"url": ",".join(endpoints.alertmanagers)}],
             opts=child,
         )
         # Each rule names its contact point; the organisation's notification policy tree, which
         # a Grafana shared with others may rely on, is left as it is.
         grafana.alerting.RuleGroup(
-            "rules-logs", name="logs", folder_uid=folders[settings.grafana.folders[0]].uid, interval_seconds=60,
+            "rules-logs", name="logs", folder_uid=folders[args.folders[0]].uid, interval_seconds=60,
             rules=[
                 {
                     "name": r["name"],
@@ -280,14 +288,14 @@ class GrafanaContent(pulumi.ComponentResource):
                     "exec_err_state": "Error",
                     "labels": {"severity": "warning"},
                     "annotations": {"summary": r["summary"], "description": r["description"],
-                                    "runbook_url": f"{settings.alerts.runbook_url}#{r['name'].lower()}"},
+                                    "runbook_url": f"{args.runbook_url}#{r['name'].lower()}"},
                     "notification_settings": {"contact_point": contact.name},
                     "datas": [
                         {**data, "model": json.dumps(data["model"], sort_keys=True)}
                         for data in (_loki_query("A", r["expr"]), _threshold("B", "A", r["above"]))
                     ],
                 }
-                for r in alert_rules(settings)
+                for r in alert_rules(args.alerts)
             ],
             opts=child,
         )

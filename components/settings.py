@@ -957,6 +957,24 @@ class GrafanaServerArgs(Model):
     resources: Resources = resources("100m", "256Mi", "1", "512Mi")
 
 
+class GrafanaContentArgs(Model):
+    """What the GrafanaContent component needs: the Grafana to configure, and what to put in it."""
+
+    # Where the Grafana provider reaches the Grafana it configures.
+    url: Annotated[str, AfterValidator(_url("https://grafana.example.internal", "pass the credentials as auth"))] = Field(
+        examples=["https://grafana.example.internal"]
+    )
+    folders: list[Title] = Field(
+        default_factory=lambda: ["Platform", "Applications", "Databases", "GPU & ML", "LLM & RAG"]
+    )
+    datasource_urls: DatasourceUrls = Field(default_factory=DatasourceUrls)
+    alerts: GrafanaAlerts = Field(default_factory=GrafanaAlerts)
+    # Where the rules' runbook links point: <runbook_url>#<alertname in lower case>.
+    runbook_url: Annotated[
+        str, AfterValidator(_no_template), AfterValidator(_text("https://wiki.example.internal/runbook", spaces=False))
+    ] = "docs/runbook.md"
+
+
 class GrafanaSettings(GrafanaServerArgs):
     # deploy: the stack runs Grafana. external: everything goes to an existing Grafana at
     # grafana.url, with an API token in secrets.grafana_api_token.

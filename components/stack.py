@@ -35,6 +35,7 @@ from components.settings import (
     CadvisorArgs,
     ConfigError,
     GpuExporterArgs,
+    GrafanaContentArgs,
     GrafanaServerArgs,
     LogShipperArgs,
     NodeExporterArgs,
@@ -105,9 +106,14 @@ class ObservabilityStack(pulumi.ComponentResource):
             ready = [server]
         else:
             auth, ready = settings.secret("grafana_api_token"), []
+        content = GrafanaContentArgs(
+            url=grafana.url(settings), folders=settings.grafana.folders,
+            datasource_urls=settings.grafana.datasource_urls, alerts=settings.grafana.alerts,
+            runbook_url=settings.alerts.runbook_url,
+        )
         grafana.GrafanaContent(
-            settings, dashboards, grafana_endpoints(self.workloads, platform), auth, depends_on=ready,
-            opts=pulumi.ResourceOptions(parent=self),
+            "grafana", content, dashboards=dashboards, endpoints=grafana_endpoints(self.workloads, platform),
+            auth=auth, depends_on=ready, opts=child,
         )
 
         self.endpoints = endpoints(self.workloads, platform)

@@ -314,3 +314,49 @@ def test_a_grafana_ingress_needs_the_url_it_serves(tmp_path: Path):
     with pytest.raises(Exception, match="grafana: an ingress needs the url it serves"):
         run_program("test", {}, run=run, program_dir=tmp_path, project="standalone")
     assert run.resources == []
+
+
+GRAFANA_CONTENT = """
+    from components.dashboards import Dashboard
+    from components.grafana import Endpoints, GrafanaContent
+    from components.settings import GrafanaContentArgs
+
+    endpoints = Endpoints(prometheus="http://prometheus:9090", loki="http://loki:3100",
+                          jaeger="http://jaeger:16686", alertmanagers=("http://alertmanager:9093",))
+    args = GrafanaContentArgs(url="https://grafana.example.com/", folders=["Team"],
+                              runbook_url="https://wiki.example.com/runbook")
+"""
+
+
+def test_grafana_content_alone_configures_an_existing_grafana(tmp_path: Path):
+    run = program(tmp_path, GRAFANA_CONTENT + """
+    GrafanaContent("team-grafana", args, dashboards=[Dashboard("svc", "Team", {"title": "Service", "uid": "svc"})],
+                   endpoints=endpoints, auth="glsa_token-17b")
+    """)
+    provider = run.one("pulumi:providers:grafana", "grafana")
+    assert provider.inputs["url"] == "https://grafana.example.com"
+    assert provider.inputs["auth"] == "glsa_token-17b"
+    assert is_secret(provider.raw_inputs["auth"]), "passed in plain, kept as a secret"
+    folder = run.one("grafana:oss/folder:Folder", "folder-team").inputs
+    dashboard = run.one("grafana:oss/dashboard:Dashboard", "dashboard-svc").inputs
+    assert dashboard["folder"] == folder["uid"] == "team"
+    sources = {r.inputs["uid"]: r.inputs["url"] for r in run.of_type("grafana:oss/dataSource:DataSource")}
+    assert sources == {"prometheus": "http://prometheus:9090", "loki": "http://loki:3100",
+                       "jaeger": "http://jaeger:16686", "alertmanager": "http://alertmanager:9093"}
+    rules = run.one("grafana:alerting/ruleGroup:RuleGroup", "rules-logs").inputs
+    assert rules["folderUid"] == "team"
+    assert {r["annotations"]["runbook_url"] for r in rules["rules"]} == {
+        "https://wiki.example.com/runbook#errorlogburst", "https://wiki.example.com/runbook#logvolumespike",
+    }
+
+
+def test_a_dashboard_outside_the_folders_is_named_and_nothing_is_registered(tmp_path: Path):
+    run = Run("test")
+    (tmp_path / "__main__.py").write_text(f"import sys\nsys.path.insert(0, {str(ROOT)!r})\n" + textwrap.dedent(
+        GRAFANA_CONTENT + """
+    GrafanaContent("team-grafana", args, dashboards=[Dashboard("svc", "Other", {"title": "Service", "uid": "svc"})],
+                   endpoints=endpoints, auth="glsa_token-17b")
+    """))
+    with pytest.raises(Exception, match=r"team-grafana: dashboards in a folder that folders does not list: svc \(in 'Other'\)"):
+        run_program("test", {}, run=run, program_dir=tmp_path, project="standalone")
+    assert run.resources == []
