@@ -9,6 +9,7 @@ whose tail goes into the test's failure messages.
 from __future__ import annotations
 
 import json
+import random
 import socket
 import subprocess
 import threading
@@ -26,10 +27,22 @@ from conftest import Run, container_files, inline_webhook_url_files, relocate, r
 POLL_S = 0.2
 
 
+# Below Linux's ephemeral range (32768-60999 by default), from which the kernel takes the port
+# of every outgoing connection and of every bind to port 0: a port chosen there could be taken by
+# a client of another test before the server started here binds it ("address already in use").
+PORTS = range(20000, 32000)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port on 127.0.0.1 nothing listens on now, outside the kernel's ephemeral range."""
+    for port in random.sample(PORTS, 200):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {PORTS.start}-{PORTS.stop - 1}")
 
 
 class Receiver(ThreadingHTTPServer):

@@ -3,6 +3,7 @@ posted to it are routed and inhibited as the stack intends, and reach stand-in r
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -114,3 +115,12 @@ def test_notifications_carry_title_text_and_runbook_and_say_when_the_alert_resol
     wait_for(lambda: posts("RESOLVED") and events("resolve"), "the resolved notices on Slack and at PagerDuty")
     assert [post["attachments"][0]["title"] for post in posts("RESOLVED")] == ["[RESOLVED] HostOutOfInodes (prod)"]
     assert events("resolve")[0]["dedup_key"] == trigger["dedup_key"]
+
+
+def test_ports_for_local_servers_are_outside_the_kernel_s_ephemeral_range():
+    # A client connection of another test takes its local port from that range; a port chosen
+    # there can be gone by the time the server here binds it.
+    low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    ports = {free_port() for _ in range(50)}
+    assert not [port for port in ports if low <= port <= high]
+    assert len(ports) > 1, "drawn at random: parallel test processes rarely meet"
