@@ -109,6 +109,20 @@ def test_published_ports_bind_to_the_configured_address(custom):
     assert [p["ip"] for p in found["alertmanager"]["ports"]] == ["0.0.0.0"]
 
 
+def test_ports_on_every_interface_are_reached_on_the_hosts_loopback_address(custom):
+    """README, Stack outputs and `docker.bind_address`: `endpoints` holds host addresses on docker,
+    `127.0.0.1` when `docker.bind_address` is `0.0.0.0`, and so does the default `grafana.url`."""
+    assert custom.outputs["endpoints"] == {
+        "prometheus": "http://127.0.0.1:9090",
+        "alertmanager": "http://127.0.0.1:9093",
+        "loki": "http://127.0.0.1:3100",
+        "jaeger": "http://127.0.0.1:16686",
+        "otel-collector-otlp-grpc": "http://127.0.0.1:4317",
+        "otel-collector-otlp-http": "http://127.0.0.1:4318",
+        "grafana": "http://127.0.0.1:3000",
+    }
+
+
 # --- images --------------------------------------------------------------------------------------
 
 

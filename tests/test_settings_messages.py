@@ -171,3 +171,28 @@ def test_placeholder_secrets_fill_in_every_required_secret_as_if_set():
     assert "secrets" not in inputs.plain_keys
     settings = parse("prod", {**inputs.config, "secrets": inputs.secrets}, {"secrets"})
     assert settings.environment == "prod"
+
+
+# --- exporters.gpu.node_selector: a label value, and a good one, as the README gives them ----------
+
+LABEL_VALUE_RULE = ("is not a valid Kubernetes label value: up to 63 letters, digits, '-', '_' or '.', starting and "
+                    "ending with a letter or digit")
+
+
+@pytest.mark.parametrize("value", ["-yes", "a100!", "x" * 64])
+def test_a_bad_node_selector_value_is_refused_with_the_rule_and_an_example(fresh_settings, value):
+    """README, `exporters.gpu.node_selector`: a value is empty or up to 63 letters, digits, '-', '_'
+    or '.', starting and ending with a letter or digit; the example is the default's value, "true"
+    (`{nvidia.com/gpu.present: "true"}`)."""
+    message = refusal(fresh_settings, at("exporters.gpu.node_selector", {"accelerator": value}))
+    assert message == one_problem("dev", "exporters.gpu.node_selector.accelerator",
+                                  f"{value!r} {LABEL_VALUE_RULE} (for example true)")
+
+
+def test_a_node_selector_value_that_is_not_text_is_refused_with_the_defaults_value_as_example(fresh_settings):
+    """YAML reads an unquoted `true` as a boolean, and a label value is text: the message names the
+    key of the map entry and, as every problem does (README, Validation), a good value, here the
+    default's value for that map, "true" (`{nvidia.com/gpu.present: "true"}`)."""
+    message = refusal(fresh_settings, at("exporters.gpu.node_selector", {"accelerator": True}))
+    assert message == one_problem("dev", "exporters.gpu.node_selector.accelerator",
+                                  "Input should be a valid string (for example true)")

@@ -323,6 +323,33 @@ class TestWhatCannotWorkStopsTheProgram:
         assert expected in message
         assert resources == []
 
+    def test_a_query_that_names_a_datasource_the_stack_does_not_provide(self, user_dir):
+        """README: panels and queries are all checked, each problem naming the panel and the query.
+        In a `-- Mixed --` panel each query names its own datasource, where Grafana runs it: a uid
+        from another Grafana on one query stops the program at that query."""
+        panel = {"datasource": {"type": "datasource", "uid": "-- Mixed --"}, "targets": [
+            {"refId": "A", "expr": "up", "datasource": {"type": "prometheus", "uid": "prometheus"}},
+            {"refId": "B", "expr": "up", "datasource": {"type": "prometheus", "uid": "old-uid"}},
+        ]}
+        message, resources = broken("dev", user_dir, "platform/broken.json", with_panel(**panel))
+        assert message.startswith("stack 'dev': cannot render the stack: ")
+        assert message.endswith(
+            "/platform/broken.json: panel 'Bad panel' (id 7), query B: datasource 'old-uid' is none of the stack's "
+            '(prometheus, loki, jaeger, alertmanager): name one of those uids, for example {"type": "prometheus", '
+            '"uid": "prometheus"}, or a datasource variable of the dashboard')
+        assert resources == []
+
+    def test_each_query_of_a_mixed_panel_is_read_in_the_language_of_its_own_datasource(self):
+        """README: `-- Mixed --` panels are taken. A Loki query in one is LogQL, not PromQL: the
+        panel has no problem, and only its Prometheus query is one Prometheus will run."""
+        model = with_panel(datasource={"type": "datasource", "uid": "-- Mixed --"}, targets=[
+            {"refId": "A", "expr": "sum(rate(http_requests_total[5m]))", "datasource": {"type": "prometheus", "uid": "prometheus"}},
+            {"refId": "B", "expr": '{job="varlogs"} |= "error"', "datasource": {"type": "loki", "uid": "loki"}},
+        ])
+        check = dashboards.DashboardCheck(model)
+        assert check.problems == []
+        assert [where for where, _ in check.promql] == ["panel 'Bad panel' (id 7), query A"]
+
     @pytest.mark.parametrize("variable, expected", [
         ({"name": "ds", "type": "datasource", "query": "influxdb"}, "variable 'ds' lists datasources of type 'influxdb'"),
         ({"name": "ds", "type": "custom", "query": "a,b"}, "names variable 'ds', which is not a datasource variable"),
