@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import yaml
-from conftest import ROOT, SECRETS, is_secret, merge, run_program, stack_config
+from conftest import ROOT, SECRETS, is_secret, merge, require_tool, run_program, stack_config
 
 from components import images
 from components.platform.docker import cpus, health_command, memory_megabytes
@@ -280,6 +280,26 @@ def test_the_bash_health_check_passes_on_2xx_only(full):
         # The shipper's own command is the same, for its port and path.
         rendered = containers(full)["alloy"]["healthcheck"]["tests"]
         assert rendered == health_command(HealthCheck("http", "/-/ready", docker_tool="bash"), 12345)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("tool", ["curl", "wget"])
+def test_the_curl_and_wget_health_checks_pass_on_2xx_only(tool):
+    """Docker runs the check as it is (exec form): here with the real tool, against a server on
+    127.0.0.1. A check that passes on an error status would mark a failing service healthy."""
+    require_tool(tool)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Status)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        def healthy(path: str) -> bool:
+            command = health_command(HealthCheck("http", path, docker_tool=tool), server.server_address[1])
+            assert command[:2] == ["CMD", tool]
+            return subprocess.run(command[1:], capture_output=True, timeout=10).returncode == 0
+
+        assert healthy("/ready")
+        assert not healthy("/not-ready")
     finally:
         server.shutdown()
         server.server_close()
