@@ -196,3 +196,26 @@ def test_a_node_selector_value_that_is_not_text_is_refused_with_the_defaults_val
     message = refusal(fresh_settings, at("exporters.gpu.node_selector", {"accelerator": True}))
     assert message == one_problem("dev", "exporters.gpu.node_selector.accelerator",
                                   "Input should be a valid string (for example true)")
+
+
+# --- strings composed into others, and credentials kept out of addresses: the reason is the message --
+
+
+def test_a_postgres_database_with_a_url_character_is_refused_saying_it_goes_into_the_connection_url():
+    """README, Validation, strings the program composes into others: `exporters.postgres.database`
+    with `/`, `?`, `#` or `%` is refused, because the database is the path of postgres-exporter's
+    connection URI, which those characters would end or re-encode; the example is `app`."""
+    message = refusal(settings_module, at("exporters.postgres.database", "app?sslmode=disable"))
+    assert message == one_problem(
+        "dev", "exporters.postgres.database",
+        "must not contain '?': the database name goes into the exporter's connection URL (for example app)")
+
+
+def test_an_ssh_docker_host_with_a_password_is_refused_saying_to_use_an_ssh_key():
+    """README, `docker.host`: `ssh://` takes no password (Docker's SSH connection refuses one: use
+    an ssh key); Validation: a credential in an address is refused with a message that never
+    repeats the value, and gives a good value, here `ssh://deploy@docker-host`."""
+    text = refusal(settings_module, at("docker.host", "ssh://deploy:hunter2-0f3a@docker-host"))
+    assert text == one_problem(
+        "dev", "docker.host", "must not carry a password: use an ssh key (for example ssh://deploy@docker-host)")
+    assert "hunter2-0f3a" not in text
