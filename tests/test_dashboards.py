@@ -154,6 +154,17 @@ def test_the_parse_check_rejects_broken_promql():
 
 
 @pytest.mark.parametrize("stack", STACKS)
+def test_every_table_panel_shows_each_series_latest_value_once(models, stack):
+    """A table shows one row per series, its current value: each query is an instant query
+    (`instant`) returned as a table (`format: table`). A range query would give a row per sample."""
+    tables = [(m["uid"], p) for m in models[stack] for p in m["panels"] if p["type"] == "table"]
+    assert len(tables) >= 1
+    for uid, panel in tables:
+        for target in panel["targets"]:
+            assert (target.get("instant"), target.get("format")) == (True, "table"), (uid, panel["title"], target["refId"])
+
+
+@pytest.mark.parametrize("stack", STACKS)
 def test_every_logql_query_selects_a_stream(models, stack):
     logql = [target["expr"] for m in models[stack] for _, target in targets(m) if is_logql(target)]
     assert len(logql) == 3
@@ -194,6 +205,25 @@ def test_only_the_logs_dashboard_needs_the_logs_variable(models):
         assert with_logs == {"logs"}
 
 
+# VariableModel in Grafana's dashboard schema (packages/grafana-schema/src/raw/dashboard/x/
+# dashboard_types.gen.ts, at the commit tests/upstream/grafana.json's source.read_at gives for it,
+# the file its dashboard_keys and panel_keys come from): the keys Grafana reads of a variable.
+VARIABLE_KEYS = {"allValue", "current", "datasource", "description", "hide", "includeAll", "label", "multi", "name",
+                 "options", "query", "refresh", "regex", "skipUrlSync", "sort", "type"}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_datasource_variable_selects_one_datasource_in_keys_grafana_reads(models, stack):
+    """README, Datasource variables: every panel reads its datasource from the variable, so the
+    variable holds one datasource: no "All" option (`includeAll`) and no multiple selection
+    (`multi`), written under the keys Grafana's VariableModel has, which it would otherwise drop."""
+    variables = [(m["uid"], v) for m in models[stack] for v in m["templating"]["list"]]
+    assert len(variables) >= 8
+    for uid, variable in variables:
+        assert set(variable) - VARIABLE_KEYS == set(), (uid, variable["name"])
+        assert (variable["includeAll"], variable["multi"]) == (False, False), (uid, variable["name"])
+
+
 def test_the_level_panels_read_the_level_loki_detects_on_every_line(models):
     """Lines that arrive over OTLP carry their severity as structured metadata, not as the
     shippers' level label: only detected_level covers both."""
@@ -201,6 +231,17 @@ def test_the_level_panels_read_the_level_loki_detects_on_every_line(models):
     exprs = {panel["title"]: [t["expr"] for t in panel["targets"]] for panel in logs["panels"]}
     assert exprs["Log volume by level"] == ['sum by (detected_level) (count_over_time({service_name=~".+"}[$__auto]))']
     assert exprs["Error lines"] == ['{service_name=~".+"} | detected_level="error"']
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_logs_panel_opens_a_lines_details(models, stack):
+    """README, Logs: the lines at level error are shown "with their details and a link from
+    `trace_id` to the trace": the logs panel's `enableLogDetails` (Grafana's logs panelcfg.cue)
+    lets a line open to its fields, where the trace_id link is."""
+    panels = [(m["uid"], p) for m in models[stack] for p in m["panels"] if p["type"] == "logs"]
+    assert len(panels) >= 1
+    for uid, panel in panels:
+        assert panel["options"]["enableLogDetails"] is True, (uid, panel["title"])
 
 
 # --- identity and descriptions ---------------------------------------------------------------------
@@ -216,6 +257,14 @@ def test_dashboard_uids_are_unique_and_everything_is_titled_described_and_unitis
             assert panel["title"], model["uid"]
             assert panel["description"], (model["uid"], panel["title"])
             assert panel["fieldConfig"]["defaults"]["unit"], (model["uid"], panel["title"])
+
+
+def test_the_redis_keyspace_hit_rate_says_what_it_counts(models):
+    """The panel is keyspace_hits / (keyspace_hits + keyspace_misses) of Redis's INFO: the share of
+    key lookups that found their key, and its description says so."""
+    (databases,) = [m for m in models["staging"] if m["uid"] == "databases"]
+    panels = {p["title"]: p for p in databases["panels"]}
+    assert panels["Redis keyspace hit rate"]["description"] == "Lookups that found their key."
 
 
 # --- rate windows ----------------------------------------------------------------------------------

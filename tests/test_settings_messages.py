@@ -211,6 +211,16 @@ def test_a_postgres_database_with_a_url_character_is_refused_saying_it_goes_into
         "must not contain '?': the database name goes into the exporter's connection URL (for example app)")
 
 
+def test_a_redis_address_without_its_scheme_is_refused_naming_both_schemes():
+    """README, `exporters.redis.address`: `redis://host:port` or `rediss://host:port` (TLS);
+    Validation: the message names the key, what is wrong and a good value, here the example the
+    README's stacks use, `redis://redis.databases.svc:6379`."""
+    message = refusal(settings_module, at("exporters.redis", {"enabled": True, "address": "redis.databases.svc:6379"}))
+    assert message == one_problem(
+        "dev", "exporters.redis.address",
+        "must be redis://host:port or rediss://host:port (TLS) (for example redis://redis.databases.svc:6379)")
+
+
 def test_an_ssh_docker_host_with_a_password_is_refused_saying_to_use_an_ssh_key():
     """README, `docker.host`: `ssh://` takes no password (Docker's SSH connection refuses one: use
     an ssh key); Validation: a credential in an address is refused with a message that never
