@@ -142,11 +142,24 @@ def test_every_alloy_reference_names_a_component_that_is_defined(runs, platform)
     assert defined - referenced - heads == set()
 
 
-def test_alloy_on_kubernetes_reads_only_its_own_nodes_pods(runs):
-    text = container_files(runs[("kubernetes", "alloy")], "alloy")[ALLOY_CONFIG]
-    discovery = alloy_blocks(text)[("discovery.kubernetes", "pods")]
-    assert 'field = "spec.nodeName=" + sys.env("NODE_NAME")' in discovery
-    env = controller(runs[("kubernetes", "alloy")], "alloy").inputs["spec"]["template"]["spec"]["containers"][0]["env"]
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_alloy_on_kubernetes_reads_only_its_own_nodes_pods(stack_runs, stack):
+    """discovery.kubernetes finds pods (role "pod") and filters them with a `selectors` block whose
+    role is the role of the discovery it filters: Alloy's roles are lower case ("pod", "node",
+    "service", ...) and a selector of another role filters nothing Alloy discovers here. The field
+    selector keeps this node's pods; NODE_NAME comes from the pod's spec.nodeName."""
+    run = stack_runs[stack]
+    text = container_files(run, "alloy")[ALLOY_CONFIG]
+    assert alloy_blocks(text)[("discovery.kubernetes", "pods")] == "\n".join([
+        'discovery.kubernetes "pods" {',
+        '  role = "pod"',
+        "  selectors {",
+        '    role = "pod"',
+        '    field = "spec.nodeName=" + sys.env("NODE_NAME")',
+        "  }",
+        "}",
+    ])
+    env = controller(run, "alloy").inputs["spec"]["template"]["spec"]["containers"][0]["env"]
     assert {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}} in env
 
 

@@ -2,7 +2,7 @@
 
     venv/bin/python tests/mutation/run.py                  # every module in scope (hours on 2 cores)
     venv/bin/python tests/mutation/run.py --group services # one group of SCOPE
-    venv/bin/python tests/mutation/run.py --retry          # try the survivors again, after new tests
+    venv/bin/python tests/mutation/run.py --retry          # also the survivors again, after new tests
     venv/bin/python tests/mutation/run.py --summary        # the score of what has run, no new run
     venv/bin/python tests/mutation/run.py --sample 40      # 40 mutants per group, drawn at random
 
@@ -262,7 +262,7 @@ def make_mutants(tree: Path, children: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--group", action="append", choices=sorted(SCOPE), help="run this group only")
-    parser.add_argument("--retry", action="store_true", help="run the survivors of earlier runs again")
+    parser.add_argument("--retry", action="store_true", help="also run the survivors of earlier runs again")
     parser.add_argument("--summary", action="store_true", help="report the score, run nothing")
     parser.add_argument("--sample", type=int, metavar="N", help="score N mutants of each group, drawn at random")
     parser.add_argument("--seed", default=SEED, help=f"the sample's seed (default {SEED})")
@@ -286,11 +286,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args.summary:
         codes = results(tree)
         wanted = {g: set(chosen[g]) if chosen else set(codes[g]) for g in groups}
-        if args.retry:
-            tallies = tally(tree, chosen)
-            names = [n for g in groups for n in tallies[g].survived + tallies[g].untested]
-        elif any(codes.values()):
+        if any(codes.values()):
+            # What has not run yet (new mutants, or those of functions that changed), and with
+            # --retry the survivors too: one mutmut run, one pass of the clean tests.
             names = [n for g in groups for n, code in codes[g].items() if code is None and n in wanted[g]]
+            if args.retry:
+                tallies = tally(tree, chosen)
+                names += [n for g in groups for n in tallies[g].survived + tallies[g].untested]
         else:  # the first run: mutmut makes the mutants, then runs those of these groups
             names = [module_of(p.replace("/*.py", "")) + ".*" for g in groups for p in SCOPE[g]]
         if names:
