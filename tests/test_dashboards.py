@@ -259,14 +259,6 @@ def test_dashboard_uids_are_unique_and_everything_is_titled_described_and_unitis
             assert panel["fieldConfig"]["defaults"]["unit"], (model["uid"], panel["title"])
 
 
-def test_the_redis_keyspace_hit_rate_says_what_it_counts(models):
-    """The panel is keyspace_hits / (keyspace_hits + keyspace_misses) of Redis's INFO: the share of
-    key lookups that found their key, and its description says so."""
-    (databases,) = [m for m in models["staging"] if m["uid"] == "databases"]
-    panels = {p["title"]: p for p in databases["panels"]}
-    assert panels["Redis keyspace hit rate"]["description"] == "Lookups that found their key."
-
-
 # --- rate windows ----------------------------------------------------------------------------------
 
 
