@@ -177,3 +177,11 @@ def test_dcgm_collects_the_counters_the_dashboards_and_alerts_read(stack_runs, d
     docker_env = docker_runs("dcgm").one(CONTAINER, "gpu-exporter").inputs["envs"]
     assert "DCGM_EXPORTER_KUBERNETES=true" not in docker_env
     assert "DCGM_EXPORTER_COLLECTORS=/etc/dcgm-exporter/observability/counters.csv" in docker_env
+
+
+def test_kubernetes_checks_the_dcgm_exporter_on_its_health_endpoint(stack_runs):
+    # dcgm-exporter answers GET /health with 200 once it reads the GPUs (its server's /health
+    # route); a path it does not serve would keep the pod unready forever.
+    [container] = pod_of(stack_runs["prod"])["spec"]["containers"]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/health", "port": "metrics"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": "metrics"}

@@ -205,3 +205,10 @@ def test_kubernetes_service_exposes_ui_and_otlp_on_a_headless_service(stack_runs
     assert spec["clusterIP"] == "None"
     ports = {p["name"]: p["port"] for p in spec["ports"]}
     assert ports == {"ui": 16686, "otlp-grpc": 4317, "otlp-http": 4318, "metrics": 8888, "health": 13133}
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_jaeger_names_its_own_telemetry_jaeger(stack_runs, stack):
+    # The OpenTelemetry semantic conventions' service.name: what Jaeger's own spans and metrics
+    # say they come from, beside the applications' services.
+    assert jaeger_config(stack_runs[stack])["service"]["telemetry"]["resource"] == {"service.name": "jaeger"}
