@@ -229,3 +229,20 @@ def test_an_ssh_docker_host_with_a_password_is_refused_saying_to_use_an_ssh_key(
     assert text == one_problem(
         "dev", "docker.host", "must not carry a password: use an ssh key (for example ssh://deploy@docker-host)")
     assert "hunter2-0f3a" not in text
+
+
+def test_a_size_prometheus_cannot_read_is_refused_with_an_example_in_its_units():
+    # Prometheus reads retention sizes in its own units, upper case: B, KB, MB, GB, TB, PB, EB.
+    message = refusal(settings_module, at("prometheus.retention.size", "10 GiB"))
+    assert message == one_problem(
+        "dev", "prometheus.retention.size", "'10 GiB' is not a valid size (for example 512MB or 50GB)"
+    )
+
+
+def test_jaeger_s_published_port_may_not_be_another_service_s():
+    # README, docker: each service publishes its own port on the host. The example is Jaeger's
+    # own UI port, 16686.
+    message = refusal(settings_module, at("jaeger.port", 9090))
+    assert message == one_problem(
+        "dev", "jaeger.port", "port 9090 is already used by prometheus.port (for example 16686)"
+    )
