@@ -1064,6 +1064,10 @@ class Settings(Model):
             raise KeyError(f"secret {name!r} is not set")
         return pulumi.Output.secret(value)
 
+    def optional_secret(self, name: str) -> Optional[pulumi.Output[str]]:
+        """The secret when the stack sets it, else None: each component says which it needs."""
+        return self.secret(name) if getattr(self.secrets, name) is not None else None
+
 
 def _cross_checks(s: Settings) -> list[tuple[str, str]]:
     """Rules that span several keys; each problem as (key path, message)."""

@@ -64,9 +64,8 @@ def exporters(settings: Settings) -> list[Planned]:
             "password": settings.secret("postgres_password"),
         }))
     if e.redis.enabled:
-        password = settings.secret("redis_password") if settings.secrets.redis_password is not None else None
         planned.append((redis_exporter.RedisExporter, redis_exporter.NAME, {
-            "args": args_of(e.redis, RedisExporterArgs), "password": password,
+            "args": args_of(e.redis, RedisExporterArgs), "password": settings.optional_secret("redis_password"),
         }))
     if e.gpu.enabled:
         planned.append((gpu_exporter.GpuExporter, gpu_exporter.NAME, {"args": args_of(e.gpu, GpuExporterArgs)}))
@@ -140,26 +139,22 @@ def render_workloads(settings: Settings, platform: Platform) -> tuple[list[Workl
     if settings.log_shipper.type == "promtail":
         pulumi.log.warn(PROMTAIL_END_OF_LIFE)
     readers = grafana_clients(settings)
-    receivers = settings.alertmanager.receivers
+    # Secrets go as the stack sets them; each component mounts those its args use.
     alerts_inputs = {
         "args": settings.alertmanager,
-        "slack_webhook_url": settings.secret("slack_webhook_url") if receivers.slack.enabled else None,
-        "pagerduty_routing_key": settings.secret("pagerduty_routing_key") if receivers.pagerduty.enabled else None,
-        "watchdog_url": settings.secret("watchdog_url") if receivers.watchdog.enabled else None,
+        "slack_webhook_url": settings.optional_secret("slack_webhook_url"),
+        "pagerduty_routing_key": settings.optional_secret("pagerduty_routing_key"),
+        "watchdog_url": settings.optional_secret("watchdog_url"),
         "readers": readers,
     }
     alerts = alertmanager.Alertmanager.render(alertmanager.NAME, platform, **alerts_inputs)
-    secrets = settings.secrets
     logs_inputs = {
         "args": settings.loki,
         "writers": (settings.log_shipper.type, "otel-collector"),
         "readers": readers,
-        "s3_access_key_id": settings.secret("loki_s3_access_key_id")
-        if secrets.loki_s3_access_key_id is not None else None,
-        "s3_secret_access_key": settings.secret("loki_s3_secret_access_key")
-        if secrets.loki_s3_secret_access_key is not None else None,
-        "gcs_service_account": settings.secret("loki_gcs_service_account")
-        if secrets.loki_gcs_service_account is not None else None,
+        "s3_access_key_id": settings.optional_secret("loki_s3_access_key_id"),
+        "s3_secret_access_key": settings.optional_secret("loki_s3_secret_access_key"),
+        "gcs_service_account": settings.optional_secret("loki_gcs_service_account"),
     }
     logs = loki.Loki.render(loki.NAME, platform, **logs_inputs)
     loki_http = platform.addresses(logs, "http")[0]
@@ -173,14 +168,12 @@ def render_workloads(settings: Settings, platform: Platform) -> tuple[list[Workl
     shipper = shipper_class.render(settings.log_shipper.type, platform, **shipper_inputs)
     traces_inputs = {"args": settings.jaeger, "readers": readers, "writers": ("otel-collector",)}
     traces = jaeger.Jaeger.render(jaeger.NAME, platform, **traces_inputs)
-    remote_write = settings.prometheus.remote_write
     metrics_inputs = {
         "args": settings.prometheus,
         "environment": settings.environment,
         "cluster": settings.cluster,
         "readers": readers,
-        "remote_write_password": settings.secret("remote_write_password")
-        if remote_write is not None and remote_write.username is not None else None,
+        "remote_write_password": settings.optional_secret("remote_write_password"),
     }
     collector_inputs = {
         "args": settings.otel_collector,
