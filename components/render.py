@@ -27,6 +27,7 @@ The mock engine here is also what the tests run the program under (tests/conftes
 from __future__ import annotations
 
 import argparse
+import asyncio
 import io
 import json
 import os
@@ -38,6 +39,8 @@ import sys
 import tarfile
 import tempfile
 import traceback
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Collection, NoReturn, Optional
@@ -211,12 +214,6 @@ def run_program(
     `program_dir` and `project`: another Pulumi program (an example), in its own folder.
     """
     run = run if run is not None else Run(stack)
-    # A fresh root stack resource: exports must not carry over from an earlier run.
-    pulumi.runtime.settings.ROOT.set(None)
-    mocks = RecordingMocks(run)
-    pulumi.runtime.set_mocks(
-        mocks, project=project, stack=stack, preview=False, monitor=RecordingMonitor(mocks)
-    )
     values = dict(config)
     if secrets:
         values["secrets"] = secrets
@@ -226,7 +223,6 @@ def run_program(
     secret = {f"{project}:{k}" for k in secret_keys if k in values}
     if secrets and "secrets" not in plain_keys:
         secret.add(f"{project}:secrets")
-    pulumi.runtime.set_all_config(pulumi_config, sorted(secret))
 
     def program():
         runpy.run_path(str(program_dir / "__main__.py"), run_name="__main__")
@@ -243,13 +239,61 @@ def run_program(
         return collect()
 
     cwd = os.getcwd()
-    os.chdir(program_dir)
-    try:
-        pulumi.runtime.test(program)()
-    finally:
-        os.chdir(cwd)
-        pulumi.runtime.set_all_config({}, [])
+    # set_mocks already registers the stack resource: on the run's own loop too.
+    with event_loops():
+        # A fresh root stack resource: exports must not carry over from an earlier run.
+        pulumi.runtime.settings.ROOT.set(None)
+        mocks = RecordingMocks(run)
+        pulumi.runtime.set_mocks(
+            mocks, project=project, stack=stack, preview=False, monitor=RecordingMonitor(mocks)
+        )
+        pulumi.runtime.set_all_config(pulumi_config, sorted(secret))
+        os.chdir(program_dir)
+        try:
+            pulumi.runtime.test(program)()
+        finally:
+            os.chdir(cwd)
+            pulumi.runtime.set_all_config({}, [])
     return run
+
+
+@contextmanager
+def event_loops():
+    """The event loop of one run of the program, and one for each engine worker, all closed at
+    the end.
+
+    The SDK runs the program on the thread's event loop and calls the mock engine from that loop's
+    worker threads, where it makes a loop per thread; it closes none of them. A loop left open is
+    collected later together with its sockets, in no set order, and closing it then fails on a
+    descriptor already closed ("Exception ignored ... Invalid file descriptor: -1" on stderr).
+    """
+    worker_loops: list[asyncio.AbstractEventLoop] = []
+
+    def worker_loop():
+        worker_loops.append(asyncio.new_event_loop())
+        asyncio.set_event_loop(worker_loops[-1])
+
+    workers = ThreadPoolExecutor(initializer=worker_loop, thread_name_prefix="mock-engine")
+    # The thread's loop, made now if it has none: Outputs made before the run (settings parsed
+    # outside it, as tests do) wait on that loop, and the run is where they resolve.
+    loop = asyncio.get_event_loop_policy().get_event_loop()
+    loop.set_default_executor(workers)
+    try:
+        yield
+    finally:
+        # As asyncio.run ends: what a failed program left waiting is cancelled, then closed.
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        workers.shutdown(wait=True)
+        for worker in worker_loops:
+            worker.close()
+        loop.close()
+        # Leave the thread as a fresh process has it: with no loop set, the next caller gets one
+        # on demand (the SDK outside a run, as tests use it), not this closed one.
+        asyncio.set_event_loop_policy(None)
 
 
 # The secrets each shipped stack needs before `pulumi up`, as its header comment tells the operator.

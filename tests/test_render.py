@@ -5,6 +5,8 @@ stack files each test writes."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
 import os
 import shutil
@@ -308,6 +310,28 @@ BAD_STACKS = {
           observability:alertmanager: {receivers: {slack: {enabled: true}}}
         """, ["secrets.slack_webhook_url"]),
 }
+
+
+class TestEventLoops:
+    """Every event loop a run of the program opens is closed when the run ends, whether the program
+    succeeded or failed. A loop left open is collected later with its sockets in no set order, and
+    its close then prints "Exception ignored ... Invalid file descriptor" on a clean exit."""
+
+    @staticmethod
+    def open_loops() -> list:
+        gc.collect()
+        return [o for o in gc.get_objects() if isinstance(o, asyncio.AbstractEventLoop) and not o.is_closed()]
+
+    def test_a_run_that_renders_leaves_no_event_loop_open(self):
+        before = {id(loop) for loop in self.open_loops()}
+        run_program("dev", {"platform": "docker"})
+        assert [loop for loop in self.open_loops() if id(loop) not in before] == []
+
+    def test_a_run_that_fails_leaves_no_event_loop_open(self):
+        before = {id(loop) for loop in self.open_loops()}
+        with pytest.raises(Exception, match="NoSuchAlert"):
+            run_program("dev", {"platform": "docker", "alerts": {"overrides": {"NoSuchAlert": {"enabled": False}}}})
+        assert [loop for loop in self.open_loops() if id(loop) not in before] == []
 
 
 class TestConfigurationErrors:
