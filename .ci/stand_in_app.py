@@ -1,5 +1,5 @@
 """Stands in for the application the dev stack scrapes (job `api` in stacks/Pulumi.dev.yaml), so
-that a throwaway dev deployment in CI has every target up when `components.verify` looks.
+that a throwaway dev deployment in CI has every target up when `components.tools.verify` looks.
 
     python3 .ci/stand_in_app.py --host 0.0.0.0 --port 8000 --path /api/v1/metrics
 

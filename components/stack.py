@@ -9,28 +9,17 @@ import pulumi
 
 import pulumi_random as random
 
-from components import (
-    alert_rules,
-    alertmanager,
-    alloy,
-    cadvisor,
-    config_checks,
-    dashboards as dashboard_models,
-    grafana,
-    gpu_exporter,
-    images,
-    jaeger,
-    loki,
-    node_exporter,
-    otel_collector,
-    platform as platforms,
-    postgres_exporter,
-    prometheus,
-    promtail,
-    redis_exporter,
+from components import images, platforms
+from components.alerting import alert_rules
+from components.grafana import dashboards as dashboard_models
+from components.grafana.content import Endpoints, GrafanaContent
+from components.services import (
+    alertmanager, alloy, cadvisor, gpu_exporter, grafana, jaeger, loki, node_exporter, otel_collector,
+    postgres_exporter, prometheus, promtail, redis_exporter,
 )
-from components.platform import Platform
-from components.service import ServiceComponent
+from components.settings import config_checks
+from components.platforms import Platform
+from components.services.component import ServiceComponent
 from components.settings import (
     CadvisorArgs,
     ConfigError,
@@ -78,19 +67,20 @@ class ObservabilityStack(pulumi.ComponentResource):
         # before the stack registers anything, like a settings error does.
         platform = platforms.create(settings)
         try:
-            self.workloads, planned = render_workloads(settings, platform)
+            rendered = render_workloads(settings, platform)
             dashboards = dashboard_models.render(settings)
         except ValueError as error:
             raise ConfigError(f"stack {pulumi.get_stack()!r}: cannot render the stack: {error}") from None
         # The safety net: files Prometheus or Alertmanager would refuse are never shipped.
+        self.workloads = [w for _, w in rendered]
         problems = config_checks.check(settings, self.workloads)
         if problems:
             raise ConfigError(config_checks.message(pulumi.get_stack(), problems))
         super().__init__("observability:index:Stack", name, None, opts)
         platform.provision(parent=self)
         child = pulumi.ResourceOptions(parent=self)
-        # Each service's component, from the inputs its workload was rendered and checked from.
-        self.services = {name: cls(name, **inputs, platform=platform, opts=child) for cls, name, inputs in planned}
+        # Each service's component, with the workload that was rendered and checked.
+        self.services = {w.name: cls.from_rendered(w, platform, child) for cls, w in rendered}
 
         self.grafana_admin_password: Optional[pulumi.Output] = None
         if settings.grafana.mode == "deploy":
@@ -110,7 +100,7 @@ class ObservabilityStack(pulumi.ComponentResource):
             datasource_urls=settings.grafana.datasource_urls, alerts=settings.grafana.alerts,
             runbook_url=settings.alerts.runbook_url,
         )
-        grafana.GrafanaContent(
+        GrafanaContent(
             "grafana", content, dashboards=dashboards, endpoints=grafana_endpoints(self.workloads, platform),
             auth=auth, depends_on=ready, opts=child,
         )
@@ -128,14 +118,13 @@ PROMTAIL_END_OF_LIFE = (
 )
 
 
-def render_workloads(settings: Settings, platform: Platform) -> tuple[list[Workload], list[Planned]]:
-    """Every service of the stack, Prometheus first, with every config file rendered, and the
-    services that have a component class of their own, with the inputs they were rendered from.
+def render_workloads(settings: Settings, platform: Platform) -> list[tuple[type[ServiceComponent], Workload]]:
+    """Every service of the stack that has a component class, Prometheus first, with every config
+    file rendered: the class and its workload. Grafana's server comes later, with its password.
 
     Addresses depend only on a service's name, ports and replicas, so each service's config can
     point at the others before those are rendered."""
-    planned = exporters(settings)
-    exporter_workloads = [cls.render(name, platform, **inputs) for cls, name, inputs in planned]
+    exporter_workloads = [(cls, cls.render(name, platform, **inputs)) for cls, name, inputs in exporters(settings)]
     if settings.log_shipper.type == "promtail":
         pulumi.log.warn(PROMTAIL_END_OF_LIFE)
     readers = grafana_clients(settings)
@@ -185,7 +174,7 @@ def render_workloads(settings: Settings, platform: Platform) -> tuple[list[Workl
         ),
     }
     collector = otel_collector.OtelCollector.render(otel_collector.NAME, platform, **collector_inputs)
-    others = [alerts, logs, shipper, collector, traces, *exporter_workloads]
+    others = [alerts, logs, shipper, collector, traces, *(w for _, w in exporter_workloads)]
     if settings.grafana.mode == "deploy":
         # Its address and scrape job; the server itself is registered once its admin password is.
         scraped = [*others, grafana.base(args_of(settings.grafana, GrafanaServerArgs), platform)]
@@ -198,15 +187,15 @@ def render_workloads(settings: Settings, platform: Platform) -> tuple[list[Workl
         "rule_files": {posixpath.basename(f.path): f.content for f in prometheus.rule_files(catalog, settings)},
     }
     metrics = prometheus.Prometheus.render(prometheus.NAME, platform, **metrics_inputs)
-    planned += [
-        (alertmanager.Alertmanager, alertmanager.NAME, alerts_inputs),
-        (loki.Loki, loki.NAME, logs_inputs),
-        (shipper_class, settings.log_shipper.type, shipper_inputs),
-        (jaeger.Jaeger, jaeger.NAME, traces_inputs),
-        (otel_collector.OtelCollector, otel_collector.NAME, collector_inputs),
-        (prometheus.Prometheus, prometheus.NAME, metrics_inputs),
+    return [
+        (prometheus.Prometheus, metrics),
+        (alertmanager.Alertmanager, alerts),
+        (loki.Loki, logs),
+        (shipper_class, shipper),
+        (otel_collector.OtelCollector, collector),
+        (jaeger.Jaeger, traces),
+        *exporter_workloads,
     ]
-    return [metrics, *others], planned
 
 
 def admin_password(settings: Settings, parent: pulumi.Resource) -> pulumi.Output:
@@ -220,7 +209,7 @@ def admin_password(settings: Settings, parent: pulumi.Resource) -> pulumi.Output
     return pulumi.Output.secret(generated.result)
 
 
-def grafana_endpoints(workloads: list[Workload], platform: Platform) -> grafana.Endpoints:
+def grafana_endpoints(workloads: list[Workload], platform: Platform) -> Endpoints:
     """Grafana reads each service through its Service (kubernetes) or network alias (docker),
     and hands alerts to every Alertmanager replica."""
     by_name = {w.name: w for w in workloads}
@@ -228,7 +217,7 @@ def grafana_endpoints(workloads: list[Workload], platform: Platform) -> grafana.
     def service(name: str, port: str) -> str:
         return f"http://{name}:{by_name[name].port(port).container_port}"
 
-    return grafana.Endpoints(
+    return Endpoints(
         prometheus=service("prometheus", "web"),
         loki=service("loki", "http"),
         jaeger=service("jaeger", "ui"),

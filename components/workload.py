@@ -1,6 +1,6 @@
 """What a service needs, said once and independent of where it runs.
 
-A service module builds a `Workload`; a platform (components/platform/) turns it into Docker or
+A service module builds a `Workload`; a platform (components/platforms/) turns it into Docker or
 Kubernetes resources. Nothing here calls Pulumi: secret values are carried as Outputs, untouched.
 """
 
@@ -192,7 +192,7 @@ class PodDiscovery:
 
 @dataclass(frozen=True)
 class ScrapeJob:
-    """A Prometheus scrape job as data; components/prometheus.py renders it."""
+    """A Prometheus scrape job as data; components/services/prometheus.py renders it."""
 
     name: str
     targets: tuple[str, ...] = ()

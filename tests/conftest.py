@@ -1,6 +1,6 @@
 """Shared fixtures: run the real program (__main__.py) under Pulumi mocks for a stack file.
 
-The mocks (components/render.py) stand in for the engine only: they record every resource the
+The mocks (components/tools/render.py) stand in for the engine only: they record every resource the
 program registers, with its inputs as the engine would receive them (secret values still marked
 secret), and the stack's exports. Everything the program renders is then checked for real here.
 """
@@ -20,8 +20,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-# The mock engine lives in the product (components/render.py); the tests use it as it is.
-from components.render import (  # noqa: E402
+# The mock engine lives in the product (components/tools/render.py); the tests use it as it is.
+from components.tools.render import (  # noqa: E402
     CONTROLLERS,
     MOCK_NAME_SUFFIX,
     RecordingMocks,
@@ -120,9 +120,62 @@ def inline_webhook_url_files(path: Path) -> None:
     path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
+# --- the real tools' copies of a stack's configs (shared by the services' tests and the examples')
+
+PROMETHEUS_PREFIXES = ("/etc/prometheus", "/run/secrets")
+
+# Kubernetes service discovery as documented for Prometheus: its roles, and the meta labels
+# each role offers (Debian's promtool is built without it, so it is checked here instead).
+KUBERNETES_SD_META = {
+    "pod": ("__meta_kubernetes_pod_", "__meta_kubernetes_namespace"),
+    "endpoints": (
+        "__meta_kubernetes_endpoint",
+        "__meta_kubernetes_service_",
+        "__meta_kubernetes_pod_",
+        "__meta_kubernetes_namespace",
+    ),
+}
+
+
+def promtool_copy(run, tmp_path):
+    """The container's files under tmp_path, the config pointing at them; Kubernetes SD blocks
+    checked against the documented schema and replaced by empty static groups for promtool."""
+    files = write_files(container_files(run, "prometheus"), tmp_path)
+    config = yaml.safe_load(relocate(files["/etc/prometheus/prometheus.yml"].read_text(), tmp_path, PROMETHEUS_PREFIXES))
+    # storage.tsdb.retention is newer (3.8) than Debian's promtool (2.42), which rejects it; the
+    # block is checked against Prometheus's own config keys in tests/test_upstream_metrics_traces.py.
+    assert set(config.pop("storage")) == {"tsdb"}
+    for job in config["scrape_configs"]:
+        for sd in job.pop("kubernetes_sd_configs", []):
+            assert set(sd) <= {"role", "namespaces"}, job["job_name"]
+            assert sd["role"] in KUBERNETES_SD_META, job["job_name"]
+            if "namespaces" in sd:
+                assert set(sd["namespaces"]) == {"names"} and sd["namespaces"]["names"]
+            for relabel in job.get("relabel_configs", []):
+                for label in relabel.get("source_labels", []):
+                    if label.startswith("__meta_kubernetes"):
+                        assert label.startswith(KUBERNETES_SD_META[sd["role"]]), (job["job_name"], label)
+            job.setdefault("static_configs", []).append({"targets": []})
+    path = tmp_path / "prometheus-checked.yml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+ALERTMANAGER_PREFIXES = ("/etc/alertmanager", "/run/secrets")
+
+
+def amtool_config(run, tmp_path):
+    """The container's files under tmp_path, with the config's paths pointing at them."""
+    files = write_files(container_files(run, "alertmanager"), tmp_path)
+    path = files["/etc/alertmanager/alertmanager.yml"]
+    path.write_text(relocate(path.read_text(), tmp_path, ALERTMANAGER_PREFIXES))
+    inline_webhook_url_files(path)
+    return path
+
+
 def planned_workload(settings, name: str):
     """The workload the stack renders for its component `name` (None: the stack has none)."""
-    from components import platform as platforms, stack
+    from components import platforms, stack
 
     for cls, planned, inputs in stack.exporters(settings):
         if planned == name:

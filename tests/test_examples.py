@@ -13,9 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, container_files, is_secret, require_tool, run_program
-from test_alertmanager import amtool_config
-from test_prometheus import promtool_copy
+from conftest import ROOT, amtool_config, container_files, is_secret, promtool_copy, require_tool, run_program
 
 EXAMPLES = sorted(p.parent for p in (ROOT / "examples").glob("*/Pulumi.yaml"))
 SLACK = "https://hooks.slack.example/T000/B000/example-secret-51ab"

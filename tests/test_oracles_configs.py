@@ -23,7 +23,7 @@ from conftest import (
     stack_config,
     stack_secrets,
 )
-from components.render import unwrap
+from components.tools.render import unwrap
 
 STACKS = ("dev", "staging", "prod")
 # README "Configuration reference": prometheus.scrape_interval and scrape_timeout defaults.

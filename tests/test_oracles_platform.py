@@ -12,7 +12,7 @@ import posixpath
 import pytest
 
 from conftest import container_args, container_files, controller, merge, run_program, stack_config, stack_secrets
-from components.render import unwrap
+from components.tools.render import unwrap
 
 import yaml
 

@@ -118,3 +118,39 @@ def test_the_same_config_gives_the_same_resources(stack):
         return sorted((r.type, r.name, json.dumps(r.inputs, sort_keys=True)) for r in run.resources)
 
     assert resources() == resources()
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_stack_renders_each_service_once_and_deploys_what_it_checked(stack, monkeypatch):
+    """One path: the workload a service's component deploys is the one the stack rendered and
+    checked, not a second rendering of the same inputs."""
+    from components import stack as _  # noqa: F401 (imports every service's class)
+    from components.services.component import ServiceComponent
+    from components.workload import Workload
+
+    rendered: list[str] = []
+    deployed: list[Workload] = []
+    classes = set(ServiceComponent.__subclasses__())
+    classes |= {sub for c in classes for sub in c.__subclasses__()}  # the shippers' base has its own
+    for cls in classes:
+        if "render" not in vars(cls):
+            continue
+        original = vars(cls)["render"].__func__
+
+        def counting(klass, name, platform, _original=original, **inputs):
+            workload = _original(klass, name, platform, **inputs)
+            rendered.append(name)
+            return workload
+
+        monkeypatch.setattr(cls, "render", classmethod(counting))
+    original_deploy = ServiceComponent._deploy
+
+    def recording(self, workload, platform, opts):
+        deployed.append(workload)
+        return original_deploy(self, workload, platform, opts)
+
+    monkeypatch.setattr(ServiceComponent, "_deploy", recording)
+    run = run_program(stack, stack_config(stack), {name: SECRETS[name] for name in SECRETS})
+    services = run.outputs["services"]
+    assert sorted(rendered) == sorted(services), "each service rendered exactly once"
+    assert sorted(w.name for w in deployed) == sorted(services)

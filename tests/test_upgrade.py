@@ -8,7 +8,6 @@ create again: a data volume emptied, a Service with a new address. Restructuring
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 

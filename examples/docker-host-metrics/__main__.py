@@ -13,11 +13,11 @@ import pulumi
 # The components are this repository's; Pulumi runs the program from this folder.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from components.alertmanager import Alertmanager  # noqa: E402
-from components.cadvisor import Cadvisor  # noqa: E402
-from components.node_exporter import NodeExporter  # noqa: E402
-from components.platform.docker import DockerPlatform  # noqa: E402
-from components.prometheus import Prometheus  # noqa: E402
+from components.services.alertmanager import Alertmanager  # noqa: E402
+from components.services.cadvisor import Cadvisor  # noqa: E402
+from components.services.node_exporter import NodeExporter  # noqa: E402
+from components.platforms.docker import DockerPlatform  # noqa: E402
+from components.services.prometheus import Prometheus  # noqa: E402
 from components.settings import AlertmanagerArgs, DockerSettings, PrometheusArgs  # noqa: E402
 from components.workload import ANYONE  # noqa: E402
 

@@ -1,9 +1,9 @@
 """Pytest plugin for mutmut's runs of one mutant: the tests of the mutated module go first.
 
 mutmut hands a mutant's tests to pytest in no particular order and stops at the first failure. A
-mutant of the alert rules is nearly always caught by tests/test_alert_rules.py, but it is also
-credited to a thousand other tests that render a stack; run in a random order, the killing test
-comes after minutes of others. Only the order changes here, never which tests run, so a mutant's
+mutant of the alert rules is nearly always caught by tests/alerting/test_alert_rules.py, but it is
+also credited to a thousand other tests that render a stack; run in a random order, the killing
+test comes after minutes of others. Only the order changes here, never which tests run, so a mutant's
 verdict is the same. Tests stay together by file, so each file's module fixtures are set up once.
 conftest.py registers this only while mutmut runs a mutant.
 """
@@ -16,35 +16,36 @@ import os
 OWN_TESTS = {
     "settings": ["test_settings.py", "test_settings_grammar.py"],
     "stack": ["test_stack.py", "test_upgrade.py"],
-    "service": ["test_service_components.py"],
-    "alert_rules": ["test_alert_rules.py", "test_prometheus.py"],
-    "user_rules": ["test_user_rules.py"],
-    "prometheus": ["test_prometheus.py"],
-    "alertmanager": ["test_alertmanager.py", "test_alertmanager_live.py"],
-    "node_exporter": ["test_node_exporter.py", "test_service_components.py"],
-    "cadvisor": ["test_cadvisor.py"],
-    "postgres_exporter": ["test_postgres_exporter.py"],
-    "redis_exporter": ["test_redis_exporter.py"],
-    "gpu_exporter": ["test_gpu_exporter.py"],
-    "loki": ["test_loki.py"],
-    "alloy": ["test_log_shipper.py"],
-    "promtail": ["test_log_shipper.py"],
-    "log_pipeline": ["test_log_shipper.py"],
-    "otel_collector": ["test_otel_collector.py"],
-    "jaeger": ["test_jaeger.py"],
+    "services.component": ["test_service_components.py"],
+    "alerting.alert_rules": ["test_alert_rules.py", "test_prometheus.py"],
+    "alerting.user_rules": ["test_user_rules.py"],
+    "services.prometheus": ["test_prometheus.py"],
+    "services.alertmanager": ["test_alertmanager.py", "test_alertmanager_live.py"],
+    "services.node_exporter": ["test_node_exporter.py", "test_service_components.py"],
+    "services.cadvisor": ["test_cadvisor.py"],
+    "services.postgres_exporter": ["test_postgres_exporter.py"],
+    "services.redis_exporter": ["test_redis_exporter.py"],
+    "services.gpu_exporter": ["test_gpu_exporter.py"],
+    "services.loki": ["test_loki.py"],
+    "services.alloy": ["test_log_shipper.py"],
+    "services.promtail": ["test_log_shipper.py"],
+    "services.log_pipeline": ["test_log_shipper.py"],
+    "services.otel_collector": ["test_otel_collector.py"],
+    "services.jaeger": ["test_jaeger.py"],
     "workload": ["test_platform_docker.py", "test_platform_kubernetes.py"],
-    "platform": ["test_platform_docker.py", "test_platform_kubernetes.py"],
-    "platform.docker": ["test_platform_docker.py"],
-    "platform.kubernetes": ["test_platform_kubernetes.py", "test_network.py"],
-    "grafana": ["test_grafana.py"],
-    "dashboards": ["test_dashboards.py", "test_dashboard_semantics.py", "test_user_dashboards.py"],
+    "platforms": ["test_platform_docker.py", "test_platform_kubernetes.py"],
+    "platforms.docker": ["test_platform_docker.py"],
+    "platforms.kubernetes": ["test_platform_kubernetes.py", "test_network.py"],
+    "services.grafana": ["test_grafana_server.py"],
+    "grafana.content": ["test_grafana_content.py"],
+    "grafana.dashboards": ["test_dashboards.py", "test_dashboard_semantics.py", "test_user_dashboards.py"],
 }
 # Then the exact oracles, which read what many modules render; then everything else.
 ORACLES = ["test_oracles_configs.py", "test_oracles_platform.py"]
 
 
 def mutated_module(mutant: str) -> str:
-    """components.platform.kubernetes.x_f__mutmut_3 -> platform.kubernetes"""
+    """components.platforms.kubernetes.x_f__mutmut_3 -> platforms.kubernetes"""
     dotted = mutant.removeprefix("components.").split("__mutmut_")[0]
     return ".".join(part for part in dotted.split(".") if not part.startswith("x"))
 

@@ -41,26 +41,11 @@ SEED = "15"  # the sample's default seed: change it to draw other mutants
 
 # The score is kept per group: what a reviewer would call one part of the product.
 SCOPE = {
-    "settings": ["components/settings.py", "components/stack.py"],
-    "services": [
-        "components/service.py",
-        "components/prometheus.py",
-        "components/alertmanager.py",
-        "components/node_exporter.py",
-        "components/cadvisor.py",
-        "components/postgres_exporter.py",
-        "components/redis_exporter.py",
-        "components/gpu_exporter.py",
-        "components/loki.py",
-        "components/alloy.py",
-        "components/promtail.py",
-        "components/log_pipeline.py",
-        "components/otel_collector.py",
-        "components/jaeger.py",
-    ],
-    "platforms": ["components/workload.py", "components/platform/*.py"],
-    "grafana": ["components/grafana.py", "components/dashboards.py"],
-    "alerts": ["components/alert_rules.py", "components/user_rules.py"],
+    "settings": ["components/settings/__init__.py", "components/stack.py"],
+    "services": ["components/services/*.py"],
+    "platforms": ["components/workload.py", "components/platforms/*.py"],
+    "grafana": ["components/grafana/*.py"],
+    "alerts": ["components/alerting/*.py"],
 }
 
 # mutmut's exit codes, as its stats module reads them.

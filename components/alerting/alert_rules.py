@@ -1,0 +1,134 @@
+"""The alert catalog (configs/alerts/catalog.yml) rendered as a Prometheus rule file per stack.
+
+Thresholds, `for` durations and severities live in the catalog with their defaults; a stack
+changes or disables an alert by name under `alerts.overrides`. An alert whose metrics come from an
+exporter is rendered only where that exporter is deployed (`requires`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from components import CONFIGS, yaml_text
+from components.settings import Settings, milliseconds
+
+CATALOG = CONFIGS / "alerts" / "catalog.yml"
+METRICS = CONFIGS / "metrics" / "catalog.yml"
+SEVERITIES = ("critical", "warning", "info")
+# Rate windows span at least four scrapes, and never less than five minutes.
+MIN_WINDOW_MS = 5 * 60_000
+THRESHOLD, WINDOW = "${threshold}", "${window}"
+
+
+@dataclass(frozen=True)
+class Alert:
+    name: str  # unique in the catalog; what overrides name
+    alert: str  # the alertname (a critical level shares it with its warning)
+    group: str
+    expr: str
+    severity: str
+    summary: str
+    description: str
+    threshold: Optional[float] = None
+    for_: Optional[str] = None
+    requires: tuple[str, ...] = ()
+
+
+def catalog() -> list[Alert]:
+    """The catalog, checked: a mistake in it is reported, never silently dropped."""
+    document = yaml_text.load(CATALOG.read_text())
+    alerts = [
+        Alert(
+            name=entry["name"],
+            alert=entry.get("alert", entry["name"]),
+            group=group["name"],
+            expr=entry["expr"],
+            severity=entry["severity"],
+            summary=entry["summary"],
+            description=entry["description"],
+            threshold=entry.get("threshold"),
+            for_=entry.get("for"),
+            requires=tuple(entry.get("requires", ())),
+        )
+        for group in document["groups"]
+        for entry in group["alerts"]
+    ]
+    # What `requires` may name: the producers of configs/metrics/catalog.yml.
+    known_producers = set(yaml_text.load(METRICS.read_text())) - {"application"}
+    names = [a.name for a in alerts]
+    for a in alerts:
+        where = f"configs/alerts/catalog.yml: {a.name}"
+        if names.count(a.name) > 1:
+            raise ValueError(f"{where}: the name is used twice")
+        if a.severity not in SEVERITIES:
+            raise ValueError(f"{where}: severity {a.severity!r} is not one of {', '.join(SEVERITIES)}")
+        for requirement in a.requires:
+            if requirement not in known_producers:
+                raise ValueError(f"{where}: requires {requirement!r}, which configs/metrics/catalog.yml does not name")
+        if (THRESHOLD in a.expr) != (a.threshold is not None):
+            raise ValueError(f"{where}: a threshold and {THRESHOLD} in the expression go together")
+    return alerts
+
+
+def producers(settings: Settings, services: list[str]) -> set[str]:
+    """What the stack deploys, in the terms of `requires` and configs/metrics/catalog.yml."""
+    found = set(services)
+    if "gpu-exporter" in found:
+        found.add(f"gpu-exporter/{settings.exporters.gpu.exporter}")
+    return found
+
+
+def window(settings: Settings) -> str:
+    """Four scrapes of the slowest job (a rule sees every job's series), five minutes at least."""
+    intervals = [settings.prometheus.scrape_interval]
+    intervals += [t.interval for t in settings.prometheus.scrape_targets if t.interval is not None]
+    ms = max(MIN_WINDOW_MS, 4 * max(milliseconds(i) for i in intervals))
+    return f"{ms // 1000}s" if ms % 60_000 else f"{ms // 60_000}m"
+
+
+def _number(value: float) -> str:
+    """Exactly as given: 1234567 stays 1234567, 0.95 stays 0.95."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def render(settings: Settings, services: list[str]) -> str:
+    """The catalog as one rule file for this stack."""
+    alerts = catalog()
+    known = {a.name for a in alerts}
+    for name in sorted(set(settings.alerts.overrides) - known):
+        raise ValueError(f"key 'alerts.overrides.{name}': no alert named {name!r} in configs/alerts/catalog.yml")
+    for a in alerts:
+        override = settings.alerts.overrides.get(a.name)
+        if override is not None and override.threshold is not None and a.threshold is None:
+            raise ValueError(f"key 'alerts.overrides.{a.name}.threshold': {a.name} compares against no threshold")
+        if override is not None and override.for_ is not None and a.for_ is None:
+            raise ValueError(f"key 'alerts.overrides.{a.name}.for': {a.name} fires at once, by design")
+    deployed = producers(settings, services)
+    # Once, not per alert: it reads every scrape target.
+    rate_window = window(settings)
+    groups: dict[str, list[dict]] = {}
+    for a in alerts:
+        override = settings.alerts.overrides.get(a.name)
+        if override is not None and not override.enabled:
+            continue
+        if not set(a.requires) <= deployed:
+            continue
+        threshold = override.threshold if override and override.threshold is not None else a.threshold
+        duration = override.for_ if override and override.for_ is not None else a.for_
+        severity = override.severity if override and override.severity is not None else a.severity
+        # Plain replacement: PromQL may hold a '$' of its own (a regex anchor).
+        expr = a.expr.replace(WINDOW, rate_window)
+        if threshold is not None:
+            expr = expr.replace(THRESHOLD, _number(threshold))
+        rule: dict = {"alert": a.alert, "expr": expr, "labels": {"severity": severity}}
+        if duration is not None:
+            rule["for"] = duration
+        rule["annotations"] = {
+            "summary": a.summary,
+            "description": a.description,
+            "runbook_url": f"{settings.alerts.runbook_url}#{a.alert.lower()}",
+        }
+        groups.setdefault(a.group, []).append(rule)
+    document = {"groups": [{"name": name, "rules": rules} for name, rules in groups.items()]}
+    return yaml_text.dump(document, sort_keys=False)

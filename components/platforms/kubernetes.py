@@ -1,0 +1,351 @@
+"""The kubernetes platform: a namespace; per workload a Deployment, StatefulSet or DaemonSet.
+
+ConfigMaps and Secrets get generated names, so a change of content creates a new object, changes
+the pod template that mounts it and rolls the pods; the old object goes once the rollout is done.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from typing import Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.platforms import Platform, data_options
+from components.settings import KubernetesSettings
+from components.workload import ANYONE, CONFIG_HASH, PROMETHEUS, SECRETS_DIR, PodDiscovery, ScrapeJob, Workload
+
+# What a service that discovers scrape targets must read, cluster-wide (as kube-prometheus grants).
+DISCOVERY_RULES = [
+    {
+        "apiGroups": [""],
+        "resources": ["nodes", "nodes/metrics", "services", "endpoints", "pods"],
+        "verbs": ["get", "list", "watch"],
+    },
+    {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": ["get", "list", "watch"]},
+    {"nonResourceURLs": ["/metrics"], "verbs": ["get"]},
+]
+
+
+def _slug(path: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", path.lower()).strip("-")
+
+
+class KubernetesPlatform(Platform):
+    """A Kubernetes cluster: each service its Deployment, StatefulSet or DaemonSet, Service and
+    NetworkPolicy in one namespace, which provision() creates with a default-deny policy.
+
+    settings: the kubeconfig context (the current one when unset), the namespace and the storage
+    class of claims. environment: the app.kubernetes.io/instance label of every object.
+    protect_data: claims are protected and kept when the stack is destroyed.
+    """
+
+    kind = "kubernetes"
+
+    def __init__(self, settings: Optional[KubernetesSettings] = None, *, environment: str,
+                 protect_data: bool = False):
+        self.settings = settings or KubernetesSettings()
+        self.data_options = data_options(protect_data)
+        # The app.kubernetes.io/instance label of every object: which stack it belongs to.
+        self.environment = environment
+        self.namespace = self.settings.namespace
+
+    def provision(self, parent: Optional[pulumi.Resource] = None) -> None:
+        self.provider = k8s.Provider(
+            "kubernetes",
+            context=self.settings.context,
+            namespace=self.namespace,
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
+        self.namespace_resource = k8s.core.v1.Namespace(
+            "namespace",
+            metadata={"name": self.namespace, "labels": self._labels("namespace")},
+            opts=pulumi.ResourceOptions(parent=parent, provider=self.provider),
+        )
+        # No pod of the namespace takes a connection unless a workload's own policy admits it
+        # (see _network_policy). Outgoing traffic is not limited: scrape targets, remote write,
+        # buckets and receivers live anywhere.
+        k8s.networking.v1.NetworkPolicy(
+            "default-deny-ingress",
+            metadata={"name": "default-deny-ingress", "namespace": self.namespace, "labels": self._labels("network")},
+            spec={"podSelector": {}, "policyTypes": ["Ingress"]},
+            opts=pulumi.ResourceOptions(parent=parent, provider=self.provider, depends_on=[self.namespace_resource],
+                                        delete_before_replace=True),
+        )
+
+    def _labels(self, name: str) -> dict[str, str]:
+        return {
+            "app.kubernetes.io/name": name,
+            "app.kubernetes.io/instance": self.environment,
+            "app.kubernetes.io/part-of": "observability",
+            "app.kubernetes.io/managed-by": "pulumi",
+        }
+
+    @staticmethod
+    def _stateful(w: Workload) -> bool:
+        return w.data is not None and not w.per_node
+
+    def addresses(self, w: Workload, port: str) -> list[str]:
+        number = w.port(port).container_port
+        if w.per_node:
+            return []
+        if self._stateful(w):
+            # Each StatefulSet pod has a stable name under the headless Service.
+            return [f"{w.name}-{i}.{w.name}:{number}" for i in range(w.replicas)]
+        return [f"{w.name}:{number}"]
+
+    def urls(self, w: Workload) -> dict[str, str]:
+        # Inside the cluster, at the workload's Service; an Ingress adds an outside address.
+        return {
+            p.name: f"http://{w.name}.{self.namespace}.svc:{p.container_port}" for p in w.ports if p.host_port is not None
+        }
+
+    def scrape_job(self, w: Workload) -> ScrapeJob:
+        if not w.per_node:
+            return super().scrape_job(w)
+        return ScrapeJob(
+            name=w.name,
+            pods=PodDiscovery(self.namespace, w.name, w.port(w.metrics_port).container_port),
+            metrics_path=w.metrics_path,
+        )
+
+    def deploy(self, w: Workload, parent: pulumi.Resource) -> None:
+        opts = pulumi.ResourceOptions(
+            parent=parent, provider=self.provider, depends_on=[self.namespace_resource]
+        )
+        # Fixed names (the stack's DNS relies on them) must be removed before a replacement.
+        fixed = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(delete_before_replace=True))
+        labels = self._labels(w.name)
+        meta = {"namespace": self.namespace, "labels": labels}
+        volumes: list[dict] = []
+        mounts: list[dict] = []
+
+        by_dir: dict[str, dict[str, str]] = {}
+        for f in w.config_files:
+            by_dir.setdefault(posixpath.dirname(f.path), {})[posixpath.basename(f.path)] = f.content
+        for directory, files in sorted(by_dir.items()):
+            config_map = k8s.core.v1.ConfigMap(
+                f"{w.name}-{_slug(directory)}", metadata=meta, data=files, opts=opts
+            )
+            volume = f"config-{_slug(directory)}"
+            volumes.append({"name": volume, "configMap": {"name": config_map.metadata.name}})
+            mounts.append({"name": volume, "mountPath": directory, "readOnly": True})
+
+        if w.secret_files:
+            secret = k8s.core.v1.Secret(
+                f"{w.name}-secrets",
+                metadata=meta,
+                string_data={s.name: s.value for s in w.secret_files},
+                opts=opts,
+            )
+            volumes.append({"name": "secrets", "secret": {"secretName": secret.metadata.name}})
+            mounts.append({"name": "secrets", "mountPath": SECRETS_DIR, "readOnly": True})
+
+        for i, m in enumerate(w.host_mounts):
+            volumes.append({"name": f"host-{i}", "hostPath": {"path": m.host_path}})
+            mounts.append({"name": f"host-{i}", "mountPath": m.mount_path, "readOnly": m.read_only})
+        if w.data is not None:
+            if w.per_node:
+                # A per-node workload keeps its small state (a log shipper's read positions)
+                # on the node whose files it describes.
+                volumes.append({"name": "data", "hostPath": {"path": f"/var/lib/{self.namespace}-{w.name}", "type": "DirectoryOrCreate"}})
+            mounts.append({"name": "data", "mountPath": w.data.mount_path})
+
+        container = {
+            "name": w.name,
+            "image": w.image,
+            "args": list(w.args),
+            "env": [{"name": k, "value": v} for k, v in sorted(w.env.items())],
+            "ports": [{"name": p.name, "containerPort": p.container_port} for p in w.ports],
+            "volumeMounts": mounts,
+            "resources": {
+                "requests": {"cpu": w.resources.requests.cpu, "memory": w.resources.requests.memory},
+                "limits": {"cpu": w.resources.limits.cpu, "memory": w.resources.limits.memory},
+            },
+        }
+        for name, path in sorted(w.field_env.items()):
+            container["env"].append({"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}})
+        if w.privileged:
+            container["securityContext"] = {"privileged": True}
+        elif w.capabilities:
+            container["securityContext"] = {
+                "allowPrivilegeEscalation": False,
+                "capabilities": {"add": list(w.capabilities), "drop": ["ALL"]},
+            }
+        if w.health is not None:
+            probe = {"httpGet": {"path": w.health.path, "port": w.health.port}}
+            container["readinessProbe"] = {**probe, "periodSeconds": 10, "failureThreshold": 3}
+            container["livenessProbe"] = {**probe, "periodSeconds": 20, "failureThreshold": 6, "initialDelaySeconds": 30}
+
+        pod_spec: dict = {"containers": [container], "volumes": volumes}
+        if w.unrestricted_because is None:
+            uid = w.run_as_user
+            pod_spec["securityContext"] = {
+                "runAsNonRoot": True, "runAsUser": uid, "runAsGroup": uid, "fsGroup": uid,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            }
+            container["securityContext"] = {
+                "allowPrivilegeEscalation": False,
+                "readOnlyRootFilesystem": True,
+                "capabilities": {"drop": ["ALL"]},
+            }
+            # The root filesystem is read-only; scratch space goes to memory-backed /tmp.
+            volumes.append({"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}})
+            mounts.append({"name": "tmp", "mountPath": "/tmp"})
+        if w.host_pid:
+            pod_spec["hostPID"] = True
+        if w.host_network:
+            pod_spec["hostNetwork"] = True
+            pod_spec["dnsPolicy"] = "ClusterFirstWithHostNet"
+        if w.gpu is not None:
+            if w.gpu.runtime_class:
+                pod_spec["runtimeClassName"] = w.gpu.runtime_class
+            pod_spec["nodeSelector"] = dict(w.gpu.node_selector)
+            pod_spec["tolerations"] = [t.model_dump(exclude_none=True) for t in w.gpu.tolerations]
+            # The NVIDIA runtime exposes every GPU of the node to this container; the exporter
+            # watches GPUs, it does not claim one (so no nvidia.com/gpu request).
+            container["env"].append({"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"})
+        if w.per_node:
+            pod_spec.setdefault("tolerations", []).append({"operator": "Exists"})
+        if w.discovery:
+            self._discovery_access(w, meta, opts, fixed)
+            pod_spec["serviceAccountName"] = w.name
+
+        selector = self._pods(w.name)["matchLabels"]
+        self._network_policy(w, {**meta, "name": w.name}, fixed)
+        if w.replicas > 1 and not w.per_node:
+            # Replicas on different nodes where the cluster can, and never all drained at once.
+            pod_spec["affinity"] = {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 100, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname",
+                                                    "labelSelector": {"matchLabels": selector}}},
+            ]}}
+            k8s.policy.v1.PodDisruptionBudget(
+                f"{w.name}-disruption-budget",
+                metadata={**meta, "name": w.name},
+                spec={"maxUnavailable": 1, "selector": {"matchLabels": selector}},
+                opts=fixed,
+            )
+        template = {"metadata": {"labels": labels, "annotations": {CONFIG_HASH: w.config_hash()}}, "spec": pod_spec}
+        named = {**meta, "name": w.name}
+        if w.per_node:
+            k8s.apps.v1.DaemonSet(
+                w.name,
+                metadata=named,
+                spec={"selector": {"matchLabels": selector}, "template": template},
+                opts=fixed,
+            )
+            return
+        if self._stateful(w):
+            claim = {
+                "metadata": {"name": "data"},
+                "spec": {
+                    "accessModes": ["ReadWriteOnce"],
+                    "resources": {"requests": {"storage": w.data.size}},
+                },
+            }
+            if self.settings.storage_class:
+                claim["spec"]["storageClassName"] = self.settings.storage_class
+            k8s.apps.v1.StatefulSet(
+                w.name,
+                metadata=named,
+                spec={
+                    "serviceName": w.name,
+                    "replicas": w.replicas,
+                    # Replicas start together: an HA pair does not wait on itself.
+                    "podManagementPolicy": "Parallel",
+                    "selector": {"matchLabels": selector},
+                    "template": template,
+                    "volumeClaimTemplates": [claim],
+                    # Claims outlive their StatefulSet: deleting or scaling it keeps the data.
+                    "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
+                },
+                opts=pulumi.ResourceOptions.merge(fixed, self.data_options),
+            )
+        else:
+            k8s.apps.v1.Deployment(
+                w.name,
+                metadata=named,
+                spec={"replicas": w.replicas, "selector": {"matchLabels": selector}, "template": template},
+                opts=fixed,
+            )
+        service_spec: dict = {
+            "selector": selector,
+            "ports": [{"name": p.name, "port": p.container_port, "targetPort": p.name} for p in w.ports],
+        }
+        if self._stateful(w):
+            # Headless: every replica gets its own DNS name, even before it is ready, so
+            # clustered peers can find each other and Prometheus can list each replica.
+            service_spec["clusterIP"] = "None"
+            service_spec["publishNotReadyAddresses"] = True
+        k8s.core.v1.Service(w.name, metadata=named, spec=service_spec, opts=fixed)
+        if w.ingress is not None:
+            self._ingress(w, named, fixed)
+
+    def _pods(self, name: str) -> dict:
+        return {"matchLabels": {"app.kubernetes.io/name": name, "app.kubernetes.io/instance": self.environment}}
+
+    def _network_policy(self, w: Workload, named: dict, fixed: pulumi.ResourceOptions) -> None:
+        """Admit on each port exactly the workloads that call it (Port.clients), Prometheus on the
+        metrics port, and the ingress controller on an Ingress's port. The node (kubelet probes)
+        is always admitted by Kubernetes. A port with no client stays closed."""
+        if w.host_network:
+            # A pod on the node's network is not subject to NetworkPolicies.
+            return
+        rules = []
+        for p in w.ports:
+            clients = set(p.clients) | ({PROMETHEUS} if p.name == w.metrics_port else set())
+            ports = [{"protocol": "TCP", "port": p.container_port}]
+            if p.udp:
+                ports.append({"protocol": "UDP", "port": p.container_port})
+            if ANYONE in clients:
+                rules.append({"ports": ports})  # no `from`: every source
+                continue
+            sources = [{"podSelector": self._pods(name)} for name in sorted(clients)]
+            if w.ingress is not None and w.ingress.port == p.name:
+                sources.append({"namespaceSelector": {"matchLabels": {
+                    "kubernetes.io/metadata.name": w.ingress.controller_namespace}}})
+            if sources:
+                rules.append({"from": sources, "ports": ports})
+        k8s.networking.v1.NetworkPolicy(
+            f"{w.name}-network-policy",
+            metadata=named,
+            spec={"podSelector": self._pods(w.name), "policyTypes": ["Ingress"], "ingress": rules},
+            opts=fixed,
+        )
+
+    def _ingress(self, w: Workload, named: dict, fixed: pulumi.ResourceOptions) -> None:
+        i = w.ingress
+        spec: dict = {
+            "tls": [{"hosts": [i.host], "secretName": i.tls_secret}],
+            "rules": [{"host": i.host, "http": {"paths": [{
+                "path": "/", "pathType": "Prefix",
+                "backend": {"service": {"name": w.name, "port": {"name": i.port}}},
+            }]}}],
+        }
+        if i.class_name:
+            spec["ingressClassName"] = i.class_name
+        metadata = {**named, "annotations": dict(sorted(i.annotations.items()))} if i.annotations else named
+        k8s.networking.v1.Ingress(f"{w.name}-ingress", metadata=metadata, spec=spec, opts=fixed)
+
+    def _discovery_access(self, w, meta, opts, fixed) -> None:
+        account = k8s.core.v1.ServiceAccount(
+            f"{w.name}-account", metadata={**meta, "name": w.name}, opts=fixed
+        )
+        # Cluster-wide objects carry the namespace in their name: one cluster, many stacks.
+        cluster_name = f"{self.namespace}-{w.name}"
+        role = k8s.rbac.v1.ClusterRole(
+            f"{w.name}-discovery",
+            metadata={"name": cluster_name, "labels": meta["labels"]},
+            rules=DISCOVERY_RULES,
+            opts=fixed,
+        )
+        k8s.rbac.v1.ClusterRoleBinding(
+            f"{w.name}-discovery",
+            metadata={"name": cluster_name, "labels": meta["labels"]},
+            role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role.metadata.name},
+            subjects=[{"kind": "ServiceAccount", "name": account.metadata.name, "namespace": self.namespace}],
+            opts=fixed,
+        )

@@ -1,0 +1,328 @@
+"""Prometheus: configuration rendered from configs/prometheus/ and the stack's settings."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Mapping, Optional, Sequence
+
+import pulumi
+
+from components import CONFIGS, images, yaml_text
+from components.alerting import user_rules
+from components.platforms import Platform
+from components.services.component import ServiceComponent
+from components.settings import PrometheusArgs, Settings
+from components.workload import (
+    ConfigFile,
+    DataVolume,
+    PROMETHEUS,
+    HealthCheck,
+    Port,
+    ScrapeJob,
+    SecretFile,
+    Workload,
+)
+
+CONFIG_SOURCE = CONFIGS / "prometheus"
+CONFIG_DIR = "/etc/prometheus"
+RULES_DIR = f"{CONFIG_DIR}/rules"
+DATA_DIR = "/prometheus"
+PORT = 9090
+# The name every NetworkPolicy of the stack admits to the metrics ports (workload.PROMETHEUS).
+NAME = PROMETHEUS
+
+
+# The rendered alert catalog's file, beside the user's rule files (components/alerting/user_rules.py).
+CATALOG_RULES = user_rules.CATALOG_RULES
+
+
+def rule_files(catalog_rules: str, settings: Optional[Settings] = None) -> list[ConfigFile]:
+    """The stack's rendered alert catalog, and every user rule file under configs/prometheus/rules,
+    each checked as Prometheus will load it (a ValueError lists what it would refuse). With the
+    stack's settings, a rule on a metric nothing in the stack produces is reported as a warning."""
+    return [
+        ConfigFile(f"{RULES_DIR}/{CATALOG_RULES}", catalog_rules),
+        *(ConfigFile(f"{RULES_DIR}/{name}", text) for name, text in user_rules.checked(settings)),
+    ]
+
+
+def _static_job(job: ScrapeJob) -> dict:
+    config: dict = {"job_name": job.name}
+    if job.pods is not None:
+        # Every pod of a per-node workload, named by the node it runs on.
+        config["kubernetes_sd_configs"] = [{"role": "pod", "namespaces": {"names": [job.pods.namespace]}}]
+        config["relabel_configs"] = [
+            {
+                "source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_name"],
+                "regex": job.pods.app,
+                "action": "keep",
+            },
+            {
+                "source_labels": ["__meta_kubernetes_pod_container_port_number"],
+                "regex": str(job.pods.port),
+                "action": "keep",
+            },
+            {"source_labels": ["__meta_kubernetes_pod_node_name"], "target_label": "instance"},
+        ]
+    else:
+        group: dict = {"targets": list(job.targets)}
+        if job.labels:
+            group["labels"] = dict(job.labels)
+        config["static_configs"] = [group]
+    if job.metrics_path != "/metrics":
+        config["metrics_path"] = job.metrics_path
+    if job.scheme != "http":
+        config["scheme"] = job.scheme
+    if job.interval is not None:
+        config["scrape_interval"] = job.interval
+    return config
+
+
+def _opt_in_relabel(meta: str) -> list[dict]:
+    """The prometheus.io/{scrape,path,port,scheme,job} convention, for labels or annotations."""
+    return [
+        {"source_labels": [f"{meta}_prometheus_io_scrape"], "regex": "true", "action": "keep"},
+        {"source_labels": [f"{meta}_prometheus_io_path"], "regex": "(.+)", "target_label": "__metrics_path__"},
+        {"source_labels": [f"{meta}_prometheus_io_scheme"], "regex": "(https?)", "target_label": "__scheme__"},
+        {"source_labels": [f"{meta}_prometheus_io_job"], "regex": "(.+)", "target_label": "job"},
+    ]
+
+
+def discovery_jobs(platform: str, docker_network: str) -> list[dict]:
+    """Scrape the user's own workloads that opt in, wherever the stack runs."""
+    if platform == "docker":
+        label = "__meta_docker_container_label"
+        return [
+            {
+                "job_name": "docker-containers",
+                "docker_sd_configs": [{"host": "unix:///var/run/docker.sock", "refresh_interval": "30s"}],
+                "relabel_configs": [
+                    # Only containers Prometheus can reach: those on the stack's network.
+                    {"source_labels": ["__meta_docker_network_name"], "regex": docker_network, "action": "keep"},
+                    {"source_labels": ["__meta_docker_container_name"], "regex": "/?(.*)", "target_label": "job"},
+                    *_opt_in_relabel(label),
+                    {
+                        "source_labels": ["__meta_docker_network_ip", f"{label}_prometheus_io_port"],
+                        "regex": r"(.+);(\d+)",
+                        "replacement": "$1:$2",
+                        "target_label": "__address__",
+                    },
+                    {"source_labels": ["__meta_docker_container_name"], "regex": "/?(.*)", "target_label": "container"},
+                ],
+            }
+        ]
+    jobs = []
+    for role, kind, job_source in (
+        ("pod", "pod", "__meta_kubernetes_pod_label_app_kubernetes_io_name"),
+        ("endpoints", "service", "__meta_kubernetes_service_name"),
+    ):
+        meta = f"__meta_kubernetes_{kind}_annotation"
+        relabel = [
+            {"source_labels": [job_source], "regex": "(.+)", "target_label": "job"},
+            *_opt_in_relabel(meta),
+            {
+                "source_labels": ["__address__", f"{meta}_prometheus_io_port"],
+                "regex": r"([^:]+)(?::\d+)?;(\d+)",
+                "replacement": "$1:$2",
+                "target_label": "__address__",
+            },
+            {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
+            {"source_labels": [f"__meta_kubernetes_{kind}_name"], "target_label": kind},
+        ]
+        if kind == "pod":
+            # Finished or not yet started pods have nothing to scrape.
+            relabel.insert(0, {"source_labels": ["__meta_kubernetes_pod_phase"], "regex": "Pending|Succeeded|Failed", "action": "drop"})
+        jobs.append(
+            {
+                "job_name": f"kubernetes-{kind}s",
+                "kubernetes_sd_configs": [{"role": role}],
+                "relabel_configs": relabel,
+            }
+        )
+    return jobs
+
+
+REPLICA_LABEL = "replica"
+
+
+def ha_pair(args: PrometheusArgs, platform: Platform) -> bool:
+    return platform.kind == "kubernetes" and args.replicas > 1
+
+
+def render_config(
+    args: PrometheusArgs,
+    platform: Platform,
+    scrape_jobs: list[ScrapeJob],
+    alertmanagers: Sequence[str],
+    environment: str,
+    cluster: str,
+    remote_write_password_file: Optional[str] = None,
+) -> str:
+    """prometheus.yml: the base file from configs/, with the args, the labels every series
+    carries (environment and cluster) and the scrape jobs merged in."""
+    config = yaml_text.load((CONFIG_SOURCE / "prometheus.yml").read_text()) or {}
+    external_labels = {**args.external_labels, "environment": environment, "cluster": cluster}
+    if ha_pair(args, platform):
+        # Each replica's series stay apart in long-term storage; Prometheus fills in its pod's name.
+        external_labels[REPLICA_LABEL] = "${POD_NAME}"
+    config.setdefault("global", {}).update(
+        {
+            "scrape_interval": args.scrape_interval,
+            "scrape_timeout": args.scrape_timeout,
+            "evaluation_interval": args.evaluation_interval,
+            "external_labels": external_labels,
+        }
+    )
+    # Retention belongs in the file since Prometheus 3.8 (the flags are deprecated), and a
+    # reload applies a change without a restart.
+    config.setdefault("storage", {}).setdefault("tsdb", {})["retention"] = {
+        "time": args.retention.time,
+        "size": args.retention.size,
+    }
+    config["rule_files"] = [f"{RULES_DIR}/*.yml"]
+    config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": list(alertmanagers)}]}]}
+    if ha_pair(args, platform):
+        # Both replicas send the same alert: without the replica label Alertmanager sees one.
+        config["alerting"]["alert_relabel_configs"] = [{"action": "labeldrop", "regex": REPLICA_LABEL}]
+
+    jobs = list(config.get("scrape_configs") or [])
+    jobs += [_static_job(job) for job in scrape_jobs]
+    if args.discovery:
+        jobs += discovery_jobs(platform.kind, platform.settings.network if platform.kind == "docker" else "")
+    names = [job["job_name"] for job in jobs]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(
+            f"scrape job names used twice: {', '.join(duplicates)}; rename the job in "
+            "prometheus.scrape_targets or configs/prometheus/prometheus.yml"
+        )
+    config["scrape_configs"] = jobs
+
+    if args.remote_write is not None:
+        target: dict = {"url": args.remote_write.url}
+        if args.remote_write.username is not None:
+            target["basic_auth"] = {
+                "username": args.remote_write.username,
+                "password_file": remote_write_password_file,
+            }
+        config["remote_write"] = [target]
+    return yaml_text.dump(config)
+
+
+def user_scrape_jobs(args: PrometheusArgs) -> list[ScrapeJob]:
+    return [
+        ScrapeJob(
+            name=t.job,
+            targets=tuple(t.targets),
+            metrics_path=t.metrics_path,
+            scheme=t.scheme,
+            interval=t.interval,
+            labels=dict(t.labels),
+        )
+        for t in args.scrape_targets
+    ]
+
+
+def base(
+    args: PrometheusArgs,
+    platform: Platform,
+    readers: Sequence[str] = ("grafana",),
+    remote_write_password: Optional[pulumi.Input[str]] = None,
+    name: str = NAME,
+) -> Workload:
+    """Prometheus without its configuration: enough for the platform to say where it is.
+    readers: the workloads that query it (or workload.ANYONE), beside the collector, which
+    pushes OTLP metrics, and its own replicas, which scrape each other."""
+    secrets = []
+    if args.remote_write is not None and args.remote_write.username is not None:
+        if remote_write_password is None:
+            raise ValueError(f"{name}: remote_write.username is set, so the remote_write_password is required")
+        secrets.append(SecretFile("remote_write_password", pulumi.Output.secret(remote_write_password)))
+    return Workload(
+        name=name,
+        image=images.PROMETHEUS,
+        ports=(Port("web", PORT, host_port=args.port, clients=(*readers, "otel-collector", PROMETHEUS)),),
+        resources=args.resources,
+        args=(
+            f"--config.file={CONFIG_DIR}/prometheus.yml",
+            f"--storage.tsdb.path={DATA_DIR}",
+            # Retention is in prometheus.yml (storage.tsdb.retention): the flags are deprecated.
+            "--web.enable-lifecycle",
+            # The OpenTelemetry Collector pushes application metrics to /api/v1/otlp/v1/metrics.
+            "--web.enable-otlp-receiver",
+            # Keep exemplars, so Grafana can open the trace behind a latency spike in Jaeger.
+            # (${POD_NAME} in external labels is expanded without a flag since Prometheus 3.)
+            "--enable-feature=exemplar-storage",
+        ),
+        secret_files=tuple(secrets),
+        data=DataVolume(DATA_DIR, args.storage_size),
+        health=HealthCheck("web", "/-/ready"),
+        replicas=args.replicas,
+        run_as_user=65534,
+        metrics_port="web",
+        field_env={"POD_NAME": "metadata.name"} if ha_pair(args, platform) else {},
+    )
+
+
+def workload(
+    args: PrometheusArgs,
+    platform: Platform,
+    *,
+    environment: str,
+    cluster: str,
+    scrape_jobs: Sequence[ScrapeJob] = (),
+    alertmanagers: Sequence[str] = (),
+    rule_files: Mapping[str, str] | None = None,
+    readers: Sequence[str] = ("grafana",),
+    remote_write_password: Optional[pulumi.Input[str]] = None,
+    name: str = NAME,
+) -> Workload:
+    """rule_files: file name -> rule file, loaded from RULES_DIR (the stack's are checked by
+    rule_files() below)."""
+    if platform.kind == "kubernetes" and name != PROMETHEUS:
+        raise ValueError(f"{name}: on kubernetes Prometheus must be named {PROMETHEUS!r}: the NetworkPolicies "
+                         "of what it scrapes admit the pods of that name")
+    prometheus = base(args, platform, readers, remote_write_password, name)
+    # Kubernetes API access: for the user's workloads, and for per-node services, which have
+    # no single address and are always found through the API.
+    discovery = args.discovery or any(job.pods is not None for job in scrape_jobs)
+    # Prometheus scrapes every replica of itself too; its addresses do not depend on its config.
+    jobs = [platform.scrape_job(prometheus), *scrape_jobs, *user_scrape_jobs(args)]
+    password = next((f.path for f in prometheus.secret_files), None)
+    config = render_config(args, platform, jobs, alertmanagers, environment, cluster, password)
+    rules = tuple(ConfigFile(f"{RULES_DIR}/{file}", text) for file, text in (rule_files or {}).items())
+    return dataclasses.replace(
+        prometheus,
+        discovery=discovery,
+        config_files=(ConfigFile(f"{CONFIG_DIR}/prometheus.yml", config), *rules),
+    )
+
+
+class Prometheus(ServiceComponent):
+    """Prometheus: scrapes what it is given, evaluates its rule files and sends alerts.
+
+    args: the stack file's `prometheus:` keys (PrometheusArgs; the stacks' defaults when left
+    out). environment and cluster: labels on every series it stores and sends. scrape_jobs: the
+    other components' scrape_job; alertmanagers: host:port of each Alertmanager replica (an
+    Alertmanager component's addresses["web"]); rule_files: file name -> rule file text.
+    readers: the workloads that query it, or workload.ANYONE. remote_write_password: required
+    with remote_write.username. On kubernetes its name must be "prometheus".
+    See ServiceComponent for the output properties.
+    """
+
+    kind = "Prometheus"
+
+    def __init__(self, name: str, args: Optional[PrometheusArgs] = None, *, platform: Platform, environment: str,
+                 cluster: str, scrape_jobs: Sequence[ScrapeJob] = (), alertmanagers: Sequence[str] = (),
+                 rule_files: Mapping[str, str] | None = None, readers: Sequence[str] = ("grafana",),
+                 remote_write_password: Optional[pulumi.Input[str]] = None,
+                 opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__(
+            name, platform, opts, args=args or PrometheusArgs(), environment=environment, cluster=cluster,
+            scrape_jobs=scrape_jobs, alertmanagers=alertmanagers, rule_files=rule_files, readers=readers,
+            remote_write_password=remote_write_password,
+        )
+
+    @classmethod
+    def render(cls, name: str, platform: Platform, **inputs) -> Workload:
+        return workload(platform=platform, name=name, **inputs)

@@ -1,0 +1,867 @@
+"""Every built-in dashboard panel computes what its title, description and unit promise.
+
+Each PromQL query of a built-in panel, as each shipped stack renders it, becomes a recording rule,
+and promtool (the real Prometheus query engine) evaluates it over synthetic series whose true
+answer follows from what the panel promises: a histogram whose 95th percentile sits exactly on a
+bucket boundary, counters growing at known rates, memory in use against memory available. The
+answer is written in the case as a quantity (a ratio, bytes, requests a second, ...) and shown in
+the panel's unit before promtool compares it, so a ratio under `percent`, or MiB under `bytes`,
+fails too. Every PromQL panel must have a case (COVERAGE); the logs panels query Loki (LogQL) and
+are listed in LOGQL_PANELS instead. A few plausible mistakes (MUTANTS) show the cases can fail.
+
+Grafana's interval variables ($__rate_interval and the like) stand for WINDOW; the series carry
+one sample a minute, and promtool evaluates at EVAL, where a WINDOW range holds whole minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from dataclasses import dataclass, replace
+
+import pytest
+import yaml
+
+from components.grafana import dashboards
+from components.settings import parse
+from conftest import STACKS, require_tool, stack_config, stack_secrets
+
+DASHBOARD = "grafana:oss/dashboard:Dashboard"
+WINDOW = "5m"  # what $__rate_interval, $__interval, $__range and $__auto stand for
+STEP = "1m"  # one sample a minute, one rule evaluation a minute
+EVAL = "10m"
+SAMPLES = 15  # samples after the first: the series run from 0 to 15m
+GRAFANA_VARIABLES = re.compile(r"\$\{?(__rate_interval|__interval|__range|__auto)\}?")
+ANY_VARIABLE = re.compile(r"\$\{?[A-Za-z_]\w*|\[\[\w+")  # not $1, label_replace's group
+LEGEND_LABEL = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+ANY = "*"  # the key of a panel's only query, whatever its legend
+
+# Quantity -> {Grafana unit that shows it: factor from the quantity's base (ratio, seconds, bytes,
+# ...) to the number the unit expects}. A panel whose unit is not listed for its case's quantity
+# shows something else.
+UNITS: dict[str, dict[str, float]] = {
+    "ratio": {"percentunit": 1, "percent": 100},  # percentunit shows 0.25 as 25%; percent shows 25 as 25%
+    "seconds": {"s": 1, "ms": 1000},
+    "bytes": {"bytes": 1},
+    "bytes per second": {"Bps": 1},
+    "requests per second": {"reqps": 1},
+    "events per second": {"ops": 1, "short": 1},
+    "count": {"short": 1, "none": 1},
+    "CPU cores": {"short": 1},
+    "degrees Celsius": {"celsius": 1},
+    "watts": {"watt": 1},
+    "US dollars per hour": {"currencyUSD": 1},
+    "1 up, 0 down": {"bool": 1},
+    "score": {"short": 1},
+}
+
+
+# --- synthetic series --------------------------------------------------------------------------
+
+
+def num(value: float) -> str:
+    """A number as promtool reads it back exactly."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def counter(per_second: float) -> str:
+    """A counter growing by `per_second` every second, sampled once a minute."""
+    return f"0+{num(per_second * 60)}x{SAMPLES}"
+
+
+def gauge(value: float) -> str:
+    return f"{num(value)}+0x{SAMPLES}"
+
+
+def histogram(metric: str, labels: str, at_or_below: dict[str, float]) -> dict[str, str]:
+    """Bucket counters: `at_or_below[le]` observations a second no larger than each bound."""
+    return {f'{metric}{{{labels}, le="{le}"}}': counter(rate) for le, rate in at_or_below.items()}
+
+
+def buckets(bounds: list[str], cumulative: list[float]) -> dict[str, float]:
+    return dict(zip(bounds, cumulative, strict=True))
+
+
+@dataclass(frozen=True)
+class Case:
+    """A situation, its series, and the true answer for each of a panel's queries (by legend)."""
+
+    story: str
+    quantity: str  # a key of UNITS
+    series: dict[str, str]  # promtool series -> values
+    expect: dict[str, dict[str, float]]  # legend (ANY: the panel's only query) -> {labels: true value}
+    wrong: str = ""  # why the panel fails this case today (the case is a strict xfail)
+
+
+# --- HTTP: one service world, several panels -----------------------------------------------------
+# api: /checkout 2.5 ok + 0.5 5xx, /search 0.5 ok + 0.5 404 a second (4/s, 1/8 of them 5xx);
+# web: / 1 ok + 1 503 a second (2/s, half of them 5xx). All: 6/s, 1.5/s of them 5xx (1/4).
+
+
+def http(job: str, instance: int, endpoint: str, status: str) -> str:
+    return (f'http_requests_total{{job="{job}", instance="{job}-{instance}:8000", method="GET", '
+            f'endpoint="{endpoint}", status="{status}"}}')
+
+
+TRAFFIC = {
+    http("api", 0, "/checkout", "200"): counter(1.5),
+    http("api", 1, "/checkout", "200"): counter(1),
+    http("api", 0, "/checkout", "500"): counter(0.5),
+    http("api", 0, "/search", "200"): counter(0.5),
+    http("api", 1, "/search", "404"): counter(0.5),  # a client error, not a 5xx
+    http("web", 0, "/", "200"): counter(1),
+    http("web", 0, "/", "503"): counter(1),
+}
+
+LATENCY_BOUNDS = ["0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "+Inf"]
+# Observations a second at or below each bound. /checkout (40/s, on two instances): 38 of 40,
+# its 95th percentile, within 1 s. /search (60/s): 57 of 60 within 0.25 s. Together (100/s): 50
+# within 0.1 s, 95 within 1 s, 99 within 2.5 s: p50 0.1 s, p95 1 s, p99 2.5 s.
+CHECKOUT = [5, 15, 23, 30, 38, 39, 40, 40]
+SEARCH = [10, 35, 57, 57, 57, 60, 60, 60]
+LATENCY = {
+    **histogram("http_request_duration_seconds_bucket", 'job="api", instance="api-0:8000", endpoint="/checkout"',
+                buckets(LATENCY_BOUNDS, [n / 2 for n in CHECKOUT])),
+    **histogram("http_request_duration_seconds_bucket", 'job="api", instance="api-1:8000", endpoint="/checkout"',
+                buckets(LATENCY_BOUNDS, [n / 2 for n in CHECKOUT])),
+    **histogram("http_request_duration_seconds_bucket", 'job="api", instance="api-0:8000", endpoint="/search"',
+                buckets(LATENCY_BOUNDS, SEARCH)),
+}
+
+# Eleven endpoints, the i-th with 19 of its 20 requests a second (its 95th percentile) within
+# the i-th bound and all 20 within the next: the ten slowest are all but /op00.
+TOP_BOUNDS = ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10"]
+
+
+def one_slow_endpoint(i: int) -> dict[str, str]:
+    cumulative = [0 if j < i else 19 if j == i else 20 for j in range(len(TOP_BOUNDS))] + [20]
+    return histogram("http_request_duration_seconds_bucket", f'job="api", instance="api-0:8000", endpoint="/op{i:02d}"',
+                     buckets([*TOP_BOUNDS, "+Inf"], cumulative))
+
+
+ELEVEN_ENDPOINTS = {k: v for i in range(len(TOP_BOUNDS)) for k, v in one_slow_endpoint(i).items()}
+
+# Five targets: api-1 fails its scrapes.
+TARGETS = {
+    'up{job="api", instance="api-0:8000"}': gauge(1),
+    'up{job="api", instance="api-1:8000"}': gauge(0),
+    'up{job="web", instance="web-0:8000"}': gauge(1),
+    'up{job="prometheus", instance="prometheus-0:9090"}': gauge(1),
+    'up{job="prometheus", instance="prometheus-1:9090"}': gauge(1),
+}
+ALL_UP = {name: gauge(1) for name in TARGETS}
+
+# --- hosts and containers -------------------------------------------------------------------------
+NODE_A = 'job="node-exporter", instance="node-a"'
+NODE_B = 'job="node-exporter", instance="node-b"'
+GiB = 1024 ** 3
+MiB = 1024 ** 2
+
+# node-a: cpu0 idle half the time, cpu1 a quarter: busy 1 - (0.5 + 0.25) / 2 = 0.625. node-b idles.
+CPU = {
+    f'node_cpu_seconds_total{{{NODE_A}, cpu="0", mode="idle"}}': counter(0.5),
+    f'node_cpu_seconds_total{{{NODE_A}, cpu="0", mode="user"}}': counter(0.25),
+    f'node_cpu_seconds_total{{{NODE_A}, cpu="0", mode="system"}}': counter(0.125),
+    f'node_cpu_seconds_total{{{NODE_A}, cpu="0", mode="iowait"}}': counter(0.125),
+    f'node_cpu_seconds_total{{{NODE_A}, cpu="1", mode="idle"}}': counter(0.25),
+    f'node_cpu_seconds_total{{{NODE_A}, cpu="1", mode="user"}}': counter(0.5),
+    f'node_cpu_seconds_total{{{NODE_A}, cpu="1", mode="system"}}': counter(0.25),
+    f'node_cpu_seconds_total{{{NODE_B}, cpu="0", mode="idle"}}': counter(1),
+    f'node_cpu_seconds_total{{{NODE_B}, cpu="0", mode="user"}}': counter(0),
+}
+# node-a: 8 GiB, 2 GiB available (6 GiB in use); node-b: 4 GiB, 3 GiB available (1 GiB in use).
+MEMORY = {
+    f"node_memory_MemTotal_bytes{{{NODE_A}}}": gauge(8 * GiB),
+    f"node_memory_MemAvailable_bytes{{{NODE_A}}}": gauge(2 * GiB),
+    f"node_memory_MemTotal_bytes{{{NODE_B}}}": gauge(4 * GiB),
+    f"node_memory_MemAvailable_bytes{{{NODE_B}}}": gauge(3 * GiB),
+}
+ROOT_FS = f'{NODE_A}, device="/dev/sda1", fstype="ext4", mountpoint="/"'
+DATA_FS = f'{NODE_A}, device="/dev/sdb1", fstype="xfs", mountpoint="/data"'
+RUN_FS = f'{NODE_A}, device="tmpfs", fstype="tmpfs", mountpoint="/run"'
+OVERLAY_FS = f'{NODE_A}, device="overlay", fstype="overlay", mountpoint="/var/lib/docker/overlay2/x/merged"'
+SNAP_FS = f'{NODE_A}, device="/dev/loop0", fstype="squashfs", mountpoint="/snap/core/1"'
+# / has 25 of 100 GiB free (3/4 in use), /data 768 of 1024 GiB (1/4); the rest are no disks.
+DISK = {
+    f"node_filesystem_size_bytes{{{ROOT_FS}}}": gauge(100 * GiB),
+    f"node_filesystem_avail_bytes{{{ROOT_FS}}}": gauge(25 * GiB),
+    f"node_filesystem_size_bytes{{{DATA_FS}}}": gauge(1024 * GiB),
+    f"node_filesystem_avail_bytes{{{DATA_FS}}}": gauge(768 * GiB),
+    **{f"node_filesystem_size_bytes{{{fs}}}": gauge(GiB) for fs in (RUN_FS, OVERLAY_FS, SNAP_FS)},
+    **{f"node_filesystem_avail_bytes{{{fs}}}": gauge(0) for fs in (RUN_FS, OVERLAY_FS, SNAP_FS)},
+}
+
+
+def nic(node: str, device: str, received: float, sent: float) -> dict[str, str]:
+    return {f'node_network_receive_bytes_total{{{node}, device="{device}"}}': counter(received),
+            f'node_network_transmit_bytes_total{{{node}, device="{device}"}}': counter(sent)}
+
+
+# node-a takes 1024 + 512 B/s in and sends 256 + 128 B/s on its two NICs; loopback is no traffic.
+NETWORK = {**nic(NODE_A, "eth0", 1024, 256), **nic(NODE_A, "eth1", 512, 128), **nic(NODE_A, "lo", 4096, 4096),
+           **nic(NODE_B, "eth0", 64, 32)}
+# node-a runs a container that receives 512 B/s and sends 128 B/s of node-a's 1024 in and 256
+# out on eth0. Linux counts that traffic again on the container's veth and on the bridge: the
+# host still receives 1024 B/s and sends 256 B/s.
+CONTAINER_HOST_NETWORK = {**nic(NODE_A, "eth0", 1024, 256), **nic(NODE_A, "lo", 4096, 4096),
+                          **nic(NODE_A, "docker0", 128, 512), **nic(NODE_A, "veth3f2a1b", 128, 512)}
+
+
+def cadvisor(metric: str, name: str, extra: str = "") -> str:
+    cgroup = f"/docker/{name}" if name else "/system.slice/docker.service"
+    return f'{metric}{{job="cadvisor", instance="node-a", id="{cgroup}", name="{name}"{extra}}}'
+
+
+# api uses 1.5 cores, worker a quarter; a cgroup with no container name is no container.
+CONTAINER_CPU = {
+    cadvisor("container_cpu_usage_seconds_total", "api", ', cpu="total"'): counter(1.5),
+    cadvisor("container_cpu_usage_seconds_total", "worker", ', cpu="total"'): counter(0.25),
+    cadvisor("container_cpu_usage_seconds_total", "", ', cpu="total"'): counter(2),
+}
+CONTAINER_MEMORY = {
+    cadvisor("container_memory_working_set_bytes", "api"): gauge(256 * MiB),
+    cadvisor("container_memory_working_set_bytes", "worker"): gauge(64 * MiB),
+    cadvisor("container_memory_working_set_bytes", ""): gauge(GiB),
+}
+# api writes to two devices: 1 GiB + 512 MiB.
+CONTAINER_DISK = {
+    cadvisor("container_fs_usage_bytes", "api", ', device="/dev/sda1"'): gauge(GiB),
+    cadvisor("container_fs_usage_bytes", "api", ', device="/dev/sdb1"'): gauge(512 * MiB),
+    cadvisor("container_fs_usage_bytes", "worker", ', device="/dev/sda1"'): gauge(4096),
+    cadvisor("container_fs_usage_bytes", "", ', device="/dev/sda1"'): gauge(GiB),
+}
+CONTAINER_NETWORK = {
+    cadvisor("container_network_receive_bytes_total", "api", ', interface="eth0"'): counter(2048),
+    cadvisor("container_network_receive_bytes_total", "api", ', interface="eth1"'): counter(1024),
+    cadvisor("container_network_transmit_bytes_total", "api", ', interface="eth0"'): counter(512),
+    cadvisor("container_network_transmit_bytes_total", "api", ', interface="eth1"'): counter(0),
+    cadvisor("container_network_receive_bytes_total", "worker", ', interface="eth0"'): counter(64),
+    cadvisor("container_network_transmit_bytes_total", "worker", ', interface="eth0"'): counter(32),
+    cadvisor("container_network_receive_bytes_total", "", ', interface="eth0"'): counter(9999),
+    cadvisor("container_network_transmit_bytes_total", "", ', interface="eth0"'): counter(9999),
+}
+
+# --- databases -----------------------------------------------------------------------------------
+PG = 'job="postgres-exporter", instance="postgres-exporter:9187"'
+APP_DB = f'{PG}, datid="16384", datname="app"'
+ADMIN_DB = f'{PG}, datid="5", datname="postgres"'
+
+
+def per_database(metric: str, app: float, admin: float, kind=counter) -> dict[str, str]:
+    return {f"{metric}{{{APP_DB}}}": kind(app), f"{metric}{{{ADMIN_DB}}}": kind(admin)}
+
+
+POSTGRES = {
+    **per_database("pg_stat_database_numbackends", 12, 3, gauge),  # 15 connections
+    f"pg_settings_max_connections{{{PG}}}": gauge(100),
+    **per_database("pg_stat_database_xact_commit", 40, 8),  # 48 commits a second
+    **per_database("pg_stat_database_xact_rollback", 1, 0.5),  # 1.5 rollbacks a second
+    **per_database("pg_database_size_bytes", 12 * GiB, 8 * MiB, gauge),
+    **per_database("pg_stat_database_tup_fetched", 1000, 24),  # 1024 rows a second
+    **per_database("pg_stat_database_tup_inserted", 30, 2),  # 32
+    **per_database("pg_stat_database_tup_updated", 15, 1),  # 16
+    **per_database("pg_stat_database_tup_deleted", 8, 0),  # 8
+    **per_database("pg_stat_database_blks_hit", 700, 68),  # 768 blocks a second from shared buffers
+    **per_database("pg_stat_database_blks_read", 250, 6),  # 256 from disk: 3/4 hit
+}
+REDIS_LABELS = 'job="redis-exporter", instance="redis-exporter:9121"'
+REDIS = {
+    f"redis_connected_clients{{{REDIS_LABELS}}}": gauge(42),
+    f"redis_memory_used_bytes{{{REDIS_LABELS}}}": gauge(768 * MiB),
+    f"redis_memory_max_bytes{{{REDIS_LABELS}}}": gauge(GiB),
+    f"redis_commands_processed_total{{{REDIS_LABELS}}}": counter(2048),
+    f"redis_keyspace_hits_total{{{REDIS_LABELS}}}": counter(96),
+    f"redis_keyspace_misses_total{{{REDIS_LABELS}}}": counter(32),  # 96 of 128 lookups hit
+    f'redis_db_keys{{{REDIS_LABELS}, db="db0"}}': gauge(1000),
+    f'redis_db_keys{{{REDIS_LABELS}, db="db1"}}': gauge(24),
+    f"redis_evicted_keys_total{{{REDIS_LABELS}}}": counter(4),
+}
+
+# --- GPUs: two GPUs as both exporters report them, each in its own units --------------------------
+# The DCGM exporter: utilisation in percent, framebuffer in MiB (etc/default-counters.csv);
+# profiling counters as ratios. The nvidia-smi exporter: "[%]" fields as *_ratio (x 0.01) and
+# "[MiB]" fields as *_bytes (x 1048576) (internal/exporter/exporter.go). The same labels on both,
+# with the pod that holds each GPU (the DCGM exporter's kubernetes mode), so one case serves both.
+GPU0 = 'job="gpu-exporter", instance="gpu-node-1", gpu="0", uuid="GPU-5f3a0c2e", namespace="ml", pod="trainer-0"'
+GPU1 = 'job="gpu-exporter", instance="gpu-node-1", gpu="1", uuid="GPU-9d41b7a6", namespace="ml", pod="trainer-1"'
+
+
+def per_gpu(metric: str, first: float, second: float) -> dict[str, str]:
+    return {f"{metric}{{{GPU0}}}": gauge(first), f"{metric}{{{GPU1}}}": gauge(second)}
+
+
+GPUS = {
+    **per_gpu("DCGM_FI_DEV_GPU_UTIL", 75, 25), **per_gpu("nvidia_smi_utilization_gpu_ratio", 0.75, 0.25),
+    **per_gpu("DCGM_FI_DEV_FB_USED", 6144, 512), **per_gpu("nvidia_smi_memory_used_bytes", 6 * GiB, 512 * MiB),
+    **per_gpu("DCGM_FI_DEV_GPU_TEMP", 65, 40), **per_gpu("nvidia_smi_temperature_gpu", 65, 40),
+    **per_gpu("DCGM_FI_DEV_POWER_USAGE", 250.5, 70), **per_gpu("nvidia_smi_power_draw_watts", 250.5, 70),
+    **per_gpu("DCGM_FI_PROF_SM_ACTIVE", 0.5, 0.125),
+    **per_gpu("DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", 0.25, 0),
+}
+BY_GPU = (f"{{{GPU0}}}", f"{{{GPU1}}}")
+# ranker runs on two instances that disagree; the worse score is the model's.
+DRIFT = {
+    'ml_model_drift_score{job="ranker", instance="ranker-0:8000", model="ranker"}': gauge(0.125),
+    'ml_model_drift_score{job="ranker", instance="ranker-1:8000", model="ranker"}': gauge(0.375),
+    'ml_model_drift_score{job="classifier", instance="classifier-0:8000", model="classifier"}': gauge(0.0625),
+}
+
+# --- LLM and retrieval ----------------------------------------------------------------------------
+LLM = 'job="llm-gateway", instance="llm-gateway-0:8000"'
+LLM_TRAFFIC = {
+    f'llm_requests_total{{{LLM}, model="gpt-4o", status="ok"}}': counter(2),
+    f'llm_requests_total{{{LLM}, model="gpt-4o", status="error"}}': counter(0.5),
+    f'llm_requests_total{{{LLM}, model="llama3", status="ok"}}': counter(1),
+    f'llm_tokens_total{{{LLM}, model="gpt-4o", type="prompt"}}': counter(512),
+    f'llm_tokens_total{{{LLM}, model="gpt-4o", type="completion"}}': counter(128),
+    f'llm_tokens_total{{{LLM}, model="llama3", type="prompt"}}': counter(64),
+    f'llm_tokens_total{{{LLM}, model="llama3", type="completion"}}': counter(32),
+    # $0.0625 and $0.015625 a second: $225 and $56.25 an hour.
+    f'llm_cost_usd_total{{{LLM}, model="gpt-4o"}}': counter(0.0625),
+    f'llm_cost_usd_total{{{LLM}, model="llama3"}}': counter(0.015625),
+    f"llm_cache_hits_total{{{LLM}}}": counter(3),
+    f"llm_cache_requests_total{{{LLM}}}": counter(4),  # 3 of 4 calls from the cache
+    f"rag_cache_hits_total{{{LLM}}}": counter(1),
+    f"rag_cache_requests_total{{{LLM}}}": counter(8),  # 1 of 8 retrievals
+}
+# gpt-4o: 19 of 20 calls a second within 2.5 s; llama3: 19 of 20 within 10 s.
+LLM_LATENCY = {
+    **histogram("llm_request_duration_seconds_bucket", f'{LLM}, model="gpt-4o"',
+                buckets(["0.5", "1", "2.5", "5", "10", "+Inf"], [2, 10, 19, 20, 20, 20])),
+    **histogram("llm_request_duration_seconds_bucket", f'{LLM}, model="llama3"',
+                buckets(["0.5", "1", "2.5", "5", "10", "+Inf"], [0, 1, 5, 12, 19, 20])),
+}
+# 20 retrievals a second: 10 within 0.1 s (the median), 19 within 0.5 s (the 95th percentile).
+RETRIEVAL = histogram("rag_retrieval_duration_seconds_bucket", LLM,
+                      buckets(["0.05", "0.1", "0.25", "0.5", "1", "+Inf"], [4, 10, 16, 19, 20, 20]))
+# 20 documents a second: 2 score at most 0.5 (the 10th percentile), 10 at most 0.75 (the median).
+SIMILARITY = histogram("rag_similarity_score_bucket", LLM,
+                       buckets(["0.25", "0.5", "0.75", "0.9", "1", "+Inf"], [0, 2, 10, 18, 20, 20]))
+
+# --- the stack itself -----------------------------------------------------------------------------
+PROMETHEUS_0 = 'job="prometheus", instance="prometheus-0:9090"'
+PROMETHEUS_1 = 'job="prometheus", instance="prometheus-1:9090"'
+COLLECTOR = 'job="otel-collector", instance="otel-collector:8888"'
+JAEGER = 'job="jaeger", instance="jaeger-0:8888"'
+
+
+def rule_failures(prometheus: str, group: str) -> str:
+    where = f"/etc/prometheus/rules/{group}.yml;{group}"
+    return f'prometheus_rule_evaluation_failures_total{{{prometheus}, rule_group="{where}"}}'
+
+
+def notify_failures(replica: int, integration: str, reason: str) -> str:
+    return (f'alertmanager_notifications_failed_total{{job="alertmanager", instance="alertmanager-{replica}:9093", '
+            f'integration="{integration}", reason="{reason}"}}')
+
+
+def loki_requests(method: str, route: str, status: str) -> str:
+    return (f'loki_request_duration_seconds_count{{job="loki", instance="loki-0:3100", method="{method}", '
+            f'route="{route}", status_code="{status}", ws="false"}}')
+
+
+STACK_SELF = {
+    f"prometheus_tsdb_head_series{{{PROMETHEUS_0}}}": gauge(123456),
+    f"prometheus_tsdb_head_series{{{PROMETHEUS_1}}}": gauge(120000),
+    rule_failures(PROMETHEUS_0, "a"): counter(0.5),
+    rule_failures(PROMETHEUS_0, "b"): counter(0.25),
+    rule_failures(PROMETHEUS_1, "a"): counter(0),
+    f"prometheus_notifications_dropped_total{{{PROMETHEUS_0}}}": counter(0.125),
+    f"prometheus_notifications_dropped_total{{{PROMETHEUS_1}}}": counter(0),
+    notify_failures(0, "slack", "clientError"): counter(0.25),
+    notify_failures(1, "slack", "serverError"): counter(0.125),
+    notify_failures(0, "pagerduty", "other"): counter(0),
+    notify_failures(2, "webhook", "other"): counter(0.0625),
+    'loki_distributor_lines_received_total{job="loki", instance="loki-0:3100", tenant="fake"}': counter(96),
+    'loki_distributor_lines_received_total{job="loki", instance="loki-0:3100", tenant="team-a"}': counter(32),
+    loki_requests("POST", "loki_api_v1_push", "500"): counter(0.5),
+    loki_requests("POST", "loki_api_v1_push", "503"): counter(0.25),
+    loki_requests("POST", "loki_api_v1_push", "204"): counter(50),
+    loki_requests("GET", "loki_api_v1_query_range", "500"): counter(0.125),
+    loki_requests("GET", "loki_api_v1_query_range", "429"): counter(1),
+    # The collector accepts 64 + 32 spans a second and refuses 2; Jaeger accepts 48 of its own.
+    f'otelcol_receiver_accepted_spans{{{COLLECTOR}, receiver="otlp", transport="grpc"}}': counter(64),
+    f'otelcol_receiver_accepted_spans{{{COLLECTOR}, receiver="otlp", transport="http"}}': counter(32),
+    f'otelcol_receiver_refused_spans{{{COLLECTOR}, receiver="otlp", transport="grpc"}}': counter(2),
+    f'otelcol_receiver_accepted_spans{{{JAEGER}, receiver="otlp", transport="grpc"}}': counter(48),
+    f'otelcol_receiver_refused_spans{{{JAEGER}, receiver="otlp", transport="grpc"}}': counter(0),
+    f'otelcol_exporter_send_failed_spans{{{COLLECTOR}, exporter="otlp/jaeger"}}': counter(1),
+    f'otelcol_exporter_send_failed_log_records{{{COLLECTOR}, exporter="otlphttp/loki"}}': counter(0.5),
+    f'otelcol_exporter_send_failed_metric_points{{{COLLECTOR}, exporter="prometheus"}}': counter(0.25),
+}
+
+
+def alertmanagers(replicas: int) -> dict[str, str]:
+    """Each replica holds the same alerts (Prometheus sends every alert to every replica):
+    4 firing, 1 silenced, none waiting."""
+    return {f'alertmanager_alerts{{job="alertmanager", instance="alertmanager-{i}:9093", state="{state}"}}': gauge(n)
+            for i in range(replicas) for state, n in (("active", 4), ("suppressed", 1), ("unprocessed", 0))}
+
+
+ALERT_STATES = {ANY: {'{state="active"}': 4, '{state="suppressed"}': 1, '{state="unprocessed"}': 0}}
+
+# --- the cases ------------------------------------------------------------------------------------
+CASES: dict[str, Case] = {
+    "targets up": Case("4 of 5 targets answer", "count", TARGETS, {ANY: {"": 4}}),
+    "targets down": Case("1 of 5 targets fails its scrape", "count", TARGETS, {ANY: {"": 1}}),
+    "no target down": Case("every target answers: 0, not an empty panel", "count", ALL_UP, {ANY: {"": 0}}),
+    "health by job": Case("a job is down as soon as one of its targets is", "1 up, 0 down", TARGETS,
+                          {ANY: {'{job="api"}': 0, '{job="web"}': 1, '{job="prometheus"}': 1}}),
+    "targets up by job": Case("answering targets per job", "count", TARGETS,
+                              {ANY: {'{job="api"}': 1, '{job="web"}': 1, '{job="prometheus"}': 2}}),
+    "request rate": Case("6 requests a second in all", "requests per second", TRAFFIC, {ANY: {"": 6}}),
+    "request rate by job": Case("api 4/s, web 2/s", "requests per second", TRAFFIC,
+                                {ANY: {'{job="api"}': 4, '{job="web"}': 2}}),
+    "request rate by endpoint": Case("/checkout 3/s over two instances, /search 1/s, / 2/s", "requests per second",
+                                     TRAFFIC,
+                                     {ANY: {'{endpoint="/checkout"}': 3, '{endpoint="/search"}': 1, '{endpoint="/"}': 2}}),
+    "request rate by status": Case("by status code, 4xx and 5xx apart", "requests per second", TRAFFIC,
+                                   {ANY: {'{status="200"}': 4, '{status="404"}': 0.5, '{status="500"}': 0.5,
+                                          '{status="503"}': 1}}),
+    "error ratio": Case("1.5 of 6 requests a second end in a 5xx (a 404 is no server error)", "ratio", TRAFFIC,
+                        {ANY: {"": 0.25}}),
+    "error ratio by job": Case("api: 0.5 of 4 a second are 5xx; web: 1 of 2", "ratio", TRAFFIC,
+                               {ANY: {'{job="api"}': 0.125, '{job="web"}': 0.5}}),
+    "p95 by endpoint": Case("95% of /checkout within 1 s, of /search within 0.25 s", "seconds", LATENCY,
+                            {ANY: {'{endpoint="/checkout"}': 1, '{endpoint="/search"}': 0.25}}),
+    "latency percentiles": Case("all requests: half within 0.1 s, 95% within 1 s, 99% within 2.5 s", "seconds", LATENCY,
+                                {"p50": {"": 0.1}, "p95": {"": 1}, "p99": {"": 2.5}}),
+    "ten slowest endpoints": Case("eleven endpoints: the ten with the highest p95, not the fastest", "seconds",
+                                  ELEVEN_ENDPOINTS,
+                                  {ANY: {f'{{endpoint="/op{i:02d}"}}': float(TOP_BOUNDS[i]) for i in range(1, 11)}}),
+    "requests in progress": Case("api 3 + 2 on two instances, web 7", "count",
+                                 {'http_requests_in_progress{job="api", instance="api-0:8000"}': gauge(3),
+                                  'http_requests_in_progress{job="api", instance="api-1:8000"}': gauge(2),
+                                  'http_requests_in_progress{job="web", instance="web-0:8000"}': gauge(7)},
+                                 {ANY: {'{job="api"}': 5, '{job="web"}': 7}}),
+    "uptime": Case("at 600 s, a process started at 120 s has run 480 s", "seconds",
+                   {f"process_start_time_seconds{{{PROMETHEUS_0}}}": gauge(120),
+                    'process_start_time_seconds{job="api", instance="api-0:8000"}': gauge(360)},
+                   {ANY: {f"{{{PROMETHEUS_0}}}": 480, '{job="api", instance="api-0:8000"}': 240}}),
+    "uptime, replicas": Case(
+        "prod's two Prometheus replicas, started at 120 s and 540 s, each with its own line", "seconds",
+        {f"process_start_time_seconds{{{PROMETHEUS_0}}}": gauge(120),
+         f"process_start_time_seconds{{{PROMETHEUS_1}}}": gauge(540)},
+        {ANY: {f"{{{PROMETHEUS_0}}}": 480, f"{{{PROMETHEUS_1}}}": 60}}),
+    "host cpu": Case("node-a's CPUs idle a half and a quarter of the time; node-b idles", "ratio", CPU,
+                     {ANY: {'{instance="node-a"}': 0.625, '{instance="node-b"}': 0}}),
+    "host memory": Case("node-a uses 6 of 8 GiB, node-b 1 of 4 GiB", "ratio", MEMORY,
+                        {ANY: {f"{{{NODE_A}}}": 0.75, f"{{{NODE_B}}}": 0.25}}),
+    "host disk": Case("/ is 3/4 full, /data 1/4; tmpfs, overlay and squashfs are no disks", "ratio", DISK,
+                      {ANY: {f"{{{ROOT_FS}}}": 0.75, f"{{{DATA_FS}}}": 0.25}}),
+    "host network": Case("bytes in (+) and out (-) on the NICs, without loopback", "bytes per second", NETWORK,
+                         {"{{instance}} in": {'{instance="node-a"}': 1536, '{instance="node-b"}': 64},
+                          "{{instance}} out": {'{instance="node-a"}': -384, '{instance="node-b"}': -32}}),
+    "host network with containers": Case(
+        "a container's traffic crosses the NIC once, however many virtual devices it passes", "bytes per second",
+        CONTAINER_HOST_NETWORK, {"{{instance}} in": {'{instance="node-a"}': 1024},
+                                 "{{instance}} out": {'{instance="node-a"}': -256}}),
+    "container cpu": Case("api uses 1.5 cores, worker 0.25; unnamed cgroups are no containers", "CPU cores",
+                          CONTAINER_CPU, {ANY: {'{name="api"}': 1.5, '{name="worker"}': 0.25}}),
+    "container memory": Case("working sets of 256 and 64 MiB", "bytes", CONTAINER_MEMORY,
+                             {ANY: {'{name="api"}': 256 * MiB, '{name="worker"}': 64 * MiB}}),
+    "container disk": Case("api uses 1.5 GiB over two devices", "bytes", CONTAINER_DISK,
+                           {ANY: {'{name="api"}': 1536 * MiB, '{name="worker"}': 4096}}),
+    "container network": Case("bytes in (+) and out (-) per container", "bytes per second", CONTAINER_NETWORK,
+                              {"{{name}} in": {'{name="api"}': 3072, '{name="worker"}': 64},
+                               "{{name}} out": {'{name="api"}': -512, '{name="worker"}': -32}}),
+    "postgres connections": Case("15 backends over two databases, a limit of 100", "count", POSTGRES,
+                                 {"in use": {"": 15}, "max": {"": 100}}),
+    "postgres transactions": Case("48 commits and 1.5 rollbacks a second", "events per second", POSTGRES,
+                                  {"commits": {"": 48}, "rollbacks": {"": 1.5}}),
+    "postgres size": Case("app holds 12 GiB, postgres 8 MiB", "bytes", POSTGRES,
+                          {ANY: {f"{{{APP_DB}}}": 12 * GiB, f"{{{ADMIN_DB}}}": 8 * MiB}}),
+    "postgres tuples": Case("rows a second by operation", "events per second", POSTGRES,
+                            {"fetched": {"": 1024}, "inserted": {"": 32}, "updated": {"": 16}, "deleted": {"": 8}}),
+    "postgres cache hits": Case("768 of 1024 block reads a second come from shared buffers", "ratio", POSTGRES,
+                                {ANY: {"": 0.75}}),
+    "redis clients": Case("42 clients", "count", REDIS, {ANY: {"": 42}}),
+    "redis memory": Case("768 MiB used of 1 GiB", "bytes", REDIS, {"used": {"": 768 * MiB}, "max": {"": GiB}}),
+    "redis commands": Case("2048 commands a second", "events per second", REDIS, {ANY: {"": 2048}}),
+    "redis hits": Case("96 of 128 lookups a second find their key", "ratio", REDIS, {ANY: {"": 0.75}}),
+    "redis keys": Case("1000 keys in db0, 24 in db1", "count", REDIS, {ANY: {'{db="db0"}': 1000, '{db="db1"}': 24}}),
+    "redis evictions": Case("4 keys evicted a second", "events per second", REDIS, {ANY: {"": 4}}),
+    "gpu utilisation": Case("GPU 0 busy 75% of the time, GPU 1 25%", "ratio", GPUS, {ANY: dict(zip(BY_GPU, (0.75, 0.25)))}),
+    "gpu memory": Case("GPU 0 holds 6 GiB, GPU 1 512 MiB", "bytes", GPUS, {ANY: dict(zip(BY_GPU, (6 * GiB, 512 * MiB)))}),
+    "gpu temperature": Case("65 and 40 degrees", "degrees Celsius", GPUS, {ANY: dict(zip(BY_GPU, (65, 40)))}),
+    "gpu power": Case("250.5 and 70 W", "watts", GPUS, {ANY: dict(zip(BY_GPU, (250.5, 70)))}),
+    "gpu sm activity": Case("SMs busy half and an eighth of the cycles", "ratio", GPUS, {ANY: dict(zip(BY_GPU, (0.5, 0.125)))}),
+    "gpu tensor activity": Case("tensor pipes busy a quarter of the cycles, and idle", "ratio", GPUS,
+                                {ANY: dict(zip(BY_GPU, (0.25, 0)))}),
+    "model drift": Case("a model's score is its worst instance's", "score", DRIFT,
+                        {ANY: {'{model="ranker"}': 0.375, '{model="classifier"}': 0.0625}}),
+    "llm requests": Case("gpt-4o 2.5 calls a second (errors too), llama3 1", "requests per second", LLM_TRAFFIC,
+                         {ANY: {'{model="gpt-4o"}': 2.5, '{model="llama3"}': 1}}),
+    "llm p95": Case("95% of gpt-4o calls within 2.5 s, of llama3 within 10 s", "seconds", LLM_LATENCY,
+                    {ANY: {'{model="gpt-4o"}': 2.5, '{model="llama3"}': 10}}),
+    "llm tokens": Case("tokens a second by model and type", "events per second", LLM_TRAFFIC,
+                       {ANY: {'{model="gpt-4o", type="prompt"}': 512, '{model="gpt-4o", type="completion"}': 128,
+                              '{model="llama3", type="prompt"}': 64, '{model="llama3", type="completion"}': 32}}),
+    "llm cost": Case("$0.0625 a second is $225 an hour", "US dollars per hour", LLM_TRAFFIC,
+                     {ANY: {'{model="gpt-4o"}': 225, '{model="llama3"}': 56.25}}),
+    "llm cache hits": Case("3 of 4 calls answered from the cache", "ratio", LLM_TRAFFIC, {ANY: {"": 0.75}}),
+    "rag cache hits": Case("1 of 8 retrievals answered from the cache", "ratio", LLM_TRAFFIC, {ANY: {"": 0.125}}),
+    "retrieval latency": Case("half the retrievals within 0.1 s, 95% within 0.5 s", "seconds", RETRIEVAL,
+                              {"p50": {"": 0.1}, "p95": {"": 0.5}}),
+    "similarity": Case("half the documents score at most 0.75, a tenth at most 0.5", "score", SIMILARITY,
+                       {"median": {"": 0.75}, "p10": {"": 0.5}}),
+    "head series": Case("each Prometheus's series in memory", "count", STACK_SELF,
+                        {ANY: {f"{{{PROMETHEUS_0}}}": 123456, f"{{{PROMETHEUS_1}}}": 120000}}),
+    "rule failures": Case("0.75 failed evaluations a second on prometheus-0, over two groups", "events per second",
+                          STACK_SELF, {ANY: {'{instance="prometheus-0:9090"}': 0.75, '{instance="prometheus-1:9090"}': 0}}),
+    "notifications dropped": Case("an alert dropped every 8 s on prometheus-0", "events per second", STACK_SELF,
+                                  {ANY: {'{instance="prometheus-0:9090"}': 0.125, '{instance="prometheus-1:9090"}': 0}}),
+    "notifications failed": Case("failed notifications by integration, over replicas and reasons", "events per second",
+                                 STACK_SELF, {ANY: {'{integration="slack"}': 0.375, '{integration="pagerduty"}': 0,
+                                                    '{integration="webhook"}': 0.0625}}),
+    "alerts, one replica": Case("one Alertmanager holds 4 firing alerts and 1 silenced", "count", alertmanagers(1),
+                                ALERT_STATES),
+    "alerts, three replicas": Case(
+        "a cluster of three (prod) holds the same 4 firing alerts and 1 silenced", "count", alertmanagers(3),
+        ALERT_STATES),
+    "loki lines": Case("128 lines a second over two tenants", "events per second", STACK_SELF, {ANY: {"": 128}}),
+    "loki errors": Case("5xx answers a second by route; 2xx and 429 are no server errors", "requests per second",
+                        STACK_SELF, {ANY: {'{route="loki_api_v1_push"}': 0.75, '{route="loki_api_v1_query_range"}': 0.125}}),
+    "collector spans": Case("the collector accepts 96 spans a second, refuses 2; Jaeger's are its own",
+                            "events per second", STACK_SELF, {"accepted": {"": 96}, "refused": {"": 2}}),
+    "collector export failures": Case("failures a second by signal", "events per second", STACK_SELF,
+                                      {"spans": {"": 1}, "log records": {"": 0.5}, "metric points": {"": 0.25}}),
+    "jaeger spans": Case("Jaeger accepts 48 spans a second; the collector's are not Jaeger's", "events per second",
+                         STACK_SELF, {ANY: {"": 48}}),
+}
+
+# Built-in PromQL panel (dashboard uid, title) -> the cases that cover it.
+COVERAGE: dict[tuple[str, str], tuple[str, ...]] = {
+    ("system-overview", "Targets up"): ("targets up",),
+    ("system-overview", "Targets down"): ("targets down", "no target down"),
+    ("system-overview", "Request rate"): ("request rate",),
+    ("system-overview", "Error rate"): ("error ratio",),
+    ("system-overview", "Service health"): ("health by job",),
+    ("system-overview", "Request rate by service"): ("request rate by job",),
+    ("system-overview", "Error rate by service"): ("error ratio by job",),
+    ("system-overview", "p95 latency by endpoint"): ("p95 by endpoint",),
+    ("system-overview", "Uptime"): ("uptime", "uptime, replicas"),
+    ("api-performance", "Request rate by endpoint"): ("request rate by endpoint",),
+    ("api-performance", "Latency percentiles"): ("latency percentiles",),
+    ("api-performance", "Status codes"): ("request rate by status",),
+    ("api-performance", "Error rate"): ("error ratio",),
+    ("api-performance", "Top 10 slowest endpoints"): ("ten slowest endpoints",),
+    ("api-performance", "Requests in progress"): ("requests in progress",),
+    ("containers-hosts", "Host CPU"): ("host cpu",),
+    ("containers-hosts", "Host memory"): ("host memory",),
+    ("containers-hosts", "Host disk"): ("host disk",),
+    ("containers-hosts", "Host network"): ("host network", "host network with containers"),
+    ("containers-hosts", "Container CPU"): ("container cpu",),
+    ("containers-hosts", "Container memory"): ("container memory",),
+    ("containers-hosts", "Container disk"): ("container disk",),
+    ("containers-hosts", "Container network"): ("container network",),
+    ("databases", "PostgreSQL connections"): ("postgres connections",),
+    ("databases", "PostgreSQL transactions"): ("postgres transactions",),
+    ("databases", "PostgreSQL database size"): ("postgres size",),
+    ("databases", "PostgreSQL tuple operations"): ("postgres tuples",),
+    ("databases", "PostgreSQL cache hit ratio"): ("postgres cache hits",),
+    ("databases", "Redis clients"): ("redis clients",),
+    ("databases", "Redis memory"): ("redis memory",),
+    ("databases", "Redis commands"): ("redis commands",),
+    ("databases", "Redis keyspace hit rate"): ("redis hits",),
+    ("databases", "Redis keys"): ("redis keys",),
+    ("databases", "Redis evictions"): ("redis evictions",),
+    ("gpu-ml", "GPU utilisation"): ("gpu utilisation",),
+    ("gpu-ml", "GPU memory"): ("gpu memory",),
+    ("gpu-ml", "GPU temperature"): ("gpu temperature",),
+    ("gpu-ml", "GPU power"): ("gpu power",),
+    ("gpu-ml", "GPU SM activity"): ("gpu sm activity",),
+    ("gpu-ml", "GPU tensor core activity"): ("gpu tensor activity",),
+    ("gpu-ml", "Model drift"): ("model drift",),
+    ("llm-rag", "LLM requests by model"): ("llm requests",),
+    ("llm-rag", "LLM latency p95 by model"): ("llm p95",),
+    ("llm-rag", "Tokens"): ("llm tokens",),
+    ("llm-rag", "Cost per hour"): ("llm cost",),
+    ("llm-rag", "LLM cache hit rate"): ("llm cache hits",),
+    ("llm-rag", "Retrieval cache hit rate"): ("rag cache hits",),
+    ("llm-rag", "Retrieval latency"): ("retrieval latency",),
+    ("llm-rag", "Similarity scores"): ("similarity",),
+    ("observability-stack", "Targets up by job"): ("targets up by job",),
+    ("observability-stack", "Prometheus head series"): ("head series",),
+    ("observability-stack", "Rule evaluation failures"): ("rule failures",),
+    ("observability-stack", "Notifications dropped"): ("notifications dropped",),
+    ("observability-stack", "Alertmanager notifications failed"): ("notifications failed",),
+    ("observability-stack", "Active alerts"): ("alerts, one replica", "alerts, three replicas"),
+    ("observability-stack", "Loki lines received"): ("loki lines",),
+    ("observability-stack", "Loki request errors"): ("loki errors",),
+    ("observability-stack", "Collector spans accepted and refused"): ("collector spans",),
+    ("observability-stack", "Collector export failures"): ("collector export failures",),
+    ("observability-stack", "Jaeger spans received"): ("jaeger spans",),
+}
+# LogQL panels: Loki evaluates them, not Prometheus; out of this file's reach.
+LOGQL_PANELS = {("logs", "Log volume by service"), ("logs", "Log volume by level"), ("logs", "Error lines")}
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """A plausible one-line mistake in a panel; its case must then fail in promtool."""
+
+    panel: tuple[str, str]
+    case: str
+    mistake: str
+    old: str  # in the query (or, with unit=True, the unit) of the panel's first variant that holds it
+    new: str
+    unit: bool = False
+
+
+MUTANTS = [
+    Mutant(("system-overview", "p95 latency by endpoint"), "p95 by endpoint", "the median in place of the p95",
+           "histogram_quantile(0.95,", "histogram_quantile(0.5,"),
+    Mutant(("api-performance", "Latency percentiles"), "latency percentiles", "p95's legend on the p99 query",
+           "histogram_quantile(0.95,", "histogram_quantile(0.99,"),
+    Mutant(("containers-hosts", "Host memory"), "host memory", "memory available in place of memory in use",
+           "1 - node_memory_MemAvailable_bytes", "node_memory_MemAvailable_bytes"),
+    Mutant(("containers-hosts", "Host CPU"), "host cpu", "idle time in place of busy time",
+           "1 - avg by", "avg by"),
+    Mutant(("system-overview", "Error rate"), "error ratio", "a 0-1 ratio under the percent unit",
+           "percentunit", "percent", unit=True),
+    Mutant(("system-overview", "Error rate by service"), "error ratio by job", "a percentage under percentunit",
+           "[$__rate_interval]))", "[$__rate_interval])) * 100"),
+    Mutant(("system-overview", "Error rate"), "error ratio", "4xx counted as errors",
+           '{status=~"5.."}', '{status=~"[45].."}'),
+    Mutant(("gpu-ml", "GPU memory"), "gpu memory", "DCGM's MiB shown as bytes", " * 1048576", ""),
+    Mutant(("llm-rag", "Cost per hour"), "llm cost", "dollars a second shown as dollars an hour", " * 3600", ""),
+    Mutant(("system-overview", "Request rate"), "request rate", "requests per window, not per second",
+           "rate(", "increase("),
+    Mutant(("databases", "PostgreSQL cache hit ratio"), "postgres cache hits", "hits over misses, not over lookups",
+           "(sum(rate(pg_stat_database_blks_hit[$__rate_interval])) + ", "("),
+    Mutant(("api-performance", "Top 10 slowest endpoints"), "ten slowest endpoints", "the fastest, not the slowest",
+           "topk(", "bottomk("),
+    Mutant(("containers-hosts", "Host network"), "host network", "bytes sent drawn above the axis, as received",
+           "-sum by", "sum by"),
+    Mutant(("llm-rag", "Similarity scores"), "similarity", "p90 in place of p10",
+           "histogram_quantile(0.1,", "histogram_quantile(0.9,"),
+]
+
+
+# --- the rendered panels -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    ref: str
+    legend: str
+    expr: str
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One panel as one or more stacks render it."""
+
+    uid: str
+    title: str
+    unit: str
+    targets: tuple[Target, ...]
+
+
+def built_in_uids(stack: str) -> set[str]:
+    secrets = stack_secrets(stack)
+    values = {**stack_config(stack), **({"secrets": secrets} if secrets else {})}
+    settings = parse(stack, values, {"secrets"} if secrets else set())
+    return {d.uid for d in (build(settings) for build in dashboards.BUILT_IN) if d is not None}
+
+
+@pytest.fixture(scope="module")
+def rendered(stack_runs) -> dict[str, dict]:
+    """Every built-in panel of every stack: {"promql": {key: {variant: [stacks]}}, "logql": {key}}."""
+    promql: dict[tuple[str, str], dict[Variant, list[str]]] = {}
+    logql: set[tuple[str, str]] = set()
+    for stack in STACKS:
+        uids = built_in_uids(stack)
+        for resource in stack_runs[stack].of_type(DASHBOARD):
+            model = json.loads(resource.inputs["configJson"])
+            if model["uid"] not in uids:
+                continue
+            for panel in model["panels"]:
+                key = (model["uid"], panel["title"])
+                if any((t.get("datasource") or panel["datasource"])["type"] == "loki" for t in panel["targets"]):
+                    logql.add(key)
+                    continue
+                variant = Variant(model["uid"], panel["title"], panel["fieldConfig"]["defaults"].get("unit", ""), tuple(
+                    Target(t["refId"], t.get("legendFormat", ""), t["expr"]) for t in panel["targets"]))
+                promql.setdefault(key, {}).setdefault(variant, []).append(stack)
+    return {"promql": promql, "logql": logql}
+
+
+# --- promtool ------------------------------------------------------------------------------------
+
+
+class Mismatch(Exception):
+    """The case cannot even be put to promtool: a unit or a legend the case does not know."""
+
+
+def fill_variables(expr: str) -> str:
+    expr = GRAFANA_VARIABLES.sub(WINDOW, expr)
+    if ANY_VARIABLE.search(expr):
+        raise Mismatch(f"a dashboard variable this file gives no value: {expr}")
+    return expr
+
+
+def labels_of(selector: str) -> dict[str, str]:
+    return dict(re.findall(r'(\w+)="([^"]*)"', selector))
+
+
+def promtool_files(variant: Variant, case: Case, rule_file_name: str = "panel.rules.yml") -> tuple[str, str]:
+    """(rule file, test file): each query recorded as panel_<refId>, checked at EVAL."""
+    factor = UNITS[case.quantity].get(variant.unit)
+    if factor is None:
+        raise Mismatch(f"unit {variant.unit!r} does not show {case.quantity} "
+                       f"(it takes one of {', '.join(UNITS[case.quantity])})")
+    rules, checks = [], []
+    for target in variant.targets:
+        if target.legend in case.expect:
+            expected = case.expect[target.legend]
+        elif ANY in case.expect and len(variant.targets) == 1:
+            expected = case.expect[ANY]
+        else:
+            raise Mismatch(f"query {target.ref} has legend {target.legend!r}; the case knows {sorted(case.expect)}")
+        names = []
+        for labels in expected:
+            values = labels_of(labels)
+            missing = set(LEGEND_LABEL.findall(target.legend)) - set(values)
+            if missing:
+                raise Mismatch(f"query {target.ref}'s legend {target.legend!r} names {sorted(missing)}, "
+                               f"which its result {labels or '{}'} does not carry")
+            names.append(LEGEND_LABEL.sub(lambda m: values[m.group(1)], target.legend))
+        if target.legend and len(set(names)) < len(names):
+            # Grafana draws each series under its legend: two series of one name cannot be told apart.
+            raise Mismatch(f"query {target.ref}'s legend {target.legend!r} names two series alike: {sorted(names)}")
+        record = f"panel_{target.ref}"
+        rules.append({"record": record, "expr": fill_variables(target.expr)})
+        checks.append({"expr": record, "eval_time": EVAL, "exp_samples": [
+            {"labels": f"{record}{labels}", "value": value * factor} for labels, value in expected.items()]})
+    rule_file = {"groups": [{"name": "panel", "interval": STEP, "rules": rules}]}
+    test_file = {"rule_files": [rule_file_name], "evaluation_interval": STEP, "tests": [{
+        "name": case.story, "interval": STEP,
+        "input_series": [{"series": name, "values": values} for name, values in case.series.items()],
+        "promql_expr_test": checks}]}
+    return yaml.safe_dump(rule_file, sort_keys=False), yaml.safe_dump(test_file, sort_keys=False)
+
+
+def slug(*parts: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", "-".join(parts).lower()).strip("-")
+
+
+def mutate(variant: Variant, mutant: Mutant) -> Variant | None:
+    """The variant with the mistake made, or None where it has no place for it."""
+    if mutant.unit:
+        return replace(variant, unit=mutant.new) if variant.unit == mutant.old else None
+    targets = tuple(replace(t, expr=t.expr.replace(mutant.old, mutant.new, 1)) for t in variant.targets)
+    return replace(variant, targets=targets) if targets != variant.targets else None
+
+
+@pytest.fixture(scope="module")
+def verdicts(rendered, tmp_path_factory) -> dict[str, tuple[bool, str]]:
+    """Every (variant, case) and every mutant in one promtool run: {job: (passed, output)}."""
+    promtool = require_tool("promtool")
+    directory = tmp_path_factory.mktemp("dashboard-semantics")
+    jobs: dict[str, tuple[Variant, Case]] = {}
+    for key, variants in rendered["promql"].items():
+        for number, variant in enumerate(variants):
+            for name in COVERAGE.get(key, ()):
+                jobs[slug(*key, str(number), name)] = (variant, CASES[name])
+    for mutant in MUTANTS:
+        mutated = [m for v in rendered["promql"].get(mutant.panel, {}) if (m := mutate(v, mutant))]
+        if mutated:
+            jobs[slug("mutant", *mutant.panel, mutant.mistake)] = (mutated[0], CASES[mutant.case])
+    found: dict[str, tuple[bool, str]] = {}
+    files = []
+    for job, (variant, case) in jobs.items():
+        try:
+            rules, test = promtool_files(variant, case, f"{job}.rules.yml")
+        except Mismatch as problem:
+            found[job] = (False, str(problem))
+            continue
+        (directory / f"{job}.rules.yml").write_text(rules)
+        (directory / f"{job}.test.yml").write_text(test)
+        files.append(f"{job}.test.yml")
+    if files:
+        # stdout and stderr in one pipe keep each file's verdict next to its name.
+        result = subprocess.run([promtool, "test", "rules", *files], cwd=directory,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for block in re.split(r"^Unit Testing:\s+", result.stdout, flags=re.MULTILINE)[1:]:
+            name, _, body = block.partition("\n")
+            found[name.strip().removesuffix(".test.yml")] = ("SUCCESS" in body and "FAILED" not in body, body.strip())
+        assert set(jobs) <= set(found), result.stdout
+    return found
+
+
+# --- tests ---------------------------------------------------------------------------------------
+
+
+def test_every_built_in_panel_has_a_semantic_case(rendered):
+    """A new panel cannot ship without a case, and a case cannot outlive its panel."""
+    promql = set(rendered["promql"])
+    assert promql - set(COVERAGE) == set(), "PromQL panels with no case in COVERAGE"
+    assert set(COVERAGE) - promql == set(), "COVERAGE lists panels no stack renders"
+    assert rendered["logql"] == LOGQL_PANELS
+    assert not promql & LOGQL_PANELS
+
+
+def test_every_case_and_mutant_is_used():
+    used = {name for names in COVERAGE.values() for name in names}
+    assert set(CASES) == used
+    for mutant in MUTANTS:
+        assert mutant.case in COVERAGE[mutant.panel]
+
+
+COVERED = [
+    pytest.param(key, name, id=f"{key[0]}/{key[1]}/{name}",
+                 marks=[pytest.mark.xfail(strict=True, reason=CASES[name].wrong)] if CASES[name].wrong else [])
+    for key, names in COVERAGE.items() for name in names
+]
+
+
+@pytest.mark.parametrize(("key", "name"), COVERED)
+def test_the_panel_computes_what_it_promises(rendered, verdicts, key, name):
+    variants = rendered["promql"].get(key)
+    assert variants, f"no stack renders {key}"
+    failures = []
+    for number, (variant, stacks) in enumerate(variants.items()):
+        passed, output = verdicts[slug(*key, str(number), name)]
+        if not passed:
+            queries = "; ".join(f"{t.ref}: {t.expr}" for t in variant.targets)
+            failures.append(f"{'/'.join(stacks)} (unit {variant.unit}; {queries}):\n{output}")
+    assert failures == [], f"{CASES[name].story}\n" + "\n".join(failures)
+
+
+@pytest.mark.parametrize("mutant", MUTANTS, ids=[f"{m.panel[1]}: {m.mistake}" for m in MUTANTS])
+def test_a_plausible_mistake_fails_its_case(rendered, verdicts, mutant):
+    """The same case, on the panel with one plausible mistake made, fails in promtool on the values."""
+    variants = rendered["promql"][mutant.panel]
+    assert any(mutate(v, mutant) for v in variants), f"no variant of {mutant.panel} holds {mutant.old!r}"
+    passed, output = verdicts[slug("mutant", *mutant.panel, mutant.mistake)]
+    assert not passed, output
+    assert "exp:" in output and "got:" in output, output  # a wrong value, not a broken file
+    original = [verdicts[slug(*mutant.panel, str(n), mutant.case)] for n in range(len(variants))]
+    assert all(ok for ok, _ in original), original
+
+
+def test_the_unit_table_rejects_a_unit_that_shows_something_else():
+    variant = Variant("d", "GPU temperature", "fahrenheit", (Target("A", "", "DCGM_FI_DEV_GPU_TEMP"),))
+    with pytest.raises(Mismatch, match="does not show degrees Celsius"):
+        promtool_files(variant, CASES["gpu temperature"])
+
+
+def test_a_legend_must_name_labels_the_result_carries():
+    variant = Variant("d", "Redis keys", "short", (Target("A", "{{database}}", "sum by (db) (redis_db_keys)"),))
+    with pytest.raises(Mismatch, match="names \\['database'\\]"):
+        promtool_files(variant, CASES["redis keys"])
+
+
+def test_a_legend_must_tell_its_series_apart():
+    variant = Variant("d", "Redis keys", "short", (Target("A", "keys", "sum by (db) (redis_db_keys)"),))
+    with pytest.raises(Mismatch, match="names two series alike"):
+        promtool_files(variant, CASES["redis keys"])
+
+
+def test_a_variable_without_a_value_is_refused():
+    assert fill_variables("rate(x[$__rate_interval]) + rate(y[${__interval}])") == f"rate(x[{WINDOW}]) + rate(y[{WINDOW}])"
+    with pytest.raises(Mismatch):
+        fill_variables('up{job="$job"}')
