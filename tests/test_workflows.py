@@ -198,7 +198,7 @@ def zizmor(target: Path, tmp_path: Path) -> list[dict]:
     path = Path(sys.executable).parent / "zizmor"
     executable = str(path) if path.is_file() else shutil.which("zizmor")
     if executable is None:
-        message = "zizmor is not installed (PyPI zizmor, pinned in requirements.txt)"
+        message = "zizmor is not installed (PyPI zizmor, pinned in requirements-dev.txt)"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
@@ -537,16 +537,18 @@ def test_checkouts_keep_no_credentials(name: str):
 
 @pytest.mark.parametrize("name", ["pull-request.yml", "main.yml"])
 def test_pulumi_runs_with_the_program_and_policy_pack_dependencies(name: str):
-    """Before each Pulumi step: requirements.txt in venv, and venv first on PATH for the pack."""
-    requirements = (ROOT / "requirements.txt").read_text()
-    assert re.search(r"^pulumi-policy==\S+$", requirements, re.M), "the policy pack needs pulumi-policy in venv"
+    """Before each Pulumi step: the program's and the policy pack's requirements in venv (the
+    program's alone lack pulumi-policy), and venv first on PATH for the pack."""
+    pack = (ROOT / "components/tools/policy/requirements.txt").read_text()
+    assert re.search(r"^pulumi-policy==\S+$", pack, re.M), "the policy pack needs pulumi-policy"
     for job_name, job in load(name)["jobs"].items():
         for index, step in enumerate(job["steps"]):
             if step.get("uses", "").split("@")[0] != "pulumi/actions":
                 continue
             before = "\n".join(s.get("run", "") for s in job["steps"][:index])
             assert "python -m venv venv" in before, job_name
-            assert "venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt" in before, job_name
+            assert re.search(r"venv/bin/pip install --quiet --disable-pip-version-check -r requirements\.txt \\\n"
+                             r"\s+-r components/tools/policy/requirements\.txt\n", before), job_name
             assert 'echo "$PWD/venv/bin" >> "$GITHUB_PATH"' in before, job_name
 
 
