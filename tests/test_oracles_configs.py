@@ -2,7 +2,7 @@
 Loki's S3 transport, where alerts are sent, the collector's memory limiter, Slack notifications and
 the Grafana-managed rules.
 
-Expected values come from the stack files' settings, the README's documented defaults and promises,
+Expected values come from the stack files' settings, the documented defaults and promises (docs/),
 and the upstream programs' rules; never from the code under test.
 """
 
@@ -26,7 +26,7 @@ from conftest import (
 from components.tools.render import unwrap
 
 STACKS = ("dev", "staging", "prod")
-# README "Configuration reference": prometheus.scrape_interval and scrape_timeout defaults.
+# docs/configuration.md "Configuration reference": prometheus.scrape_interval and scrape_timeout defaults.
 DEFAULT_INTERVAL, DEFAULT_TIMEOUT = "15s", "10s"
 UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -90,7 +90,7 @@ def loki_s3(run) -> dict:
 
 
 class TestLokiS3:
-    # Requirement: prod's Loki talks HTTPS (insecure: false, README default) to exactly the
+    # Requirement: prod's Loki talks HTTPS (insecure: false, docs/configuration.md default) to exactly the
     # endpoint, bucket and region prod's stack file names.
     def test_prod_uses_https_to_its_endpoint(self, stack_runs):
         s3 = loki_s3(stack_runs["prod"])
@@ -115,7 +115,7 @@ def alertmanager_targets(run) -> list[str]:
 
 
 class TestAlertmanagerTargets:
-    # Requirement (README): Prometheus sends each alert once to each Alertmanager replica, by the
+    # Requirement (docs/architecture.md): Prometheus sends each alert once to each Alertmanager replica, by the
     # replica's own DNS name (not N times to the Service); docker has one container, `alertmanager`.
     @pytest.mark.parametrize(
         "stack, targets",
@@ -130,13 +130,13 @@ class TestAlertmanagerTargets:
     def test_one_target_per_replica(self, replicas):
         run = render("staging", {"alertmanager": {"replicas": replicas}})
         assert sorted(alertmanager_targets(run)) == [f"alertmanager-{i}.alertmanager:9093" for i in range(replicas)]
-        # Requirement (README, Grafana-managed rules): the contact point lists every replica's URL.
+        # Requirement (docs/alerting.md, Grafana-managed rules): the contact point lists every replica's URL.
         point = next(r for r in run.resources if r.type == "grafana:alerting/contactPoint:ContactPoint")
         urls = unwrap(point.inputs)["alertmanagers"][0]["url"].split(",")
         assert sorted(urls) == [f"http://alertmanager-{i}.alertmanager:9093" for i in range(replicas)]
 
 
-# Requirement (README "Traces"): each pipeline starts with a memory limiter at 80% of the container's
+# Requirement (docs/traces.md): each pipeline starts with a memory limiter at 80% of the container's
 # limit with 25% for spikes, checked every second, and ends with a batch of 8192 items or 5s.
 @pytest.mark.parametrize("stack", STACKS)
 def test_collector_memory_limiter_is_exact(stack_runs, stack):
@@ -162,7 +162,7 @@ SLACK_CHANNELS = {"staging": ("#staging-alerts", "#staging-alerts"), "prod": ("#
 @pytest.mark.parametrize("stack", ("staging", "prod"))
 class TestNotifications:
     # Requirement: Slack says when an alert resolves; the title and text come from the shared
-    # templates (README "Routing"); each receiver posts to its stack's channel via the secret file.
+    # templates (docs/alerting.md "Routing"); each receiver posts to its stack's channel via the secret file.
     def test_slack_receivers_are_exact(self, stack_runs, stack):
         receivers = {r["name"]: r for r in alertmanager_config(stack_runs[stack])["receivers"]}
         critical, warning = SLACK_CHANNELS[stack]
@@ -175,7 +175,7 @@ class TestNotifications:
                 "text": '{{ template "obs.text" . }}',
             }], name
 
-    # Requirement (README): the text carries each alert's summary, description and runbook link,
+    # Requirement (docs/alerting.md, Routing): the text carries each alert's summary, description and runbook link,
     # and the title its status, name and environment; the template file is loaded.
     def test_templates_carry_summary_description_and_runbook(self, stack_runs, stack):
         files = container_files(stack_runs[stack], "alertmanager")
@@ -195,7 +195,7 @@ def test_pagerduty_sends_resolved(stack_runs):
     assert [c["send_resolved"] for c in receivers["pagerduty"]["pagerduty_configs"]] == [True]
 
 
-# README "Grafana-managed rules": the queries, word for word (whitespace aside).
+# docs/alerting.md "Grafana-managed rules": the queries, word for word (whitespace aside).
 ERROR_LOG_BURST = 'sum by (service_name) (count_over_time({service_name=~".+"} | detected_level="error"[5m]))'
 LOG_VOLUME_SPIKE = """(sum by (service_name) (count_over_time({service_name=~".+"}[10m]))
   / (sum by (service_name) (count_over_time({service_name=~".+"}[1d])) / 144))
@@ -213,7 +213,7 @@ def grafana_rules(run) -> tuple[dict, dict[str, dict]]:
 
 
 class TestGrafanaRules:
-    # Requirement (README): group `logs`, evaluated every 60s; ErrorLogBurst counts 5 minutes of
+    # Requirement (docs/alerting.md, Grafana-managed rules): group `logs`, evaluated every 60s; ErrorLogBurst counts 5 minutes of
     # error lines and must hold 5m, LogVolumeSpike compares 10 minutes with the day and holds 10m;
     # no data counts as normal (OK); a failing query is Error; thresholds from grafana.alerts
     # (defaults 10 and 3); severity warning; sent through the contact point `alertmanager`.

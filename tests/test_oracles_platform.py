@@ -1,7 +1,7 @@
 """Exact oracles for what the platforms render (issue 15): RBAC, probes and health checks, and the
 volumes that hold each service's data.
 
-Every expected value below is written from the requirement (README.md, "Kubernetes" and "Docker",
+Every expected value below is written from the requirement (docs/platforms.md, "Kubernetes" and "Docker",
 and the upstream program's own defaults), never read from the code under test.
 """
 
@@ -19,7 +19,7 @@ import yaml
 KUBERNETES_STACKS = ("staging", "prod")
 SHIPPERS = ("alloy", "promtail")
 
-# README "Kubernetes": both discovering services may get, list and watch exactly these, plus GET /metrics.
+# docs/platforms.md "Kubernetes": both discovering services may get, list and watch exactly these, plus GET /metrics.
 DISCOVERY_GRANTS = frozenset(
     {("", resource, verb) for resource in ("nodes", "nodes/metrics", "services", "endpoints", "pods")
      for verb in ("get", "list", "watch")}
@@ -94,7 +94,7 @@ class TestRbac:
             assert pod["serviceAccountName"] == service
 
 
-# Services with an HTTP health endpoint on staging and prod (README: every service, on kubernetes).
+# Services with an HTTP health endpoint on staging and prod (docs/platforms.md: every service, on kubernetes).
 PROBED = ("prometheus", "alertmanager", "loki", "alloy", "otel-collector", "jaeger", "grafana",
           "node-exporter", "cadvisor", "postgres-exporter", "redis-exporter", "gpu-exporter")
 
@@ -118,7 +118,7 @@ class TestProbes:
         }
         assert readiness["httpGet"] == liveness["httpGet"]
 
-    # Requirement (README): each probe calls the service's own ready or health endpoint.
+    # Requirement (docs/platforms.md): each probe calls the service's own ready or health endpoint.
     @pytest.mark.parametrize(
         "service, path",
         [("prometheus", "/-/ready"), ("alertmanager", "/-/ready"), ("loki", "/ready"),
@@ -129,7 +129,7 @@ class TestProbes:
         assert readiness["httpGet"]["path"] == path
 
 
-# Requirement (README "Docker"): a health check every 10s, 6 retries, 30s start period (5s timeout
+# Requirement (docs/platforms.md "Docker"): a health check every 10s, 6 retries, 30s start period (5s timeout
 # so a hung endpoint counts as a miss), for every service whose image can make a request.
 @pytest.mark.parametrize(
     "service", ["prometheus", "alertmanager", "loki", "alloy", "jaeger", "grafana", "node-exporter", "cadvisor"]
@@ -202,7 +202,7 @@ def environment(run, service: str) -> dict[str, str]:
 
 def data_mounts(run, service: str) -> list[str]:
     """Mount paths backed by storage that outlives the container: a docker volume, a volume
-    claim, or (per-node state, README) the host path /var/lib/<namespace>-<service>."""
+    claim, or (per-node state, docs/platforms.md) the host path /var/lib/<namespace>-<service>."""
     docker = [r for r in run.of_type("docker:index/container:Container") if r.name == service]
     if docker:
         volumes = {unwrap(v.inputs)["name"] for v in run.of_type("docker:index/volume:Volume")}
@@ -258,7 +258,7 @@ def test_data_path_oracle_can_fail():
 
 @pytest.mark.parametrize("stack", KUBERNETES_STACKS)
 def test_the_namespace_carries_the_common_labels(stack_runs, stack):
-    # README "Kubernetes", common labels: the namespace is an object of the stack like the others.
+    # docs/platforms.md "Kubernetes", common labels: the namespace is an object of the stack like the others.
     namespace = stack_runs[stack].one("kubernetes:core/v1:Namespace", "namespace").inputs
     assert namespace["metadata"]["labels"] == {
         "app.kubernetes.io/name": "namespace",
@@ -274,7 +274,7 @@ def test_the_namespace_carries_the_common_labels(stack_runs, stack):
     ("prod", "pulumi:providers:kubernetes", "kubernetes:"),
 ])
 def test_every_platform_resource_goes_to_the_engine_or_cluster_the_stack_names(stack_runs, stack, provider, package):
-    """README: `docker.host` and `kubernetes.context` choose the engine or cluster. Only the stack's
+    """docs/configuration.md: `docker.host` and `kubernetes.context` choose the engine or cluster. Only the stack's
     own provider, built from them, may manage its resources: the default provider would reach
     whatever engine or kubeconfig context the machine running `pulumi up` happens to have."""
     run = stack_runs[stack]

@@ -296,9 +296,6 @@ def event_loops():
         asyncio.set_event_loop_policy(None)
 
 
-# The secrets each shipped stack needs before `pulumi up`, as its header comment tells the operator.
-
-
 CONTROLLERS = ("kubernetes:apps/v1:StatefulSet", "kubernetes:apps/v1:Deployment", "kubernetes:apps/v1:DaemonSet")
 MOCK_NAME_SUFFIX = "-0a1b2c3d"
 

@@ -641,7 +641,7 @@ def test_a_for_override_on_the_watchdog_is_an_error():
 
 
 def test_requires_application_is_a_catalog_mistake(tmp_path, monkeypatch):
-    """Alerts on the application instrumentation have no `requires` (README, "The alert catalog"):
+    """Alerts on the application instrumentation have no `requires` (docs/alerting.md, "The alert catalog"):
     no stack deploys "application", so such an alert would never be rendered, silently."""
     from components.alerting import alert_rules
 
@@ -655,7 +655,7 @@ def test_requires_application_is_a_catalog_mistake(tmp_path, monkeypatch):
 
 
 def test_the_watchdogs_severity_can_be_overridden(stack_runs):
-    """Only a threshold or a for is refused for the Watchdog (README, "Validation"); its severity is
+    """Only a threshold or a for is refused for the Watchdog (docs/configuration.md, "Validation"); its severity is
     the stack's to choose ("It never pages, whatever its severity")."""
     tuned = dev_with_alerts({"overrides": {"Watchdog": {"severity": "warning"}}})
     [before] = rules_of(stack_runs["dev"], "Watchdog")
@@ -665,21 +665,21 @@ def test_the_watchdogs_severity_can_be_overridden(stack_runs):
 
 
 def test_an_80s_scrape_interval_gives_320s_windows():
-    """Four scrapes of 80s: 320s, not rounded to whole minutes (README, "The alert catalog")."""
+    """Four scrapes of 80s: 320s, not rounded to whole minutes (docs/alerting.md, "The alert catalog")."""
     run = dev_with({"prometheus": {"scrape_interval": "80s"}})
     assert set(range_windows(run)) == {timedelta(seconds=320)}
     assert "[320s]" in rendered_text(run)
 
 
 def test_a_fractional_threshold_is_rendered_exactly():
-    """"A threshold ... is written into the expression exactly as given" (README, "Tuning alerts per stack")."""
+    """"A threshold ... is written into the expression exactly as given" (docs/alerting.md, "Tuning alerts per stack")."""
     tuned = dev_with_alerts({"overrides": {"HostHighCpu": {"threshold": 97.5}}})
     [rule] = rules_of(tuned, "HostHighCpu")
     assert rule["expr"].rstrip().endswith("> 97.5")
 
 
 def test_an_alert_is_rendered_where_exactly_what_it_requires_is_deployed(tmp_path, monkeypatch):
-    """`requires`: what must be deployed for the alert to be rendered (README, "The alert catalog");
+    """`requires`: what must be deployed for the alert to be rendered (docs/alerting.md, "The alert catalog");
     a stack that deploys just that renders it."""
     from components.alerting import alert_rules
     from components.settings import parse

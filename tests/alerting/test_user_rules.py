@@ -255,7 +255,7 @@ class TestUnproducedMetricsWarn:
 
 
 class TestTheMessageListsEveryProblem:
-    """One message for every problem (README, "Rule files of your own"): a header that counts them,
+    """One message for every problem (docs/alerting.md, "Rule files of your own"): a header that counts them,
     then each problem on a line of its own, as config_checks lists what it finds."""
 
     def test_two_problems_are_listed_one_a_line_under_a_count(self, rules_dir):
@@ -287,7 +287,7 @@ def test_a_recording_rule_prometheus_cannot_parse_records_nothing(rules_dir):
 
 def test_a_namespace_of_several_undeployed_producers_names_each(rules_dir, monkeypatch, warned):
     """Where the metric catalog knows more than one producer for a metric's namespace, and the stack
-    deploys none of them, the warning names them all (README, "The metric catalog")."""
+    deploys none of them, the warning names them all (docs/grafana.md, "The metric catalog")."""
     catalog = rules_dir.parent / "catalog.yml"
     catalog.write_text("prometheus:\n  - up\nacme-exporter:\n  - acme_queue_depth\nacme-sidecar:\n  - acme_jobs_total\n")
     monkeypatch.setattr(user_rules, "METRICS", catalog)
@@ -299,7 +299,7 @@ def test_a_namespace_of_several_undeployed_producers_names_each(rules_dir, monke
 
 
 class TestWhatCountsAsProduced:
-    """README, "The metric catalog": a metric is produced when the catalog lists it for something
+    """docs/grafana.md, "The metric catalog": a metric is produced when the catalog lists it for something
     the stack deploys, when it starts with the first word of such a metric, when it is part of the
     application contract, when a recording rule writes it, and for ALERTS and ALERTS_FOR_STATE.
     Anything else is warned about, every such metric of a rule in one warning."""

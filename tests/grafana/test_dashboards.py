@@ -214,7 +214,7 @@ VARIABLE_KEYS = {"allValue", "current", "datasource", "description", "hide", "in
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_each_datasource_variable_selects_one_datasource_in_keys_grafana_reads(models, stack):
-    """README, Datasource variables: every panel reads its datasource from the variable, so the
+    """docs/grafana.md, Datasource variables: every panel reads its datasource from the variable, so the
     variable holds one datasource: no "All" option (`includeAll`) and no multiple selection
     (`multi`), written under the keys Grafana's VariableModel has, which it would otherwise drop."""
     variables = [(m["uid"], v) for m in models[stack] for v in m["templating"]["list"]]
@@ -235,7 +235,7 @@ def test_the_level_panels_read_the_level_loki_detects_on_every_line(models):
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_logs_panel_opens_a_lines_details(models, stack):
-    """README, Logs: the lines at level error are shown "with their details and a link from
+    """docs/grafana.md, Logs: the lines at level error are shown "with their details and a link from
     `trace_id` to the trace": the logs panel's `enableLogDetails` (Grafana's logs panelcfg.cue)
     lets a line open to its fields, where the trace_id link is."""
     panels = [(m["uid"], p) for m in models[stack] for p in m["panels"] if p["type"] == "logs"]

@@ -325,7 +325,7 @@ class TestWhatCannotWorkStopsTheProgram:
         assert resources == []
 
     def test_a_query_that_names_a_datasource_the_stack_does_not_provide(self, user_dir):
-        """README: panels and queries are all checked, each problem naming the panel and the query.
+        """docs/grafana.md: panels and queries are all checked, each problem naming the panel and the query.
         In a `-- Mixed --` panel each query names its own datasource, where Grafana runs it: a uid
         from another Grafana on one query stops the program at that query."""
         panel = {"datasource": {"type": "datasource", "uid": "-- Mixed --"}, "targets": [
@@ -341,7 +341,7 @@ class TestWhatCannotWorkStopsTheProgram:
         assert resources == []
 
     def test_each_query_of_a_mixed_panel_is_read_in_the_language_of_its_own_datasource(self):
-        """README: `-- Mixed --` panels are taken. A Loki query in one is LogQL, not PromQL: the
+        """docs/grafana.md: `-- Mixed --` panels are taken. A Loki query in one is LogQL, not PromQL: the
         panel has no problem, and only its Prometheus query is one Prometheus will run."""
         model = with_panel(datasource={"type": "datasource", "uid": "-- Mixed --"}, targets=[
             {"refId": "A", "expr": "sum(rate(http_requests_total[5m]))", "datasource": {"type": "prometheus", "uid": "prometheus"}},
@@ -384,7 +384,7 @@ class TestWhatCannotWorkStopsTheProgram:
          'a dashboard needs a "uid" and a "title" (for example "uid": "checkout-latency", "title": "Checkout latency")'),
     ])
     def test_what_is_not_a_dashboards_json_model_is_named_for_what_it_is(self, user_dir, content, problem):
-        """README: a file that is not a dashboard's JSON model, or has no uid or no title, stops
+        """docs/grafana.md: a file that is not a dashboard's JSON model, or has no uid or no title, stops
         the program; only a Grafana resource (kind and spec, no uid of its own) is called one."""
         message, resources = broken("dev", user_dir, "platform/broken.json", content)
         assert message.startswith("stack 'dev': cannot render the stack: ")
@@ -403,7 +403,7 @@ class TestWhatCannotWorkStopsTheProgram:
          "variable of that name, or use one of the stack's uids (prometheus, loki, jaeger, alertmanager)"),
     ])
     def test_an_annotation_that_reaches_no_datasource(self, user_dir, annotation, problem):
-        """README: panels, queries, query variables and annotations are all checked; an annotation
+        """docs/grafana.md: panels, queries, query variables and annotations are all checked; an annotation
         is named by its name, or by its place in the list. Grafana's own (builtIn) is not."""
         builtin = {"builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"}, "enable": True,
                    "name": "Annotations & Alerts", "type": "dashboard"}

@@ -201,7 +201,7 @@ def test_every_pod_of_the_namespace_is_isolated(stack_runs, stack):
     default = run.one(POLICY, "default-deny-ingress").inputs
     assert default["spec"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
     # Each workload has its own policy, except node-exporter: on the node's network, no
-    # NetworkPolicy applies to it (the README says so).
+    # NetworkPolicy applies to it (docs/known-limits.md says so).
     assert {r.name for r in run.of_type(POLICY)} == {"default-deny-ingress"} | {
         f"{s}-network-policy" for s in run.outputs["services"] if not on_node_network(run, s)
     }

@@ -110,7 +110,7 @@ def test_published_ports_bind_to_the_configured_address(custom):
 
 
 def test_ports_on_every_interface_are_reached_on_the_hosts_loopback_address(custom):
-    """README, Stack outputs and `docker.bind_address`: `endpoints` holds host addresses on docker,
+    """docs/architecture.md, Stack outputs, and docs/configuration.md, `docker.bind_address`: `endpoints` holds host addresses on docker,
     `127.0.0.1` when `docker.bind_address` is `0.0.0.0`, and so does the default `grafana.url`."""
     assert custom.outputs["endpoints"] == {
         "prometheus": "http://127.0.0.1:9090",

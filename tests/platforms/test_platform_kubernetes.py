@@ -1,5 +1,5 @@
 """The kubernetes platform: the objects staging and prod declare, valid for the cluster versions
-the README supports, wired so that pods find their files, peers and permissions."""
+the docs support, wired so that pods find their files, peers and permissions."""
 
 import kubernetes_validate
 import pytest

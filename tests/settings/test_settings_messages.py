@@ -1,4 +1,4 @@
-"""Settings: the whole message a user reads when a value is refused, the defaults the README
+"""Settings: the whole message a user reads when a value is refused, the defaults the configuration reference
 documents, and the secrets a configuration needs, as the render tools ask for them.
 
 Some fields are made when components/settings/__init__.py is imported: their validators and default
@@ -65,8 +65,8 @@ OBJECT_NAME_RULE = ("is not a valid Kubernetes object name: lower case letters, 
     ("grafana.ingress.cluster_issuer", "internal ca", "internal-ca"),
 ])
 def test_a_bad_kubernetes_object_name_is_refused_with_the_rule_and_an_example(fresh_settings, key, value, example):
-    """README, Validation: each problem names the key, what is wrong and an example of a good value
-    (the README's examples: StorageClass fast-ssd, RuntimeClass nvidia, ClusterIssuer internal-ca)."""
+    """docs/configuration.md, Validation: each problem names the key, what is wrong and an example of a good value
+    (its examples: StorageClass fast-ssd, RuntimeClass nvidia, ClusterIssuer internal-ca)."""
     message = refusal(fresh_settings, at(key, value))
     assert message == one_problem("dev", key, f"{value!r} {OBJECT_NAME_RULE} (for example {example})")
 
@@ -86,7 +86,7 @@ def test_a_bad_kubernetes_object_name_is_refused_with_the_rule_and_an_example(fr
      f"must be host[:port] with a host name or IP address and no path {S3_EXAMPLE}"),
 ])
 def test_an_s3_endpoint_in_the_wrong_form_is_refused_saying_what_to_write(value, message):
-    """README: loki.storage.endpoint is host[:port]: no scheme (plain HTTP is
+    """docs/configuration.md: loki.storage.endpoint is host[:port]: no scheme (plain HTTP is
     loki.storage.insecure: true), no path, no credentials; the message names the secrets to use
     instead and never repeats the value."""
     override = {"loki": {"storage": {"type": "s3", "bucket": "acme-dev-loki", "endpoint": value}}}
@@ -95,9 +95,9 @@ def test_an_s3_endpoint_in_the_wrong_form_is_refused_saying_what_to_write(value,
     assert "s3-secret-0f3a" not in text
 
 
-# --- the default resources of every service, as the README's tables give them ---------------------
+# --- the default resources of every service, as the configuration reference gives them ---------------------
 
-README_RESOURCES = {
+DOCUMENTED_RESOURCES = {
     "prometheus": (("250m", "512Mi"), ("1", "1Gi")),
     "alertmanager": (("50m", "64Mi"), ("200m", "128Mi")),
     "exporters.node": (("50m", "32Mi"), ("200m", "64Mi")),
@@ -114,24 +114,24 @@ README_RESOURCES = {
 
 
 def test_every_service_takes_the_requests_and_limits_the_readme_documents(fresh_settings):
-    """README, the `<service>.resources` rows: a stack that sets no `resources` gets these requests
+    """docs/configuration.md, the `<service>.resources` rows: a stack that sets no `resources` gets these requests
     and limits (Kubernetes applies both; Docker the limits)."""
     settings = fresh_settings.parse("dev", {"platform": "kubernetes", "grafana": {"url": "https://grafana.dev.internal"}})
     found = {}
-    for key in README_RESOURCES:
+    for key in DOCUMENTED_RESOURCES:
         section = settings
         for part in key.split("."):
             section = getattr(section, part)
         found[key] = section.resources.model_dump()
     assert found == {
         key: {"requests": {"cpu": rc, "memory": rm}, "limits": {"cpu": lc, "memory": lm}}
-        for key, ((rc, rm), (lc, lm)) in README_RESOURCES.items()
+        for key, ((rc, rm), (lc, lm)) in DOCUMENTED_RESOURCES.items()
     }
 
 
 # --- the secrets a configuration needs: what the render tools fill in ------------------------------
 
-# README, Secrets: "needed when", for what each shipped stack file enables. dev needs none.
+# docs/configuration.md, Secrets: "needed when", for what each shipped stack file enables. dev needs none.
 NEEDED = {
     "dev": set(),
     "staging": {"slack_webhook_url", "postgres_password"},
@@ -163,7 +163,7 @@ def test_an_invalid_configuration_requires_no_secret():
 
 
 def test_placeholder_secrets_fill_in_every_required_secret_as_if_set():
-    """README, offline render: `--placeholder-secrets` fills every required secret with a
+    """docs/reviewing-changes.md, offline render: `--placeholder-secrets` fills every required secret with a
     placeholder, as if each had been set (`pulumi config set --secret`), so prod, whose file only
     names its secrets in a comment, validates."""
     inputs = render.program_inputs("prod", placeholders=True)
@@ -173,7 +173,7 @@ def test_placeholder_secrets_fill_in_every_required_secret_as_if_set():
     assert settings.environment == "prod"
 
 
-# --- exporters.gpu.node_selector: a label value, and a good one, as the README gives them ----------
+# --- exporters.gpu.node_selector: a label value, and a good one, as the configuration reference gives them ----------
 
 LABEL_VALUE_RULE = ("is not a valid Kubernetes label value: up to 63 letters, digits, '-', '_' or '.', starting and "
                     "ending with a letter or digit")
@@ -181,7 +181,7 @@ LABEL_VALUE_RULE = ("is not a valid Kubernetes label value: up to 63 letters, di
 
 @pytest.mark.parametrize("value", ["-yes", "a100!", "x" * 64])
 def test_a_bad_node_selector_value_is_refused_with_the_rule_and_an_example(fresh_settings, value):
-    """README, `exporters.gpu.node_selector`: a value is empty or up to 63 letters, digits, '-', '_'
+    """docs/configuration.md, `exporters.gpu.node_selector`: a value is empty or up to 63 letters, digits, '-', '_'
     or '.', starting and ending with a letter or digit; the example is the default's value, "true"
     (`{nvidia.com/gpu.present: "true"}`)."""
     message = refusal(fresh_settings, at("exporters.gpu.node_selector", {"accelerator": value}))
@@ -191,7 +191,7 @@ def test_a_bad_node_selector_value_is_refused_with_the_rule_and_an_example(fresh
 
 def test_a_node_selector_value_that_is_not_text_is_refused_with_the_defaults_value_as_example(fresh_settings):
     """YAML reads an unquoted `true` as a boolean, and a label value is text: the message names the
-    key of the map entry and, as every problem does (README, Validation), a good value, here the
+    key of the map entry and, as every problem does (docs/configuration.md, Validation), a good value, here the
     default's value for that map, "true" (`{nvidia.com/gpu.present: "true"}`)."""
     message = refusal(fresh_settings, at("exporters.gpu.node_selector", {"accelerator": True}))
     assert message == one_problem("dev", "exporters.gpu.node_selector.accelerator",
@@ -202,7 +202,7 @@ def test_a_node_selector_value_that_is_not_text_is_refused_with_the_defaults_val
 
 
 def test_a_postgres_database_with_a_url_character_is_refused_saying_it_goes_into_the_connection_url():
-    """README, Validation, strings the program composes into others: `exporters.postgres.database`
+    """docs/configuration.md, Validation, strings the program composes into others: `exporters.postgres.database`
     with `/`, `?`, `#` or `%` is refused, because the database is the path of postgres-exporter's
     connection URI, which those characters would end or re-encode; the example is `app`."""
     message = refusal(settings_module, at("exporters.postgres.database", "app?sslmode=disable"))
@@ -212,9 +212,9 @@ def test_a_postgres_database_with_a_url_character_is_refused_saying_it_goes_into
 
 
 def test_a_redis_address_without_its_scheme_is_refused_naming_both_schemes():
-    """README, `exporters.redis.address`: `redis://host:port` or `rediss://host:port` (TLS);
+    """docs/configuration.md, `exporters.redis.address`: `redis://host:port` or `rediss://host:port` (TLS);
     Validation: the message names the key, what is wrong and a good value, here the example the
-    README's stacks use, `redis://redis.databases.svc:6379`."""
+    shipped stacks use, `redis://redis.databases.svc:6379`."""
     message = refusal(settings_module, at("exporters.redis", {"enabled": True, "address": "redis.databases.svc:6379"}))
     assert message == one_problem(
         "dev", "exporters.redis.address",
@@ -222,7 +222,7 @@ def test_a_redis_address_without_its_scheme_is_refused_naming_both_schemes():
 
 
 def test_an_ssh_docker_host_with_a_password_is_refused_saying_to_use_an_ssh_key():
-    """README, `docker.host`: `ssh://` takes no password (Docker's SSH connection refuses one: use
+    """docs/configuration.md, `docker.host`: `ssh://` takes no password (Docker's SSH connection refuses one: use
     an ssh key); Validation: a credential in an address is refused with a message that never
     repeats the value, and gives a good value, here `ssh://deploy@docker-host`."""
     text = refusal(settings_module, at("docker.host", "ssh://deploy:hunter2-0f3a@docker-host"))
@@ -240,7 +240,7 @@ def test_a_size_prometheus_cannot_read_is_refused_with_an_example_in_its_units()
 
 
 def test_jaeger_s_published_port_may_not_be_another_service_s():
-    # README, docker: each service publishes its own port on the host. The example is Jaeger's
+    # docs/platforms.md, docker: each service publishes its own port on the host. The example is Jaeger's
     # own UI port, 16686.
     message = refusal(settings_module, at("jaeger.port", 9090))
     assert message == one_problem(
