@@ -147,8 +147,9 @@ class Workload:
     run_as_user: Optional[int] = None
     # Why a workload cannot run restricted (root or privileged host access), said where it is made.
     unrestricted_because: Optional[str] = None
-    # Reads the platform's API to discover scrape or log targets (docker socket, or RBAC).
-    discovery: bool = False
+    # Reads the platform's API to discover scrape or log targets: on docker any makes it read
+    # the engine's socket; on kubernetes these core API resources are what it may list and watch.
+    discovery: tuple[str, ...] = ()
     # Kubernetes: environment variables set from the pod's own fields (downward API), such as
     # {"NODE_NAME": "spec.nodeName"}. Docker has one host and no pods: it sets none of them.
     field_env: dict[str, str] = field(default_factory=dict)

@@ -12,21 +12,20 @@ import posixpath
 import pytest
 
 from conftest import container_args, container_files, controller, merge, run_program, stack_config, stack_secrets
-from components.tools.render import unwrap
+from components.tools.render import CONTROLLERS, unwrap
 
 import yaml
 
 KUBERNETES_STACKS = ("staging", "prod")
 SHIPPERS = ("alloy", "promtail")
 
-# docs/platforms.md "Kubernetes": both discovering services may get, list and watch exactly these, plus GET /metrics.
-DISCOVERY_GRANTS = frozenset(
-    {("", resource, verb) for resource in ("nodes", "nodes/metrics", "services", "endpoints", "pods")
-     for verb in ("get", "list", "watch")}
-    | {("discovery.k8s.io", "endpointslices", verb) for verb in ("get", "list", "watch")}
-    | {("networking.k8s.io", "ingresses", verb) for verb in ("get", "list", "watch")}
-    | {("nonResourceURL", "/metrics", "get")}
-)
+# docs/platforms.md "Kubernetes", least privilege: each discovering service may get, list and
+# watch exactly what its discovery reads. Prometheus's pod role reads pods, its endpoints role
+# endpoints, services and pods (Prometheus v3.14.0, discovery/kubernetes/kubernetes.go); the log
+# shippers find the node's pods with the pod role. Nothing else: no nodes, no /metrics.
+PROMETHEUS_GRANTS = frozenset(("", resource, verb) for resource in ("pods", "services", "endpoints")
+                              for verb in ("get", "list", "watch"))
+SHIPPER_GRANTS = frozenset(("", "pods", verb) for verb in ("get", "list", "watch"))
 
 
 def with_shipper(stack: str, shipper: str):
@@ -75,12 +74,26 @@ class TestRbac:
         assert set(rbac(run, "ClusterRole")) == {"observability-prometheus", f"observability-{shipper}"}
         assert rbac(run, "Role") == {} and rbac(run, "RoleBinding") == {}
 
-    # Requirement: each ClusterRole grants get/list/watch on nodes, nodes/metrics, services,
-    # endpoints, pods, EndpointSlices and Ingresses and GET /metrics: no less (discovery of the
-    # per-node exporters and the shipper breaks), no more (least privilege).
-    def test_each_role_grants_exactly_discovery(self, shipper_runs, stack, shipper):
-        for name, role in rbac(shipper_runs[(stack, shipper)], "ClusterRole").items():
-            assert grants(role["rules"]) == DISCOVERY_GRANTS, name
+    # Requirement: each ClusterRole grants exactly what its service's discovery reads: no less
+    # (discovery of the per-node exporters, your pods and services, or the node's logs breaks),
+    # no more (least privilege: the shipper is not Prometheus).
+    def test_each_role_grants_exactly_what_its_discovery_reads(self, shipper_runs, stack, shipper):
+        roles = rbac(shipper_runs[(stack, shipper)], "ClusterRole")
+        assert grants(roles["observability-prometheus"]["rules"]) == PROMETHEUS_GRANTS
+        assert grants(roles[f"observability-{shipper}"]["rules"]) == SHIPPER_GRANTS
+
+    # Requirement: a pod gets a service account token only where it calls the API.
+    def test_only_the_discovering_pods_mount_a_token(self, shipper_runs, stack, shipper):
+        run = shipper_runs[(stack, shipper)]
+        for r in run.resources:
+            if r.type not in CONTROLLERS:
+                continue
+            pod = unwrap(r.inputs)["spec"]["template"]["spec"]
+            if r.name in ("prometheus", shipper):
+                assert "automountServiceAccountToken" not in pod and pod["serviceAccountName"] == r.name
+            else:
+                assert pod["automountServiceAccountToken"] is False, r.name
+                assert "serviceAccountName" not in pod, r.name
 
     # Requirement: each binding gives its role to its own service's account in the stack's namespace.
     def test_each_binding_ties_the_role_to_its_service_account(self, shipper_runs, stack, shipper):

@@ -21,6 +21,18 @@ def cpus(cpu: str) -> str:
     return f"{quantity(cpu):g}"
 
 
+def capabilities(w: Workload, user: Optional[str]) -> Optional[docker.ContainerCapabilitiesArgs]:
+    """What the container may do beyond an unprivileged process: the capabilities a workload asks
+    for; none at all for one that runs as its own unprivileged user, as on kubernetes. Root in a
+    container that must read the engine's socket keeps the engine's defaults: without them it could
+    not write the files its image gives to another user (Prometheus's data directory)."""
+    if w.capabilities:
+        return docker.ContainerCapabilitiesArgs(adds=list(w.capabilities))
+    if w.unrestricted_because is None and user is not None and user != "0":
+        return docker.ContainerCapabilitiesArgs(drops=["ALL"])
+    return None
+
+
 def health_command(health: HealthCheck, port: int) -> list[str]:
     url = f"http://127.0.0.1:{port}{health.path}"
     if health.docker_tool == "curl":
@@ -161,7 +173,10 @@ class DockerPlatform(Platform):
             cpus=cpus(w.resources.limits.cpu),
             pid_mode="host" if w.host_pid else None,
             privileged=w.privileged or None,
-            capabilities=docker.ContainerCapabilitiesArgs(adds=list(w.capabilities)) if w.capabilities else None,
+            capabilities=capabilities(w, user),
+            # No process in the container gains privileges it did not start with (setuid, file
+            # capabilities), whoever it runs as.
+            security_opts=["no-new-privileges:true"],
             user=user,
             device_requests=[
                 docker.ContainerDeviceRequestArgs(driver="nvidia", count=-1, capabilities=["gpu"])

@@ -18,18 +18,6 @@ from components.settings import KubernetesSettings
 from components.workload import ANYONE, CONFIG_HASH, PROMETHEUS, SECRETS_DIR, PodDiscovery, ScrapeJob, Workload
 
 # What a service that discovers scrape targets must read, cluster-wide (as kube-prometheus grants).
-DISCOVERY_RULES = [
-    {
-        "apiGroups": [""],
-        "resources": ["nodes", "nodes/metrics", "services", "endpoints", "pods"],
-        "verbs": ["get", "list", "watch"],
-    },
-    {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["get", "list", "watch"]},
-    {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": ["get", "list", "watch"]},
-    {"nonResourceURLs": ["/metrics"], "verbs": ["get"]},
-]
-
-
 def _slug(path: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", path.lower()).strip("-")
 
@@ -213,6 +201,9 @@ class KubernetesPlatform(Platform):
         if w.discovery:
             self._discovery_access(w, meta, opts, fixed)
             pod_spec["serviceAccountName"] = w.name
+        else:
+            # It never calls the API: no token in the pod to steal.
+            pod_spec["automountServiceAccountToken"] = False
 
         selector = self._pods(w.name)["matchLabels"]
         self._network_policy(w, {**meta, "name": w.name}, fixed)
@@ -339,7 +330,8 @@ class KubernetesPlatform(Platform):
         role = k8s.rbac.v1.ClusterRole(
             f"{w.name}-discovery",
             metadata={"name": cluster_name, "labels": meta["labels"]},
-            rules=DISCOVERY_RULES,
+            # Exactly what the workload discovers targets from, nothing it might want later.
+            rules=[{"apiGroups": [""], "resources": list(w.discovery), "verbs": ["get", "list", "watch"]}],
             opts=fixed,
         )
         k8s.rbac.v1.ClusterRoleBinding(

@@ -50,7 +50,13 @@ def base(args: GrafanaServerArgs, platform: Platform, name: str = NAME) -> Workl
     )
     # Its links and redirects: the given url, or where the platform publishes its port.
     root = args.url.rstrip("/") if args.url is not None else platform.urls(server)["http"]
-    return dataclasses.replace(server, env={**server.env, "GF_SERVER_ROOT_URL": root})
+    env = {**server.env, "GF_SERVER_ROOT_URL": root}
+    if root.startswith("https://"):
+        # Reached over TLS (its Ingress, or a proxy in front): the session cookie only travels
+        # over https, and browsers are told to use nothing else (HSTS), as Grafana's security
+        # hardening guide asks of a Grafana behind HTTPS.
+        env |= {"GF_SECURITY_COOKIE_SECURE": "true", "GF_SECURITY_STRICT_TRANSPORT_SECURITY": "true"}
+    return dataclasses.replace(server, env=env)
 
 
 def _ingress(args: GrafanaServerArgs) -> Optional[Ingress]:

@@ -120,7 +120,8 @@ def shipper(args: LogShipperArgs, p: Pipeline, *, name: str, image: str, port: i
         host_mounts=(HostMount(POD_LOGS, POD_LOGS),) if p.kubernetes else (),
         per_node=True,
         unrestricted_because="the node's pod logs are readable by root only",
-        discovery=True,
+        # Both find the node's pods with Prometheus's pod role, which lists and watches pods only.
+        discovery=("pods",),
         field_env={node_env: "spec.nodeName"},
         # Both images are Ubuntu with bash but neither wget nor curl.
         health=HealthCheck("http", ready_path, docker_tool="bash"),

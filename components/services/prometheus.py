@@ -142,6 +142,11 @@ def discovery_jobs(platform: str, docker_network: str) -> list[dict]:
     return jobs
 
 
+# What each Kubernetes discovery role lists and watches (discovery/kubernetes/kubernetes.go at
+# Prometheus v3.14.0, without attach_metadata): the pod role, pods; the endpoints role, endpoints,
+# services and pods.
+SD_ROLE_RESOURCES = {"pod": ("pods",), "endpoints": ("endpoints", "pods", "services")}
+
 REPLICA_LABEL = "replica"
 
 
@@ -285,7 +290,8 @@ def workload(
     prometheus = base(args, platform, readers, remote_write_password, name)
     # Kubernetes API access: for the user's workloads, and for per-node services, which have
     # no single address and are always found through the API.
-    discovery = args.discovery or any(job.pods is not None for job in scrape_jobs)
+    roles = ({"pod", "endpoints"} if args.discovery else set()) | ({"pod"} if any(j.pods for j in scrape_jobs) else set())
+    discovery = tuple(sorted({r for role in roles for r in SD_ROLE_RESOURCES[role]}))
     # Prometheus scrapes every replica of itself too; its addresses do not depend on its config.
     jobs = [platform.scrape_job(prometheus), *scrape_jobs, *user_scrape_jobs(args)]
     password = next((f.path for f in prometheus.secret_files), None)

@@ -492,3 +492,21 @@ def test_ports_opened_to_every_interface_are_labelled_as_such(dev, custom):
 def test_the_dev_stack_fits_in_four_gibibytes(dev):
     total = sum(container["memory"] for container in containers(dev).values())
     assert total <= 4096, f"dev's containers may use {total} MiB together"
+
+
+def test_no_container_gains_privileges_and_unprivileged_ones_hold_no_capabilities(full):
+    """docs/platforms.md, docker: every container runs with no-new-privileges; one that runs as
+    its own unprivileged user drops every capability, as its pod does on kubernetes; root, where
+    the engine's socket needs it, keeps the engine's defaults, and privileged cAdvisor its
+    privilege."""
+    for name, c in containers(full).items():
+        assert c["securityOpts"] == ["no-new-privileges:true"], name
+        if c.get("privileged"):
+            assert name == "cadvisor" and "capabilities" not in c
+        elif c.get("user") not in (None, "0"):
+            assert c["capabilities"] == {"drops": ["ALL"]}, name
+        else:
+            assert "capabilities" not in c, name
+    # Which run as themselves: every service but the two that read the socket and cAdvisor.
+    unprivileged = {n for n, c in containers(full).items() if c.get("capabilities") == {"drops": ["ALL"]}}
+    assert unprivileged == set(containers(full)) - {"prometheus", "alloy", "cadvisor", "gpu-exporter"}

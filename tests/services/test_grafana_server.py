@@ -78,6 +78,16 @@ def test_grafana_environment_locks_down_sign_up_and_anonymous_access(stack_runs,
     assert env["GF_SERVER_ROOT_URL"] == root_url
 
 
+@pytest.mark.parametrize("stack, https", [("dev", False), ("staging", True), ("prod", True)])
+def test_a_grafana_reached_over_https_sends_secure_cookies_and_hsts(stack_runs, stack, https):
+    """Grafana's security hardening, [security] cookie_secure and strict_transport_security: on
+    where its root URL is https (staging's and prod's Ingress), off on dev's plain http, where a
+    secure cookie would never come back and sign-in would fail."""
+    env = grafana_env(stack_runs[stack])
+    hardening = {k: env.get(k) for k in ("GF_SECURITY_COOKIE_SECURE", "GF_SECURITY_STRICT_TRANSPORT_SECURITY")}
+    assert hardening == ({k: "true" for k in hardening} if https else {k: None for k in hardening})
+
+
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_admin_password_is_a_secret_file_and_never_in_the_environment(stack_runs, stack):
     run = stack_runs[stack]
