@@ -82,18 +82,27 @@ class TestRbac:
         assert grants(roles["observability-prometheus"]["rules"]) == PROMETHEUS_GRANTS
         assert grants(roles[f"observability-{shipper}"]["rules"]) == SHIPPER_GRANTS
 
-    # Requirement: a pod gets a service account token only where it calls the API.
-    def test_only_the_discovering_pods_mount_a_token(self, shipper_runs, stack, shipper):
+    # Requirement: every workload runs as a service account of its own, named after it; a pod
+    # gets a token only where it calls the API (neither its account nor the pod mounts one else).
+    def test_each_workload_has_its_own_account_and_only_the_discovering_pods_a_token(self, shipper_runs, stack,
+                                                                                      shipper):
         run = shipper_runs[(stack, shipper)]
-        for r in run.resources:
-            if r.type not in CONTROLLERS:
-                continue
+        accounts = {unwrap(r.inputs)["metadata"]["name"]: unwrap(r.inputs)
+                    for r in run.of_type("kubernetes:core/v1:ServiceAccount")}
+        workloads = [r for r in run.resources if r.type in CONTROLLERS]
+        assert set(accounts) == {r.name for r in workloads}
+        account_urns = {r.name: r.urn for r in run.of_type("kubernetes:core/v1:ServiceAccount")}
+        for r in workloads:
             pod = unwrap(r.inputs)["spec"]["template"]["spec"]
+            assert pod["serviceAccountName"] == r.name
+            # Created after its account: a pod naming a missing account is refused.
+            assert account_urns[f"{r.name}-account"] in r.dependencies, r.name
             if r.name in ("prometheus", shipper):
-                assert "automountServiceAccountToken" not in pod and pod["serviceAccountName"] == r.name
+                assert "automountServiceAccountToken" not in pod, r.name
+                assert "automountServiceAccountToken" not in accounts[r.name], r.name
             else:
                 assert pod["automountServiceAccountToken"] is False, r.name
-                assert "serviceAccountName" not in pod, r.name
+                assert accounts[r.name]["automountServiceAccountToken"] is False, r.name
 
     # Requirement: each binding gives its role to its own service's account in the stack's namespace.
     def test_each_binding_ties_the_role_to_its_service_account(self, shipper_runs, stack, shipper):

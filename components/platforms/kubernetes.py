@@ -198,11 +198,18 @@ class KubernetesPlatform(Platform):
             container["env"].append({"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"})
         if w.per_node:
             pod_spec.setdefault("tolerations", []).append({"operator": "Exists"})
+        # An account of its own: no workload acts as another, or as the namespace's default.
+        # Only those that call the API carry its token; for the rest, neither the account nor
+        # the pod mounts one.
+        account = k8s.core.v1.ServiceAccount(
+            f"{w.name}-account", metadata={**meta, "name": w.name},
+            automount_service_account_token=None if w.discovery else False, opts=fixed,
+        )
+        # Its name as the account's output: the pods wait for the account to exist.
+        pod_spec["serviceAccountName"] = account.metadata.name
         if w.discovery:
-            self._discovery_access(w, meta, opts, fixed)
-            pod_spec["serviceAccountName"] = w.name
+            self._discovery_access(w, account, meta, fixed)
         else:
-            # It never calls the API: no token in the pod to steal.
             pod_spec["automountServiceAccountToken"] = False
 
         selector = self._pods(w.name)["matchLabels"]
@@ -321,10 +328,7 @@ class KubernetesPlatform(Platform):
         metadata = {**named, "annotations": dict(sorted(i.annotations.items()))} if i.annotations else named
         k8s.networking.v1.Ingress(f"{w.name}-ingress", metadata=metadata, spec=spec, opts=fixed)
 
-    def _discovery_access(self, w, meta, opts, fixed) -> None:
-        account = k8s.core.v1.ServiceAccount(
-            f"{w.name}-account", metadata={**meta, "name": w.name}, opts=fixed
-        )
+    def _discovery_access(self, w, account, meta, fixed) -> None:
         # Cluster-wide objects carry the namespace in their name: one cluster, many stacks.
         cluster_name = f"{self.namespace}-{w.name}"
         role = k8s.rbac.v1.ClusterRole(

@@ -181,8 +181,10 @@ def test_prometheus_may_discover_targets_and_nothing_more(stack_runs):
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "prometheus", "namespace": "observability"}]
     assert binding["roleRef"]["name"] == "observability-prometheus"
     assert controller(run, "prometheus").inputs["spec"]["template"]["spec"]["serviceAccountName"] == "prometheus"
-    # Only the services that discover get an account and a role: Prometheus, and the log shipper.
-    assert run.names("kubernetes:core/v1:ServiceAccount") == {"prometheus-account", "alloy-account"}
+    # Every service has its own account; only those that discover get a role: Prometheus, and
+    # the log shipper.
+    assert {r.name for r in run.of_type("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding")} == {
+        "prometheus-discovery", "alloy-discovery"}
 
 
 def test_objects_with_fixed_names_are_deleted_before_they_are_replaced(stack_runs):
