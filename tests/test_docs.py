@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import types
 import typing
 from functools import cache
 from pathlib import Path
@@ -129,7 +130,7 @@ def _model_of(annotation) -> tuple[str, type[BaseModel]] | None:
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if origin is typing.Annotated:
         return _model_of(args[0])
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         models = [m for m in (_model_of(a) for a in args if a is not type(None)) if m]
         return models[0] if models else None
     if origin in (list, tuple) and args:

@@ -290,7 +290,9 @@ def workload(
     prometheus = base(args, platform, readers, remote_write_password, name)
     # Kubernetes API access: for the user's workloads, and for per-node services, which have
     # no single address and are always found through the API.
-    roles = ({"pod", "endpoints"} if args.discovery else set()) | ({"pod"} if any(j.pods for j in scrape_jobs) else set())
+    roles = {"pod"} if any(j.pods for j in scrape_jobs) else set()
+    if args.discovery:
+        roles |= {"pod", "endpoints"}  # discovery_jobs(): kubernetes-pods and kubernetes-services
     discovery = tuple(sorted({r for role in roles for r in SD_ROLE_RESOURCES[role]}))
     # Prometheus scrapes every replica of itself too; its addresses do not depend on its config.
     jobs = [platform.scrape_job(prometheus), *scrape_jobs, *user_scrape_jobs(args)]
