@@ -30,3 +30,5 @@ ALLOY = "grafana/alloy:v1.18.1"
 OTEL_COLLECTOR = "otel/opentelemetry-collector-contrib:0.159.0"
 JAEGER = "jaegertracing/jaeger:2.20.0"
 GRAFANA = "grafana/grafana:13.2.3"
+# Kubernetes stacks only: the cluster's objects as metrics.
+KUBE_STATE_METRICS = "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.20.0"

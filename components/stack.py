@@ -14,7 +14,7 @@ from components.alerting import alert_rules
 from components.grafana import dashboards as dashboard_models
 from components.grafana.content import Endpoints, GrafanaContent
 from components.services import (
-    alertmanager, alloy, cadvisor, gpu_exporter, grafana, jaeger, loki, node_exporter, otel_collector,
+    alertmanager, alloy, cadvisor, gpu_exporter, grafana, jaeger, kube_state_metrics, loki, node_exporter, otel_collector,
     postgres_exporter, prometheus, promtail, redis_exporter,
 )
 from components.settings import config_checks
@@ -22,10 +22,12 @@ from components.platforms import Platform
 from components.services.component import ServiceComponent
 from components.settings import (
     CadvisorArgs,
+    ClusterTargets,
     ConfigError,
     GpuExporterArgs,
     GrafanaContentArgs,
     GrafanaServerArgs,
+    KubeStateMetricsArgs,
     LogShipperArgs,
     NodeExporterArgs,
     PostgresExporterArgs,
@@ -45,8 +47,13 @@ def exporters(settings: Settings) -> list[Planned]:
     planned: list[Planned] = []
     if e.node.enabled:
         planned.append((node_exporter.NodeExporter, node_exporter.NAME, {"args": args_of(e.node, NodeExporterArgs)}))
-    if e.cadvisor.enabled:
+    # On kubernetes the kubelets serve cAdvisor's metrics (cluster_targets); docker runs cAdvisor.
+    if e.cadvisor.enabled and settings.platform == "docker":
         planned.append((cadvisor.Cadvisor, cadvisor.NAME, {"args": args_of(e.cadvisor, CadvisorArgs)}))
+    if e.kube_state_metrics.enabled and settings.platform == "kubernetes":
+        planned.append((kube_state_metrics.KubeStateMetrics, kube_state_metrics.NAME, {
+            "args": args_of(e.kube_state_metrics, KubeStateMetricsArgs),
+        }))
     if e.postgres.enabled:
         planned.append((postgres_exporter.PostgresExporter, postgres_exporter.NAME, {
             "args": args_of(e.postgres, PostgresExporterArgs),
@@ -180,8 +187,11 @@ def render_workloads(settings: Settings, platform: Platform) -> list[tuple[type[
         scraped = [*others, grafana.base(args_of(settings.grafana, GrafanaServerArgs), platform)]
     else:
         scraped = others
-    catalog = alert_rules.render(settings, ["prometheus", *(w.name for w in scraped)])
+    targets = cluster_targets(settings)
+    cluster_jobs = [job["job_name"] for job in prometheus.cluster_jobs(targets)] if targets else []
+    catalog = alert_rules.render(settings, ["prometheus", *(w.name for w in scraped), *cluster_jobs])
     metrics_inputs |= {
+        "cluster_targets": targets,
         "scrape_jobs": [platform.scrape_job(w) for w in scraped],
         "alertmanagers": platform.addresses(alerts, "web"),
         "rule_files": {posixpath.basename(f.path): f.content for f in prometheus.rule_files(catalog, settings)},
@@ -196,6 +206,18 @@ def render_workloads(settings: Settings, platform: Platform) -> list[tuple[type[
         (jaeger.Jaeger, traces),
         *exporter_workloads,
     ]
+
+
+def cluster_targets(settings: Settings) -> Optional[ClusterTargets]:
+    """What Prometheus scrapes of the cluster the stack runs in (kubernetes only)."""
+    if settings.platform != "kubernetes":
+        return None
+    k = settings.kubernetes
+    return ClusterTargets(
+        cadvisor=settings.exporters.cadvisor.enabled,
+        verify_kubelet_certificates=k.verify_kubelet_certificates,
+        coredns=k.coredns,
+    )
 
 
 def admin_password(settings: Settings, parent: pulumi.Resource) -> pulumi.Output:

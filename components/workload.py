@@ -21,6 +21,11 @@ CONFIG_HASH = "observability.dev/config-hash"
 SECRETS_DIR = "/run/secrets"
 
 
+# Pod template annotations (kubernetes) that state, in the manifest itself, why a pod runs as root
+# (Workload.unrestricted_because) or reaches into its node (Workload.host_access_because).
+ROOT_BECAUSE = "observability.dev/runs-as-root-because"
+HOST_ACCESS_BECAUSE = "observability.dev/host-access-because"
+
 # In Port.clients: every source may call the port (applications sending telemetry).
 ANYONE = "*"
 # Scrapes every metrics port; NetworkPolicies admit it there without being named.
@@ -120,6 +125,18 @@ class Gpu:
 
 
 @dataclass(frozen=True)
+class ApiRead:
+    """Kubernetes: part of the API a workload reads. `resources` of one API `group` ("" is the
+    core group; a subresource is "nodes/metrics"), or non-resource `urls` such as "/metrics";
+    `verbs` are what it does with them."""
+
+    resources: tuple[str, ...] = ()
+    group: str = ""
+    urls: tuple[str, ...] = ()
+    verbs: tuple[str, ...] = ("get", "list", "watch")
+
+
+@dataclass(frozen=True)
 class Workload:
     name: str
     image: str
@@ -147,9 +164,12 @@ class Workload:
     run_as_user: Optional[int] = None
     # Why a workload cannot run restricted (root or privileged host access), said where it is made.
     unrestricted_because: Optional[str] = None
-    # Reads the platform's API to discover scrape or log targets: on docker any makes it read
-    # the engine's socket; on kubernetes these core API resources are what it may list and watch.
-    discovery: tuple[str, ...] = ()
+    # Why it needs the node's namespaces or files (host_pid, host_network, host_mounts, or per-node
+    # data kept on the node), said where it is made.
+    host_access_because: Optional[str] = None
+    # Reads the platform's API (to discover scrape or log targets, or to report on the cluster):
+    # on docker any makes it read the engine's socket; on kubernetes exactly these are granted.
+    discovery: tuple[ApiRead, ...] = ()
     # Kubernetes: environment variables set from the pod's own fields (downward API), such as
     # {"NODE_NAME": "spec.nodeName"}. Docker has one host and no pods: it sets none of them.
     field_env: dict[str, str] = field(default_factory=dict)
@@ -165,6 +185,12 @@ class Workload:
         if self.capabilities and self.unrestricted_because is None:
             raise ValueError(f"{self.name}: a restricted pod adds no capabilities; say why it needs "
                              "them in unrestricted_because")
+        if self.host_access() and self.host_access_because is None:
+            raise ValueError(f"{self.name}: say why it needs the node's namespaces or files in host_access_because")
+
+    def host_access(self) -> bool:
+        """Whether it reaches into the node it runs on (kubernetes keeps per-node data on the node)."""
+        return bool(self.host_pid or self.host_network or self.host_mounts or (self.per_node and self.data))
 
     def config_hash(self) -> str:
         """A digest of the non-secret files. Platforms show it on the container or pod template,

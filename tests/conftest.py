@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -105,7 +106,8 @@ def write_files(files: dict[str, str], root: Path) -> dict[str, Path]:
 def relocate(text: str, root: Path, prefixes: tuple[str, ...]) -> str:
     """Point absolute container paths in a config file at their copies under `root`."""
     for prefix in prefixes:
-        text = text.replace(prefix, str(root) + prefix)
+        # Whole paths only: /run/secrets is not the tail of /var/run/secrets.
+        text = re.sub(rf"(?<![\w./-]){re.escape(prefix)}", lambda m: str(root) + m[0], text)
     return text
 
 
@@ -122,10 +124,14 @@ def inline_webhook_url_files(path: Path) -> None:
 
 # --- the real tools' copies of a stack's configs (shared by the services' tests and the examples')
 
-PROMETHEUS_PREFIXES = ("/etc/prometheus", "/run/secrets")
+# Kubernetes mounts the service account's token and the cluster's CA for a pod that calls the
+# API; the kubelet and API server jobs read them.
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+PROMETHEUS_PREFIXES = ("/etc/prometheus", "/run/secrets", SERVICE_ACCOUNT_DIR)
 
-# Kubernetes service discovery as documented for Prometheus: its roles, and the meta labels
-# each role offers (Debian's promtool is built without it, so it is checked here instead).
+# Kubernetes service discovery as Prometheus v3.14.0 has it (discovery/kubernetes/): the roles,
+# the meta labels each role offers, and the selector roles each accepts (Config.Validate's
+# allowedSelectors). Debian's promtool is built without it, so it is checked here instead.
 KUBERNETES_SD_META = {
     "pod": ("__meta_kubernetes_pod_", "__meta_kubernetes_namespace"),
     "endpoints": (
@@ -134,6 +140,17 @@ KUBERNETES_SD_META = {
         "__meta_kubernetes_pod_",
         "__meta_kubernetes_namespace",
     ),
+    "endpointslice": (
+        "__meta_kubernetes_endpointslice_",
+        "__meta_kubernetes_service_",
+        "__meta_kubernetes_pod_",
+        "__meta_kubernetes_namespace",
+    ),
+    "node": ("__meta_kubernetes_node_",),
+}
+KUBERNETES_SD_SELECTORS = {
+    "pod": {"pod", "node"}, "endpoints": {"pod", "service", "endpoints"},
+    "endpointslice": {"pod", "service", "endpointslice"}, "node": {"node"},
 }
 
 
@@ -141,16 +158,25 @@ def promtool_copy(run, tmp_path):
     """The container's files under tmp_path, the config pointing at them; Kubernetes SD blocks
     checked against the documented schema and replaced by empty static groups for promtool."""
     files = write_files(container_files(run, "prometheus"), tmp_path)
+    account = tmp_path / SERVICE_ACCOUNT_DIR.lstrip("/")
+    account.mkdir(parents=True)
+    (account / "token").write_text("a-service-account-token")
+    (account / "ca.crt").write_text("")
     config = yaml.safe_load(relocate(files["/etc/prometheus/prometheus.yml"].read_text(), tmp_path, PROMETHEUS_PREFIXES))
     # storage.tsdb.retention is newer (3.8) than Debian's promtool (2.42), which rejects it; the
     # block is checked against Prometheus's own config keys in tests/test_upstream_metrics_traces.py.
     assert set(config.pop("storage")) == {"tsdb"}
     for job in config["scrape_configs"]:
         for sd in job.pop("kubernetes_sd_configs", []):
-            assert set(sd) <= {"role", "namespaces"}, job["job_name"]
+            assert set(sd) <= {"role", "namespaces", "selectors"}, job["job_name"]
             assert sd["role"] in KUBERNETES_SD_META, job["job_name"]
             if "namespaces" in sd:
                 assert set(sd["namespaces"]) == {"names"} and sd["namespaces"]["names"]
+            roles = [selector["role"] for selector in sd.get("selectors", [])]
+            assert len(roles) == len(set(roles)), job["job_name"]
+            for selector in sd.get("selectors", []):
+                assert set(selector) <= {"role", "label", "field"}, job["job_name"]
+                assert selector["role"] in KUBERNETES_SD_SELECTORS[sd["role"]], job["job_name"]
             for relabel in job.get("relabel_configs", []):
                 for label in relabel.get("source_labels", []):
                     if label.startswith("__meta_kubernetes"):

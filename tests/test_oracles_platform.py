@@ -19,12 +19,28 @@ import yaml
 KUBERNETES_STACKS = ("staging", "prod")
 SHIPPERS = ("alloy", "promtail")
 
-# docs/platforms.md "Kubernetes", least privilege: each discovering service may get, list and
-# watch exactly what its discovery reads. Prometheus's pod role reads pods, its endpoints role
-# endpoints, services and pods (Prometheus v3.14.0, discovery/kubernetes/kubernetes.go); the log
-# shippers find the node's pods with the pod role. Nothing else: no nodes, no /metrics.
-PROMETHEUS_GRANTS = frozenset(("", resource, verb) for resource in ("pods", "services", "endpoints")
-                              for verb in ("get", "list", "watch"))
+# docs/platforms.md "Kubernetes", least privilege: each service that reads the API may do exactly
+# what it needs. Prometheus's discovery roles (Prometheus v3.14.0, discovery/kubernetes/): pod
+# reads pods; endpoints reads endpoints, services and pods; endpointslice (the API server job)
+# reads endpointslices, services and pods; node (the kubelet and cAdvisor jobs) reads nodes.
+# Scraping the kubelets takes `get` of nodes/metrics, the API server `get` of /metrics. The log
+# shippers find the node's pods with the pod role. kube-state-metrics lists and watches the ten
+# kinds of object it reports on, and nothing else.
+PROMETHEUS_GRANTS = frozenset(
+    {("", resource, verb) for resource in ("pods", "services", "endpoints", "nodes") for verb in ("get", "list", "watch")}
+    | {("discovery.k8s.io", "endpointslices", verb) for verb in ("get", "list", "watch")}
+    | {("", "nodes/metrics", "get"), ("nonResourceURL", "/metrics", "get")}
+)
+KUBE_STATE_METRICS_GRANTS = frozenset(
+    (group, resource, verb)
+    for group, resources in (
+        ("", ("pods", "nodes", "persistentvolumeclaims", "persistentvolumes")),
+        ("apps", ("deployments", "statefulsets", "daemonsets", "replicasets")),
+        ("batch", ("jobs", "cronjobs")),
+    )
+    for resource in resources
+    for verb in ("list", "watch")
+)
 SHIPPER_GRANTS = frozenset(("", "pods", verb) for verb in ("get", "list", "watch"))
 
 
@@ -67,11 +83,13 @@ def rbac(run, kind: str) -> dict[str, dict]:
 @pytest.mark.parametrize("shipper", SHIPPERS)
 @pytest.mark.parametrize("stack", KUBERNETES_STACKS)
 class TestRbac:
-    # Requirement: exactly Prometheus and the log shipper get cluster-wide read access, named
-    # <namespace>-<service>; nothing else in the stack has a role.
+    # Requirement: exactly Prometheus, the log shipper and kube-state-metrics get cluster-wide
+    # read access, named <namespace>-<service>; nothing else in the stack has a role.
     def test_exactly_the_discovering_services_have_roles(self, shipper_runs, stack, shipper):
         run = shipper_runs[(stack, shipper)]
-        assert set(rbac(run, "ClusterRole")) == {"observability-prometheus", f"observability-{shipper}"}
+        assert set(rbac(run, "ClusterRole")) == {
+            "observability-prometheus", f"observability-{shipper}", "observability-kube-state-metrics",
+        }
         assert rbac(run, "Role") == {} and rbac(run, "RoleBinding") == {}
 
     # Requirement: each ClusterRole grants exactly what its service's discovery reads: no less
@@ -81,6 +99,7 @@ class TestRbac:
         roles = rbac(shipper_runs[(stack, shipper)], "ClusterRole")
         assert grants(roles["observability-prometheus"]["rules"]) == PROMETHEUS_GRANTS
         assert grants(roles[f"observability-{shipper}"]["rules"]) == SHIPPER_GRANTS
+        assert grants(roles["observability-kube-state-metrics"]["rules"]) == KUBE_STATE_METRICS_GRANTS
 
     # Requirement: every workload runs as a service account of its own, named after it; a pod
     # gets a token only where it calls the API (neither its account nor the pod mounts one else).
@@ -97,7 +116,7 @@ class TestRbac:
             assert pod["serviceAccountName"] == r.name
             # Created after its account: a pod naming a missing account is refused.
             assert account_urns[f"{r.name}-account"] in r.dependencies, r.name
-            if r.name in ("prometheus", shipper):
+            if r.name in ("prometheus", shipper, "kube-state-metrics"):
                 assert "automountServiceAccountToken" not in pod, r.name
                 assert "automountServiceAccountToken" not in accounts[r.name], r.name
             else:
@@ -107,18 +126,22 @@ class TestRbac:
     # Requirement: each binding gives its role to its own service's account in the stack's namespace.
     def test_each_binding_ties_the_role_to_its_service_account(self, shipper_runs, stack, shipper):
         bindings = rbac(shipper_runs[(stack, shipper)], "ClusterRoleBinding")
-        assert set(bindings) == {"observability-prometheus", f"observability-{shipper}"}
+        assert set(bindings) == {
+            "observability-prometheus", f"observability-{shipper}", "observability-kube-state-metrics",
+        }
         for name, binding in bindings.items():
             service = name.removeprefix("observability-")
             assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name}
-            assert binding["subjects"] == [{"kind": "ServiceAccount", "name": service, "namespace": "observability"}]
+            # The log shipper is a node agent, in the node agents' namespace.
+            namespace = "observability-node-agents" if service == shipper else "observability"
+            assert binding["subjects"] == [{"kind": "ServiceAccount", "name": service, "namespace": namespace}]
             pod = unwrap(controller(shipper_runs[(stack, shipper)], service).inputs)["spec"]["template"]["spec"]
             assert pod["serviceAccountName"] == service
 
 
 # Services with an HTTP health endpoint on staging and prod (docs/platforms.md: every service, on kubernetes).
 PROBED = ("prometheus", "alertmanager", "loki", "alloy", "otel-collector", "jaeger", "grafana",
-          "node-exporter", "cadvisor", "postgres-exporter", "redis-exporter", "gpu-exporter")
+          "node-exporter", "kube-state-metrics", "postgres-exporter", "redis-exporter", "gpu-exporter")
 
 
 def probes(run, service: str) -> tuple[dict, dict]:
@@ -144,7 +167,7 @@ class TestProbes:
     @pytest.mark.parametrize(
         "service, path",
         [("prometheus", "/-/ready"), ("alertmanager", "/-/ready"), ("loki", "/ready"),
-         ("alloy", "/-/ready"), ("grafana", "/api/health")],
+         ("alloy", "/-/ready"), ("grafana", "/api/health"), ("kube-state-metrics", "/readyz")],
     )
     def test_probe_calls_the_ready_endpoint(self, stack_runs, stack, service, path):
         readiness, _ = probes(stack_runs[stack], service)
@@ -279,15 +302,21 @@ def test_data_path_oracle_can_fail():
 
 
 @pytest.mark.parametrize("stack", KUBERNETES_STACKS)
-def test_the_namespace_carries_the_common_labels(stack_runs, stack):
-    # docs/platforms.md "Kubernetes", common labels: the namespace is an object of the stack like the others.
-    namespace = stack_runs[stack].one("kubernetes:core/v1:Namespace", "namespace").inputs
-    assert namespace["metadata"]["labels"] == {
-        "app.kubernetes.io/name": "namespace",
-        "app.kubernetes.io/instance": stack,
-        "app.kubernetes.io/part-of": "observability",
-        "app.kubernetes.io/managed-by": "pulumi",
-    }
+def test_the_namespaces_carry_the_common_labels_and_their_pod_security_level(stack_runs, stack):
+    # docs/platforms.md "Kubernetes": the namespaces are objects of the stack like the others. The
+    # services' runs every pod under Pod Security's restricted profile (enforced, audited and
+    # warned about); the node agents' is the one namespace at privileged.
+    for name, title, level in (("namespace", "namespace", "restricted"), ("node-agents-namespace", "node-agents", "privileged")):
+        namespace = stack_runs[stack].one("kubernetes:core/v1:Namespace", name).inputs
+        assert namespace["metadata"]["labels"] == {
+            "app.kubernetes.io/name": title,
+            "app.kubernetes.io/instance": stack,
+            "app.kubernetes.io/part-of": "observability",
+            "app.kubernetes.io/managed-by": "pulumi",
+            "pod-security.kubernetes.io/enforce": level,
+            "pod-security.kubernetes.io/audit": level,
+            "pod-security.kubernetes.io/warn": level,
+        }
 
 
 @pytest.mark.parametrize("stack, provider, package", [

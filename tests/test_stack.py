@@ -7,11 +7,12 @@ import pytest
 from conftest import SECRETS, STACKS, is_secret, merge, run_program, stack_config
 
 CORE = ["alertmanager", "grafana", "jaeger", "loki", "otel-collector", "prometheus"]
-EXPORTERS = ["cadvisor", "gpu-exporter", "node-exporter", "postgres-exporter", "redis-exporter"]
+# On kubernetes the kubelets serve cAdvisor's metrics, and kube-state-metrics reports the cluster.
+KUBERNETES_EXPORTERS = ["gpu-exporter", "kube-state-metrics", "node-exporter", "postgres-exporter", "redis-exporter"]
 SERVICES = {
     "dev": sorted([*CORE, "alloy", "cadvisor", "node-exporter"]),
-    "staging": sorted([*CORE, *EXPORTERS, "alloy"]),
-    "prod": sorted([*CORE, *EXPORTERS, "alloy"]),
+    "staging": sorted([*CORE, *KUBERNETES_EXPORTERS, "alloy"]),
+    "prod": sorted([*CORE, *KUBERNETES_EXPORTERS, "alloy"]),
 }
 
 

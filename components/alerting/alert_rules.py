@@ -16,6 +16,9 @@ from components.settings import Settings, milliseconds
 CATALOG = CONFIGS / "alerts" / "catalog.yml"
 METRICS = CONFIGS / "metrics" / "catalog.yml"
 SEVERITIES = ("critical", "warning", "info")
+# Beside the producers of configs/metrics/catalog.yml, `requires` may name the platform: an alert
+# whose metric means something else, or nothing, on the other one.
+PLATFORMS = ("platform/docker", "platform/kubernetes")
 # Rate windows span at least four scrapes, and never less than five minutes.
 MIN_WINDOW_MS = 5 * 60_000
 THRESHOLD, WINDOW = "${threshold}", "${window}"
@@ -55,7 +58,7 @@ def catalog() -> list[Alert]:
         for entry in group["alerts"]
     ]
     # What `requires` may name: the producers of configs/metrics/catalog.yml.
-    known_producers = set(yaml_text.load(METRICS.read_text())) - {"application"}
+    known_producers = (set(yaml_text.load(METRICS.read_text())) - {"application"}) | set(PLATFORMS)
     names = [a.name for a in alerts]
     for a in alerts:
         where = f"configs/alerts/catalog.yml: {a.name}"
@@ -72,8 +75,9 @@ def catalog() -> list[Alert]:
 
 
 def producers(settings: Settings, services: list[str]) -> set[str]:
-    """What the stack deploys, in the terms of `requires` and configs/metrics/catalog.yml."""
-    found = set(services)
+    """What the stack deploys, in the terms of `requires` and configs/metrics/catalog.yml, and the
+    platform it runs on."""
+    found = set(services) | {f"platform/{settings.platform}"}
     if "gpu-exporter" in found:
         found.add(f"gpu-exporter/{settings.exporters.gpu.exporter}")
     return found

@@ -113,14 +113,20 @@ def recorded_metrics() -> set[str]:
 
 
 def deployed_producers(settings: Settings) -> set[str]:
-    """What the stack deploys, as configs/metrics/catalog.yml names producers. Prometheus,
-    Alertmanager, Loki, the collector and Jaeger run in every stack; exporters where enabled."""
+    """What the stack deploys and scrapes, as configs/metrics/catalog.yml names producers.
+    Prometheus, Alertmanager, Loki, the collector and Jaeger run in every stack; exporters where
+    enabled; on kubernetes also the cluster's own jobs (prometheus.cluster_jobs: the kubelets, the
+    API server, CoreDNS where enabled), and `cadvisor` is the kubelets' cAdvisor there."""
     exporters = settings.exporters
+    kubernetes = settings.platform == "kubernetes"
     services = {"prometheus", "alertmanager", "loki", "otel-collector", "jaeger"}
     services |= {name for name, enabled in (
         ("node-exporter", exporters.node.enabled), ("cadvisor", exporters.cadvisor.enabled),
         ("postgres-exporter", exporters.postgres.enabled), ("redis-exporter", exporters.redis.enabled),
         ("gpu-exporter", exporters.gpu.enabled),
+        ("kube-state-metrics", kubernetes and exporters.kube_state_metrics.enabled),
+        ("kubelet", kubernetes), ("apiserver", kubernetes),
+        ("coredns", kubernetes and settings.kubernetes.coredns.enabled),
     ) if enabled}
     return alert_rules.producers(settings, sorted(services))
 

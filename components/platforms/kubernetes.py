@@ -15,9 +15,15 @@ import pulumi_kubernetes as k8s
 
 from components.platforms import Platform, data_options
 from components.settings import KubernetesSettings
-from components.workload import ANYONE, CONFIG_HASH, PROMETHEUS, SECRETS_DIR, PodDiscovery, ScrapeJob, Workload
+from components.workload import (
+    ANYONE, CONFIG_HASH, HOST_ACCESS_BECAUSE, PROMETHEUS, ROOT_BECAUSE, SECRETS_DIR, ApiRead, PodDiscovery, ScrapeJob,
+    Workload,
+)
 
-# What a service that discovers scrape targets must read, cluster-wide (as kube-prometheus grants).
+def node_agents_namespace(settings: KubernetesSettings) -> str:
+    return settings.node_agents_namespace or f"{settings.namespace}-node-agents"
+
+
 def _slug(path: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", path.lower()).strip("-")
 
@@ -40,6 +46,7 @@ class KubernetesPlatform(Platform):
         # The app.kubernetes.io/instance label of every object: which stack it belongs to.
         self.environment = environment
         self.namespace = self.settings.namespace
+        self.agents_namespace = node_agents_namespace(self.settings)
 
     def provision(self, parent: Optional[pulumi.Resource] = None) -> None:
         self.provider = k8s.Provider(
@@ -48,21 +55,42 @@ class KubernetesPlatform(Platform):
             namespace=self.namespace,
             opts=pulumi.ResourceOptions(parent=parent),
         )
-        self.namespace_resource = k8s.core.v1.Namespace(
-            "namespace",
-            metadata={"name": self.namespace, "labels": self._labels("namespace")},
+        # The namespace of the stack's services runs them under Pod Security's `restricted`
+        # profile; the per-node agents that need their node (its namespaces, files or root) run
+        # in a namespace of their own, the only one at `privileged`.
+        self.namespace_resource = self._namespace("namespace", self.namespace, "restricted", parent)
+        self.agents_namespace_resource = self._namespace(
+            "node-agents-namespace", self.agents_namespace, "privileged", parent)
+
+    def _namespace(self, name: str, namespace: str, level: str, parent: Optional[pulumi.Resource]):
+        labels = {**self._labels(name.removesuffix("-namespace")),
+                  **{f"pod-security.kubernetes.io/{mode}": level for mode in ("enforce", "audit", "warn")}}
+        resource = k8s.core.v1.Namespace(
+            name,
+            metadata={"name": namespace, "labels": labels},
             opts=pulumi.ResourceOptions(parent=parent, provider=self.provider),
         )
         # No pod of the namespace takes a connection unless a workload's own policy admits it
         # (see _network_policy). Outgoing traffic is not limited: scrape targets, remote write,
         # buckets and receivers live anywhere.
+        policy = "default-deny-ingress" if namespace == self.namespace else "node-agents-default-deny-ingress"
         k8s.networking.v1.NetworkPolicy(
-            "default-deny-ingress",
-            metadata={"name": "default-deny-ingress", "namespace": self.namespace, "labels": self._labels("network")},
+            policy,
+            metadata={"name": "default-deny-ingress", "namespace": namespace, "labels": self._labels("network")},
             spec={"podSelector": {}, "policyTypes": ["Ingress"]},
-            opts=pulumi.ResourceOptions(parent=parent, provider=self.provider, depends_on=[self.namespace_resource],
+            opts=pulumi.ResourceOptions(parent=parent, provider=self.provider, depends_on=[resource],
                                         delete_before_replace=True),
         )
+        return resource
+
+    def namespace_of(self, w: Workload) -> str:
+        """The node agents' namespace for a workload that reaches into its node or runs as root;
+        the stack's namespace for every other."""
+        if w.host_access() or w.unrestricted_because is not None:
+            if not w.per_node:
+                raise ValueError(f"{w.name}: only per-node agents may reach into their node or run as root")
+            return self.agents_namespace
+        return self.namespace
 
     def _labels(self, name: str) -> dict[str, str]:
         return {
@@ -96,18 +124,20 @@ class KubernetesPlatform(Platform):
             return super().scrape_job(w)
         return ScrapeJob(
             name=w.name,
-            pods=PodDiscovery(self.namespace, w.name, w.port(w.metrics_port).container_port),
+            pods=PodDiscovery(self.namespace_of(w), w.name, w.port(w.metrics_port).container_port),
             metrics_path=w.metrics_path,
         )
 
     def deploy(self, w: Workload, parent: pulumi.Resource) -> None:
+        namespace = self.namespace_of(w)
         opts = pulumi.ResourceOptions(
-            parent=parent, provider=self.provider, depends_on=[self.namespace_resource]
+            parent=parent, provider=self.provider,
+            depends_on=[self.namespace_resource if namespace == self.namespace else self.agents_namespace_resource],
         )
         # Fixed names (the stack's DNS relies on them) must be removed before a replacement.
         fixed = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(delete_before_replace=True))
         labels = self._labels(w.name)
-        meta = {"namespace": self.namespace, "labels": labels}
+        meta = {"namespace": namespace, "labels": labels}
         volumes: list[dict] = []
         mounts: list[dict] = []
 
@@ -138,7 +168,7 @@ class KubernetesPlatform(Platform):
         if w.data is not None:
             if w.per_node:
                 # A per-node workload keeps its small state (a log shipper's read positions)
-                # on the node whose files it describes.
+                # on the node whose files it describes, under the stack's namespace's name.
                 volumes.append({"name": "data", "hostPath": {"path": f"/var/lib/{self.namespace}-{w.name}", "type": "DirectoryOrCreate"}})
             mounts.append({"name": "data", "mountPath": w.data.mount_path})
 
@@ -156,33 +186,37 @@ class KubernetesPlatform(Platform):
         }
         for name, path in sorted(w.field_env.items()):
             container["env"].append({"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}})
-        if w.privileged:
-            container["securityContext"] = {"privileged": True}
-        elif w.capabilities:
-            container["securityContext"] = {
-                "allowPrivilegeEscalation": False,
-                "capabilities": {"add": list(w.capabilities), "drop": ["ALL"]},
-            }
         if w.health is not None:
             probe = {"httpGet": {"path": w.health.path, "port": w.health.port}}
             container["readinessProbe"] = {**probe, "periodSeconds": 10, "failureThreshold": 3}
             container["livenessProbe"] = {**probe, "periodSeconds": 20, "failureThreshold": 6, "initialDelaySeconds": 30}
 
         pod_spec: dict = {"containers": [container], "volumes": volumes}
+        if w.privileged:
+            # Docker's cAdvisor alone is privileged, and kubernetes does not run it.
+            raise ValueError(f"{w.name}: no pod of the stack runs privileged")
+        # Every pod: the runtime's default seccomp profile, no privilege escalation, no capability
+        # but those the workload names, and a read-only root filesystem with scratch space in a
+        # memory-backed /tmp. A restricted pod runs as its image's unprivileged user; one that
+        # says why it cannot (unrestricted_because) runs as root, saying so.
         if w.unrestricted_because is None:
             uid = w.run_as_user
             pod_spec["securityContext"] = {
                 "runAsNonRoot": True, "runAsUser": uid, "runAsGroup": uid, "fsGroup": uid,
                 "seccompProfile": {"type": "RuntimeDefault"},
             }
-            container["securityContext"] = {
-                "allowPrivilegeEscalation": False,
-                "readOnlyRootFilesystem": True,
-                "capabilities": {"drop": ["ALL"]},
-            }
-            # The root filesystem is read-only; scratch space goes to memory-backed /tmp.
-            volumes.append({"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}})
-            mounts.append({"name": "tmp", "mountPath": "/tmp"})
+        else:
+            pod_spec["securityContext"] = {"runAsNonRoot": False, "runAsUser": 0, "seccompProfile": {"type": "RuntimeDefault"}}
+        capabilities: dict = {"drop": ["ALL"]}
+        if w.capabilities:
+            capabilities["add"] = list(w.capabilities)
+        container["securityContext"] = {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": capabilities,
+        }
+        volumes.append({"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}})
+        mounts.append({"name": "tmp", "mountPath": "/tmp"})
         if w.host_pid:
             pod_spec["hostPID"] = True
         if w.host_network:
@@ -197,7 +231,10 @@ class KubernetesPlatform(Platform):
             # watches GPUs, it does not claim one (so no nvidia.com/gpu request).
             container["env"].append({"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"})
         if w.per_node:
-            pod_spec.setdefault("tolerations", []).append({"operator": "Exists"})
+            tolerations = pod_spec.setdefault("tolerations", [])
+            for t in self.settings.node_agent_tolerations:
+                if t.model_dump(exclude_none=True) not in tolerations:
+                    tolerations.append(t.model_dump(exclude_none=True))
         # An account of its own: no workload acts as another, or as the namespace's default.
         # Only those that call the API carry its token; for the rest, neither the account nor
         # the pod mounts one.
@@ -226,7 +263,12 @@ class KubernetesPlatform(Platform):
                 spec={"maxUnavailable": 1, "selector": {"matchLabels": selector}},
                 opts=fixed,
             )
-        template = {"metadata": {"labels": labels, "annotations": {CONFIG_HASH: w.config_hash()}}, "spec": pod_spec}
+        annotations = {CONFIG_HASH: w.config_hash()}
+        if w.unrestricted_because is not None:
+            annotations[ROOT_BECAUSE] = w.unrestricted_because
+        if w.host_access():
+            annotations[HOST_ACCESS_BECAUSE] = w.host_access_because
+        template = {"metadata": {"labels": labels, "annotations": annotations}, "spec": pod_spec}
         named = {**meta, "name": w.name}
         if w.per_node:
             k8s.apps.v1.DaemonSet(
@@ -301,7 +343,10 @@ class KubernetesPlatform(Platform):
             if ANYONE in clients:
                 rules.append({"ports": ports})  # no `from`: every source
                 continue
-            sources = [{"podSelector": self._pods(name)} for name in sorted(clients)]
+            # A client may run in either of the stack's namespaces (the node agents in theirs).
+            stack = {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In",
+                                           "values": [self.namespace, self.agents_namespace]}]}
+            sources = [{"namespaceSelector": stack, "podSelector": self._pods(name)} for name in sorted(clients)]
             if w.ingress is not None and w.ingress.port == p.name:
                 sources.append({"namespaceSelector": {"matchLabels": {
                     "kubernetes.io/metadata.name": w.ingress.controller_namespace}}})
@@ -334,14 +379,20 @@ class KubernetesPlatform(Platform):
         role = k8s.rbac.v1.ClusterRole(
             f"{w.name}-discovery",
             metadata={"name": cluster_name, "labels": meta["labels"]},
-            # Exactly what the workload discovers targets from, nothing it might want later.
-            rules=[{"apiGroups": [""], "resources": list(w.discovery), "verbs": ["get", "list", "watch"]}],
+            # Exactly what the workload reads, nothing it might want later.
+            rules=[_rule(read) for read in w.discovery],
             opts=fixed,
         )
         k8s.rbac.v1.ClusterRoleBinding(
             f"{w.name}-discovery",
             metadata={"name": cluster_name, "labels": meta["labels"]},
             role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role.metadata.name},
-            subjects=[{"kind": "ServiceAccount", "name": account.metadata.name, "namespace": self.namespace}],
+            subjects=[{"kind": "ServiceAccount", "name": account.metadata.name, "namespace": self.namespace_of(w)}],
             opts=fixed,
         )
+
+
+def _rule(read: ApiRead) -> dict:
+    if read.urls:
+        return {"nonResourceURLs": list(read.urls), "verbs": list(read.verbs)}
+    return {"apiGroups": [read.group], "resources": list(read.resources), "verbs": list(read.verbs)}

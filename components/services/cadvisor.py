@@ -39,6 +39,7 @@ def workload(args: CadvisorArgs, name: str = NAME) -> Workload:
         ),
         privileged=True,
         unrestricted_because="cAdvisor reads every container's cgroups and runtime state",
+        host_access_because="every container's cgroups and runtime state are the host's files",
         per_node=True,
         health=HealthCheck("metrics", "/healthz"),
         metrics_port="metrics",
@@ -46,7 +47,8 @@ def workload(args: CadvisorArgs, name: str = NAME) -> Workload:
 
 
 class Cadvisor(ServiceComponent):
-    """cAdvisor on every node (a DaemonSet on kubernetes): each container's resource use.
+    """cAdvisor on a docker host: each container's resource use. On kubernetes the kubelets serve
+    the same metrics (Prometheus's cluster_targets), and this component refuses to run.
 
     args: CadvisorArgs (the stacks' defaults when left out). platform: where it runs, provisioned.
     See ServiceComponent for the output properties.
@@ -60,4 +62,7 @@ class Cadvisor(ServiceComponent):
 
     @classmethod
     def render(cls, name: str, platform: Platform, *, args: CadvisorArgs) -> Workload:
+        if platform.kind == "kubernetes":
+            raise ValueError(f"{name}: on kubernetes every kubelet serves cAdvisor's metrics, and no pod needs to "
+                             "be privileged for them: give Prometheus cluster_targets instead")
         return workload(args, name)

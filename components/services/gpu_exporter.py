@@ -39,6 +39,7 @@ def _dcgm(platform: str) -> dict:
         "config_files": (ConfigFile(DCGM_COUNTERS, COUNTERS_SOURCE.read_text()),),
         # The kubelet's pod-resources socket: which pod was given which GPU.
         "host_mounts": (HostMount(POD_RESOURCES, POD_RESOURCES),) if kubernetes else (),
+        "host_access_because": "the kubelet's pod-resources socket says which pod holds which GPU" if kubernetes else None,
         # Profiling counters (SM and tensor-core activity) need SYS_ADMIN in the container.
         "capabilities": ("SYS_ADMIN",),
         "field_env": {"NODE_NAME": "spec.nodeName"} if kubernetes else {},

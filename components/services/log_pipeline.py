@@ -16,7 +16,7 @@ from components import CONFIGS, yaml_text
 from components.platforms import Platform
 from components.services.component import ServiceComponent
 from components.settings import LogShipperArgs
-from components.workload import ConfigFile, DataVolume, HealthCheck, HostMount, Port, Workload
+from components.workload import ApiRead, ConfigFile, DataVolume, HealthCheck, HostMount, Port, Workload
 
 REDACTION_FILE = CONFIGS / "logs" / "redaction.yml"
 REDACTED = "[REDACTED]"
@@ -120,8 +120,9 @@ def shipper(args: LogShipperArgs, p: Pipeline, *, name: str, image: str, port: i
         host_mounts=(HostMount(POD_LOGS, POD_LOGS),) if p.kubernetes else (),
         per_node=True,
         unrestricted_because="the node's pod logs are readable by root only",
+        host_access_because="it reads the node's pod logs, and keeps its read positions on the node they describe",
         # Both find the node's pods with Prometheus's pod role, which lists and watches pods only.
-        discovery=("pods",),
+        discovery=(ApiRead(("pods",)),),
         field_env={node_env: "spec.nodeName"},
         # Both images are Ubuntu with bash but neither wget nor curl.
         health=HealthCheck("http", ready_path, docker_tool="bash"),

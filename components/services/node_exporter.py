@@ -30,6 +30,7 @@ def workload(args: NodeExporterArgs, name: str = NAME) -> Workload:
         ),
         # Host access is the point of this exporter: it reads the host's /proc, /sys and mounts.
         host_mounts=(HostMount("/", "/host"),),
+        host_access_because="a host's metrics are read from its /proc, /sys and mounts, and its processes and network",
         host_pid=True,
         host_network=True,
         per_node=True,

@@ -11,8 +11,9 @@ from components import CONFIGS, images, yaml_text
 from components.alerting import user_rules
 from components.platforms import Platform
 from components.services.component import ServiceComponent
-from components.settings import PrometheusArgs, Settings
+from components.settings import ClusterTargets, PrometheusArgs, Settings
 from components.workload import (
+    ApiRead,
     ConfigFile,
     DataVolume,
     PROMETHEUS,
@@ -143,9 +144,106 @@ def discovery_jobs(platform: str, docker_network: str) -> list[dict]:
 
 
 # What each Kubernetes discovery role lists and watches (discovery/kubernetes/kubernetes.go at
-# Prometheus v3.14.0, without attach_metadata): the pod role, pods; the endpoints role, endpoints,
-# services and pods.
-SD_ROLE_RESOURCES = {"pod": ("pods",), "endpoints": ("endpoints", "pods", "services")}
+# Prometheus v3.14.0, without attach_metadata): the pod role, pods; the endpoints role,
+# endpoints, services and pods; the endpointslice role, endpointslices, services and pods; the
+# node role, nodes.
+SD_ROLE_READS = {
+    "pod": (ApiRead(("pods",)),),
+    "endpoints": (ApiRead(("endpoints", "pods", "services")),),
+    "endpointslice": (ApiRead(("endpointslices",), "discovery.k8s.io"), ApiRead(("pods", "services"))),
+    "node": (ApiRead(("nodes",)),),
+}
+# What scraping the cluster itself takes beyond discovery: the kubelet authorizes /metrics and
+# /metrics/cadvisor as `get` of the subresource nodes/metrics; the API server serves /metrics
+# to whoever may get that non-resource URL.
+CLUSTER_SCRAPE_READS = (ApiRead(("nodes/metrics",), verbs=("get",)), ApiRead(urls=("/metrics",), verbs=("get",)))
+
+# Inside a pod that mounts its service account's token: the token and the cluster's CA.
+ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def merged(reads: Sequence[ApiRead]) -> tuple[ApiRead, ...]:
+    """The same access in as few rules as it takes: one per API group and verbs, then the URLs."""
+    by_group: dict[tuple[str, tuple[str, ...]], set[str]] = {}
+    urls: dict[tuple[str, ...], set[str]] = {}
+    for read in reads:
+        if read.urls:
+            urls.setdefault(read.verbs, set()).update(read.urls)
+        else:
+            by_group.setdefault((read.group, read.verbs), set()).update(read.resources)
+    return (
+        *(ApiRead(tuple(sorted(names)), group, verbs=verbs) for (group, verbs), names in sorted(by_group.items())),
+        *(ApiRead(urls=tuple(sorted(names)), verbs=verbs) for verbs, names in sorted(urls.items())),
+    )
+
+
+def cluster_jobs(targets: ClusterTargets) -> list[dict]:
+    """The cluster itself: every kubelet and the cAdvisor it serves (named `cadvisor`, the job of
+    the cAdvisor container on docker, so the same alerts and panels read both), the API server and
+    CoreDNS. Both authenticate Prometheus with its service account's token."""
+    def token() -> dict:
+        return {"authorization": {"credentials_file": f"{ACCOUNT_DIR}/token"}}
+
+    def kubelet(job: str, path: str = "/metrics") -> dict:
+        if targets.verify_kubelet_certificates:
+            tls = {"ca_file": f"{ACCOUNT_DIR}/ca.crt"}
+        else:
+            # Stated in KubernetesSettings.verify_kubelet_certificates: most kubelets'
+            # certificates are self-signed. The token still authenticates Prometheus.
+            tls = {"insecure_skip_verify": True}
+        return {
+            "job_name": job,
+            **({"metrics_path": path} if path != "/metrics" else {}),
+            "scheme": "https",
+            **token(),
+            "tls_config": tls,
+            # The node role's address is the node's, at the kubelet's own port.
+            "kubernetes_sd_configs": [{"role": "node"}],
+            "relabel_configs": [{"source_labels": ["__meta_kubernetes_node_name"], "target_label": "instance"}],
+        }
+
+    jobs = [kubelet("kubelet")]
+    if targets.cadvisor:
+        jobs.append(kubelet("cadvisor", "/metrics/cadvisor"))
+    jobs.append({
+        "job_name": "apiserver",
+        "scheme": "https",
+        **token(),
+        # The API server's certificate is the cluster CA's, for the name `kubernetes`, not
+        # necessarily for each endpoint's address.
+        "tls_config": {"ca_file": f"{ACCOUNT_DIR}/ca.crt", "server_name": "kubernetes"},
+        # Each API server on its own: a Service address would mix their counters.
+        "kubernetes_sd_configs": [{"role": "endpointslice", "namespaces": {"names": ["default"]}}],
+        "relabel_configs": [
+            {"source_labels": ["__meta_kubernetes_service_name", "__meta_kubernetes_endpointslice_port_name"],
+             "regex": "kubernetes;https", "action": "keep"},
+        ],
+    })
+    dns = targets.coredns
+    if dns.enabled:
+        labels = ",".join(f"{key}={value}" for key, value in sorted(dns.pod_labels.items()))
+        jobs.append({
+            "job_name": "coredns",
+            # The selector filters on the API server: Prometheus watches CoreDNS's pods only.
+            "kubernetes_sd_configs": [{
+                "role": "pod", "namespaces": {"names": [dns.namespace]},
+                "selectors": [{"role": "pod", "label": labels}],
+            }],
+            "relabel_configs": [
+                {"source_labels": ["__meta_kubernetes_pod_container_port_number"], "regex": str(dns.port),
+                 "action": "keep"},
+                {"source_labels": ["__meta_kubernetes_pod_phase"], "regex": "Pending|Succeeded|Failed",
+                 "action": "drop"},
+                {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "instance"},
+            ],
+        })
+    return jobs
+
+
+def cluster_reads(targets: ClusterTargets) -> tuple[ApiRead, ...]:
+    roles = ["node", "endpointslice"] + (["pod"] if targets.coredns.enabled else [])
+    return (*(read for role in roles for read in SD_ROLE_READS[role]), *CLUSTER_SCRAPE_READS)
+
 
 REPLICA_LABEL = "replica"
 
@@ -162,6 +260,7 @@ def render_config(
     environment: str,
     cluster: str,
     remote_write_password_file: Optional[str] = None,
+    cluster_targets: Optional[ClusterTargets] = None,
 ) -> str:
     """prometheus.yml: the base file from configs/, with the args, the labels every series
     carries (environment and cluster) and the scrape jobs merged in."""
@@ -192,6 +291,8 @@ def render_config(
 
     jobs = list(config.get("scrape_configs") or [])
     jobs += [_static_job(job) for job in scrape_jobs]
+    if cluster_targets is not None:
+        jobs += cluster_jobs(cluster_targets)
     if args.discovery:
         jobs += discovery_jobs(platform.kind, platform.settings.network if platform.kind == "docker" else "")
     names = [job["job_name"] for job in jobs]
@@ -280,28 +381,33 @@ def workload(
     rule_files: Mapping[str, str] | None = None,
     readers: Sequence[str] = ("grafana",),
     remote_write_password: Optional[pulumi.Input[str]] = None,
+    cluster_targets: Optional[ClusterTargets] = None,
     name: str = NAME,
 ) -> Workload:
     """rule_files: file name -> rule file, loaded from RULES_DIR (the stack's are checked by
-    rule_files() below)."""
+    rule_files() below). cluster_targets: kubernetes only, what to scrape of the cluster itself."""
     if platform.kind == "kubernetes" and name != PROMETHEUS:
         raise ValueError(f"{name}: on kubernetes Prometheus must be named {PROMETHEUS!r}: the NetworkPolicies "
                          "of what it scrapes admit the pods of that name")
+    if platform.kind != "kubernetes" and cluster_targets is not None:
+        raise ValueError(f"{name}: cluster_targets are a Kubernetes cluster's; the {platform.kind} platform has none")
     prometheus = base(args, platform, readers, remote_write_password, name)
-    # Kubernetes API access: for the user's workloads, and for per-node services, which have
-    # no single address and are always found through the API.
+    # Kubernetes API access: for the user's workloads, for per-node services, which have no
+    # single address and are always found through the API, and for the cluster itself.
     roles = {"pod"} if any(j.pods for j in scrape_jobs) else set()
     if args.discovery:
         roles |= {"pod", "endpoints"}  # discovery_jobs(): kubernetes-pods and kubernetes-services
-    discovery = tuple(sorted({r for role in roles for r in SD_ROLE_RESOURCES[role]}))
+    reads = [read for role in sorted(roles) for read in SD_ROLE_READS[role]]
+    if cluster_targets is not None:
+        reads += cluster_reads(cluster_targets)
     # Prometheus scrapes every replica of itself too; its addresses do not depend on its config.
     jobs = [platform.scrape_job(prometheus), *scrape_jobs, *user_scrape_jobs(args)]
     password = next((f.path for f in prometheus.secret_files), None)
-    config = render_config(args, platform, jobs, alertmanagers, environment, cluster, password)
+    config = render_config(args, platform, jobs, alertmanagers, environment, cluster, password, cluster_targets)
     rules = tuple(ConfigFile(f"{RULES_DIR}/{file}", text) for file, text in (rule_files or {}).items())
     return dataclasses.replace(
         prometheus,
-        discovery=discovery,
+        discovery=merged(reads),
         config_files=(ConfigFile(f"{CONFIG_DIR}/prometheus.yml", config), *rules),
     )
 
@@ -314,7 +420,8 @@ class Prometheus(ServiceComponent):
     other components' scrape_job; alertmanagers: host:port of each Alertmanager replica (an
     Alertmanager component's addresses["web"]); rule_files: file name -> rule file text.
     readers: the workloads that query it, or workload.ANYONE. remote_write_password: required
-    with remote_write.username. On kubernetes its name must be "prometheus".
+    with remote_write.username. cluster_targets (kubernetes only): the kubelets, their cAdvisor,
+    the API server and CoreDNS (ClusterTargets). On kubernetes its name must be "prometheus".
     See ServiceComponent for the output properties.
     """
 
@@ -324,11 +431,12 @@ class Prometheus(ServiceComponent):
                  cluster: str, scrape_jobs: Sequence[ScrapeJob] = (), alertmanagers: Sequence[str] = (),
                  rule_files: Mapping[str, str] | None = None, readers: Sequence[str] = ("grafana",),
                  remote_write_password: Optional[pulumi.Input[str]] = None,
+                 cluster_targets: Optional[ClusterTargets] = None,
                  opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__(
             name, platform, opts, args=args or PrometheusArgs(), environment=environment, cluster=cluster,
             scrape_jobs=scrape_jobs, alertmanagers=alertmanagers, rule_files=rule_files, readers=readers,
-            remote_write_password=remote_write_password,
+            remote_write_password=remote_write_password, cluster_targets=cluster_targets,
         )
 
     @classmethod

@@ -611,12 +611,69 @@ class DockerSettings(Model):
     socket_path: Annotated[str, AfterValidator(_absolute_path)] = "/var/run/docker.sock"
 
 
+class Toleration(Model):
+    # No key, with Exists: every taint (of `effect`, when given).
+    key: Optional[KubernetesKey] = Field(default=None, examples=["nvidia.com/gpu"])
+    operator: Literal["Exists", "Equal"] = "Exists"
+    value: Optional[KubernetesLabelValue] = Field(default=None, examples=["present"])
+    effect: Optional[Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]] = None
+
+    @model_validator(mode="after")
+    def _value_with_equal(self) -> "Toleration":
+        # Kubernetes refuses a value with Exists: the toleration matches the key alone.
+        if self.operator == "Exists" and self.value is not None:
+            raise _bad("a toleration with operator Exists takes no value; use operator: Equal with a value",
+                       "{key: nvidia.com/gpu, operator: Equal, value: present}")
+        # And an empty key with Equal: only Exists may match every key.
+        if self.operator == "Equal" and self.key is None:
+            raise _bad("a toleration with operator Equal needs a key", "{key: dedicated, operator: Equal, value: monitoring}")
+        return self
+
+
+class CoreDns(Model):
+    """The cluster's CoreDNS, whose pods Prometheus scrapes: kubeadm, EKS and AKS label them
+    k8s-app=kube-dns in kube-system and serve metrics on 9153. Clusters without CoreDNS (GKE's
+    kube-dns) set enabled: false."""
+
+    enabled: bool = True
+    namespace: Name = "kube-system"
+    pod_labels: dict[KubernetesKey, KubernetesLabelValue] = Field(
+        default_factory=lambda: {"k8s-app": "kube-dns"}, min_length=1
+    )
+    port: Port = 9153
+
+
 class KubernetesSettings(Model):
     context: Optional[Annotated[str, AfterValidator(_text("prod"))]] = Field(default=None, examples=["prod"])
     namespace: Name = "observability"
+    # The per-node agents that need their node (node-exporter, the log shipper, the GPU exporter)
+    # run in a namespace of their own, at Pod Security's `privileged` level; by default
+    # <namespace>-node-agents.
+    node_agents_namespace: Optional[Name] = Field(default=None, examples=["observability-node-agents"])
     storage_class: Optional[Annotated[str, AfterValidator(_subdomain("fast-ssd"))]] = Field(
         default=None, examples=["fast-ssd"]
     )
+    # Most clusters' kubelets serve a self-signed certificate (kubeadm's default), which no CA
+    # can verify; true where kubelets have certificates signed by the cluster's CA
+    # (serverTLSBootstrap). Prometheus authenticates to the kubelet with its token either way.
+    verify_kubelet_certificates: bool = False
+    coredns: CoreDns = Field(default_factory=CoreDns)
+    # The taints the per-node agents (node-exporter, the log shipper, the GPU exporter) tolerate,
+    # so they also watch tainted nodes: by default every NoSchedule taint (control planes,
+    # dedicated pools), but no NoExecute taint, which is how a node says to leave it. Kubernetes
+    # adds the tolerations every DaemonSet needs (not-ready, unreachable, pressure) itself.
+    node_agent_tolerations: list[Toleration] = Field(
+        default_factory=lambda: [Toleration(effect="NoSchedule")]
+    )
+
+
+class ClusterTargets(Model):
+    """What a Prometheus on Kubernetes scrapes of the cluster itself: every kubelet, the cAdvisor
+    each kubelet serves (`cadvisor`), the API server, and CoreDNS where `coredns.enabled`."""
+
+    cadvisor: bool = True
+    verify_kubelet_certificates: bool = False
+    coredns: CoreDns = Field(default_factory=CoreDns)
 
 
 class Retention(Model):
@@ -768,21 +825,6 @@ class RedisExporterSettings(RedisExporterArgs):
     address: Optional[RedisAddress] = Field(default=None, examples=["redis://redis.databases.svc:6379"])
 
 
-class Toleration(Model):
-    key: KubernetesKey = Field(examples=["nvidia.com/gpu"])
-    operator: Literal["Exists", "Equal"] = "Exists"
-    value: Optional[KubernetesLabelValue] = Field(default=None, examples=["present"])
-    effect: Optional[Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]] = None
-
-    @model_validator(mode="after")
-    def _value_with_equal(self) -> "Toleration":
-        # Kubernetes refuses a value with Exists: the toleration matches the key alone.
-        if self.operator == "Exists" and self.value is not None:
-            raise _bad("a toleration with operator Exists takes no value; use operator: Equal with a value",
-                       "{key: nvidia.com/gpu, operator: Equal, value: present}")
-        return self
-
-
 class GpuExporterArgs(Model):
     # dcgm: NVIDIA DCGM exporter (port 9400); nvidia_smi: the nvidia-smi exporter (port 9835).
     exporter: Literal["dcgm", "nvidia_smi"] = "dcgm"
@@ -801,9 +843,21 @@ class GpuExporterSettings(GpuExporterArgs):
     enabled: bool = False
 
 
+class KubeStateMetricsArgs(Model):
+    resources: Resources = resources("50m", "64Mi", "200m", "256Mi")
+
+
+class KubeStateMetricsSettings(KubeStateMetricsArgs):
+    # Kubernetes only: on by default there; the docker platform has no cluster to report on.
+    enabled: bool = True
+
+
 class ExportersSettings(Model):
     node: NodeExporterSettings = Field(default_factory=NodeExporterSettings)
+    # On kubernetes every kubelet serves cAdvisor's metrics: Prometheus scrapes those, and no
+    # cAdvisor pod runs.
     cadvisor: CadvisorSettings = Field(default_factory=CadvisorSettings)
+    kube_state_metrics: KubeStateMetricsSettings = Field(default_factory=KubeStateMetricsSettings)
     postgres: PostgresExporterSettings = Field(default_factory=PostgresExporterSettings)
     redis: RedisExporterSettings = Field(default_factory=RedisExporterSettings)
     gpu: GpuExporterSettings = Field(default_factory=GpuExporterSettings)
@@ -1194,6 +1248,20 @@ def _cross_checks(s: Settings) -> list[tuple[str, str]]:
                     (f"{key}.resources.requests.{amount}", f"{request} is more than the limit {limit}")
                 )
 
+    k = s.kubernetes
+    if s.platform == "kubernetes" and k.node_agents_namespace is None and len(f"{k.namespace}-node-agents") > 63:
+        problems.append(("kubernetes.node_agents_namespace", f"required because {k.namespace}-node-agents, the "
+                         "default, is longer than the 63 characters of a namespace's name"))
+    if s.platform == "kubernetes" and k.node_agents_namespace == k.namespace:
+        problems.append(("kubernetes.node_agents_namespace", "must differ from kubernetes.namespace: the node agents "
+                         "need a Pod Security level the stack's services must not have"))
+    if s.platform == "kubernetes" and "resources" in s.exporters.cadvisor.model_fields_set:
+        problems.append(("exporters.cadvisor.resources", "on kubernetes the kubelets serve cAdvisor's metrics "
+                         "and no cAdvisor pod runs; remove the key"))
+    if s.platform == "docker" and "enabled" in s.exporters.kube_state_metrics.model_fields_set \
+            and s.exporters.kube_state_metrics.enabled:
+        problems.append(("exporters.kube_state_metrics.enabled", "kube-state-metrics reports on a Kubernetes "
+                         "cluster; the docker platform has none"))
     if s.platform == "docker":
         # One engine, one machine: replicas would only share the host's fate and its ports.
         for key in ("prometheus", "alertmanager"):

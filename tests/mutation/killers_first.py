@@ -23,6 +23,7 @@ OWN_TESTS = {
     "services.alertmanager": ["test_alertmanager.py", "test_alertmanager_live.py"],
     "services.node_exporter": ["test_node_exporter.py", "test_service_components.py"],
     "services.cadvisor": ["test_cadvisor.py"],
+    "services.kube_state_metrics": ["test_kube_state_metrics.py"],
     "services.postgres_exporter": ["test_postgres_exporter.py"],
     "services.redis_exporter": ["test_redis_exporter.py"],
     "services.gpu_exporter": ["test_gpu_exporter.py"],
@@ -35,10 +36,11 @@ OWN_TESTS = {
     "workload": ["test_platform_docker.py", "test_platform_kubernetes.py"],
     "platforms": ["test_platform_docker.py", "test_platform_kubernetes.py"],
     "platforms.docker": ["test_platform_docker.py"],
-    "platforms.kubernetes": ["test_platform_kubernetes.py", "test_network.py"],
+    "platforms.kubernetes": ["test_platform_kubernetes.py", "test_network.py", "test_pod_privileges.py"],
     "services.grafana": ["test_grafana_server.py"],
     "grafana.content": ["test_grafana_content.py"],
     "grafana.dashboards": ["test_dashboards.py", "test_dashboard_semantics.py", "test_user_dashboards.py"],
+    "grafana.kubernetes_dashboard": ["test_dashboards.py", "test_dashboard_semantics.py"],
 }
 # Then the exact oracles, which read what many modules render; then everything else.
 ORACLES = ["test_oracles_configs.py", "test_oracles_platform.py"]

@@ -20,6 +20,7 @@ KUBERNETES_STACKS = ("staging", "prod")
 POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
 NAMESPACE = "observability"
+AGENTS_NAMESPACE = "observability-node-agents"
 INGRESS_NAMESPACE = "ingress-nginx"
 
 
@@ -27,8 +28,17 @@ INGRESS_NAMESPACE = "ingress-nginx"
 
 
 def selects(selector: dict, labels: dict) -> bool:
-    """A label selector with matchLabels only (the program uses no expressions); {} selects all."""
-    assert set(selector) <= {"matchLabels"}, selector
+    """A label selector: matchLabels and matchExpressions, all of them must hold; {} selects all."""
+    assert set(selector) <= {"matchLabels", "matchExpressions"}, selector
+    for e in selector.get("matchExpressions", []):
+        operator, present = e["operator"], e["key"] in labels
+        if operator == "In" and not (present and labels[e["key"]] in e["values"]):
+            return False
+        if operator == "NotIn" and present and labels[e["key"]] in e["values"]:
+            return False
+        if operator == "Exists" and not present or operator == "DoesNotExist" and present:
+            return False
+        assert operator in ("In", "NotIn", "Exists", "DoesNotExist"), e
     return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
 
 
@@ -42,11 +52,13 @@ def peer_admits(peer: dict, policy_namespace: str, source: dict) -> bool:
     return selects(peer.get("podSelector", {}), source["labels"])
 
 
-def admitted(policies: list[dict], source: dict, target_labels: dict, port: int, protocol: str = "TCP") -> bool:
-    """Whether a connection from `source` ({namespace, labels}) to a pod of the stack's namespace
+def admitted(policies: list[dict], source: dict, target_labels: dict, port: int, protocol: str = "TCP",
+             target_namespace: str = NAMESPACE) -> bool:
+    """Whether a connection from `source` ({namespace, labels}) to a pod of `target_namespace`
     with `target_labels` on `port` is allowed, as a conforming network plugin decides it."""
     isolating = [p for p in policies
-                 if "Ingress" in p["spec"]["policyTypes"] and selects(p["spec"]["podSelector"], target_labels)]
+                 if p["metadata"]["namespace"] == target_namespace and "Ingress" in p["spec"]["policyTypes"]
+                 and selects(p["spec"]["podSelector"], target_labels)]
     if not isolating:
         return True
     for policy in isolating:
@@ -61,6 +73,9 @@ def admitted(policies: list[dict], source: dict, target_labels: dict, port: int,
 
 
 def test_the_policy_reader_follows_kubernetes_semantics():
+    def in_ns(*args, target_namespace="ns", **kwargs):
+        return admitted(*args, target_namespace=target_namespace, **kwargs)
+
     app = {"app.kubernetes.io/name": "loki"}
     deny_all = {"metadata": {"namespace": "ns"}, "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}}
     allow_grafana = {"metadata": {"namespace": "ns"}, "spec": {
@@ -69,13 +84,24 @@ def test_the_policy_reader_follows_kubernetes_semantics():
                      "ports": [{"protocol": "TCP", "port": 3100}]}]}}
     grafana = {"namespace": "ns", "labels": {"app.kubernetes.io/name": "grafana"}}
     elsewhere = {"namespace": "other", "labels": {"app.kubernetes.io/name": "grafana"}}
-    assert admitted([], grafana, app, 3100)
-    assert not admitted([deny_all], grafana, app, 3100)
-    assert admitted([deny_all, allow_grafana], grafana, app, 3100)
-    assert not admitted([deny_all, allow_grafana], grafana, app, 9095)
-    assert not admitted([deny_all, allow_grafana], grafana, app, 3100, "UDP")
+    assert in_ns([], grafana, app, 3100)
+    assert not in_ns([deny_all], grafana, app, 3100)
+    assert in_ns([deny_all, allow_grafana], grafana, app, 3100)
+    assert not in_ns([deny_all, allow_grafana], grafana, app, 9095)
+    assert not in_ns([deny_all, allow_grafana], grafana, app, 3100, "UDP")
     # The same labels in another namespace are another pod.
-    assert not admitted([deny_all, allow_grafana], elsewhere, app, 3100)
+    assert not in_ns([deny_all, allow_grafana], elsewhere, app, 3100)
+    # A policy isolates the pods of its own namespace only.
+    assert in_ns([deny_all], grafana, app, 3100, target_namespace="other")
+    # A namespace selector with expressions admits exactly the namespaces it names.
+    either = {"metadata": {"namespace": "ns"}, "spec": {
+        "podSelector": {}, "policyTypes": ["Ingress"],
+        "ingress": [{"from": [{"namespaceSelector": {"matchExpressions": [
+            {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["ns", "agents"]}]},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "grafana"}}}]}]}}
+    agents = {"namespace": "agents", "labels": {"app.kubernetes.io/name": "grafana"}}
+    assert in_ns([either], agents, app, 3100) and in_ns([either], grafana, app, 3100)
+    assert not in_ns([either], elsewhere, app, 3100)
 
 
 # --- what the stack declares and what it uses ------------------------------------------------
@@ -87,6 +113,10 @@ def policies(run) -> list[dict]:
 
 def pod_labels(run, service: str) -> dict:
     return controller(run, service).inputs["spec"]["template"]["metadata"]["labels"]
+
+
+def namespace_of(run, service: str) -> str:
+    return controller(run, service).inputs["metadata"]["namespace"]
 
 
 def on_node_network(run, service: str) -> bool:
@@ -134,11 +164,12 @@ def connections(run) -> set[tuple[str, str, str]]:
 
 
 def sources(run) -> dict[str, dict]:
-    found = {s: {"namespace": NAMESPACE, "labels": pod_labels(run, s)} for s in run.outputs["services"]}
+    found = {s: {"namespace": namespace_of(run, s), "labels": pod_labels(run, s)} for s in run.outputs["services"]}
     found["ingress controller"] = {"namespace": INGRESS_NAMESPACE, "labels": {"app.kubernetes.io/name": "ingress-nginx"}}
     found["another namespace"] = {"namespace": "app", "labels": {"app.kubernetes.io/name": "api"}}
-    # A pod someone else starts in the stack's namespace.
+    # A pod someone else starts in either of the stack's namespaces.
     found["another pod"] = {"namespace": NAMESPACE, "labels": {"app.kubernetes.io/name": "debug"}}
+    found["another agent"] = {"namespace": AGENTS_NAMESPACE, "labels": {"app.kubernetes.io/name": "debug"}}
     return found
 
 
@@ -161,7 +192,8 @@ def admitted_connections(run) -> set[tuple[str, str, str]]:
             continue
         for number, port in ports_of(run, server).items():
             for name, source in sources(run).items():
-                if admitted(policies(run), source, pod_labels(run, server), number):
+                if admitted(policies(run), source, pod_labels(run, server), number,
+                            target_namespace=namespace_of(run, server)):
                     found.add((name, server, port))
     return found
 
@@ -174,7 +206,7 @@ def test_every_connection_the_stack_makes_is_admitted(stack_runs, stack):
     assert {("grafana", "prometheus", "web"), ("grafana", "loki", "http"), ("grafana", "jaeger", "ui"),
             ("grafana", "alertmanager", "web"), ("prometheus", "alertmanager", "web"),
             ("alloy", "loki", "http"), ("otel-collector", "jaeger", "otlp-grpc"),
-            ("otel-collector", "prometheus", "web"), ("prometheus", "cadvisor", "metrics")} <= needed
+            ("otel-collector", "prometheus", "web"), ("prometheus", "kube-state-metrics", "metrics")} <= needed
     assert needed <= admitted_connections(run), sorted(needed - admitted_connections(run))
 
 
@@ -198,11 +230,14 @@ def test_clustered_alertmanagers_gossip_over_tcp_and_udp(stack_runs):
 @pytest.mark.parametrize("stack", KUBERNETES_STACKS)
 def test_every_pod_of_the_namespace_is_isolated(stack_runs, stack):
     run = stack_runs[stack]
-    default = run.one(POLICY, "default-deny-ingress").inputs
-    assert default["spec"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
+    # Both of the stack's namespaces deny by default.
+    for name, namespace in (("default-deny-ingress", NAMESPACE), ("node-agents-default-deny-ingress", AGENTS_NAMESPACE)):
+        default = run.one(POLICY, name).inputs
+        assert default["metadata"]["namespace"] == namespace
+        assert default["spec"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
     # Each workload has its own policy, except node-exporter: on the node's network, no
     # NetworkPolicy applies to it (docs/known-limits.md says so).
-    assert {r.name for r in run.of_type(POLICY)} == {"default-deny-ingress"} | {
+    assert {r.name for r in run.of_type(POLICY)} == {"default-deny-ingress", "node-agents-default-deny-ingress"} | {
         f"{s}-network-policy" for s in run.outputs["services"] if not on_node_network(run, s)
     }
     assert [s for s in run.outputs["services"] if on_node_network(run, s)] == ["node-exporter"]

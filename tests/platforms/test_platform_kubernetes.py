@@ -59,7 +59,8 @@ def test_each_service_runs_as_the_controller_it_needs(stack_runs):
         "prometheus": "StatefulSet",
         "alertmanager": "StatefulSet",
         "node-exporter": "DaemonSet",
-        "cadvisor": "DaemonSet",
+        # The kubelets serve cAdvisor's metrics: no cAdvisor DaemonSet.
+        "kube-state-metrics": "Deployment",
         "gpu-exporter": "DaemonSet",
         "postgres-exporter": "Deployment",
         "redis-exporter": "Deployment",
@@ -175,16 +176,17 @@ def test_prometheus_may_discover_targets_and_nothing_more(stack_runs):
     run = stack_runs["prod"]
     role = run.one("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole", "prometheus-discovery").inputs
     assert role["metadata"]["name"] == "observability-prometheus"
+    # Reading only: no rule creates, changes or deletes anything.
     verbs = {verb for rule in role["rules"] for verb in rule["verbs"]}
     assert verbs == {"get", "list", "watch"}
     binding = run.one("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding", "prometheus-discovery").inputs
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "prometheus", "namespace": "observability"}]
     assert binding["roleRef"]["name"] == "observability-prometheus"
     assert controller(run, "prometheus").inputs["spec"]["template"]["spec"]["serviceAccountName"] == "prometheus"
-    # Every service has its own account; only those that discover get a role: Prometheus, and
-    # the log shipper.
+    # Every service has its own account; only those that read the API get a role: Prometheus,
+    # the log shipper and kube-state-metrics.
     assert {r.name for r in run.of_type("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding")} == {
-        "prometheus-discovery", "alloy-discovery"}
+        "prometheus-discovery", "alloy-discovery", "kube-state-metrics-discovery"}
 
 
 def test_objects_with_fixed_names_are_deleted_before_they_are_replaced(stack_runs):
@@ -201,14 +203,24 @@ def test_provider_and_namespace_come_from_settings(stack_runs):
     other = run_program("staging", merge(stack_config("staging"), {"kubernetes": {"namespace": "monitoring"}}), SECRETS)
     for resource in kubernetes_objects(other):
         namespace = resource.inputs.get("metadata", {}).get("namespace")
-        assert namespace in (None, "monitoring"), resource.name
+        assert namespace in (None, "monitoring", "monitoring-node-agents"), resource.name
+    assert other.one("kubernetes:core/v1:Namespace", "node-agents-namespace").inputs["metadata"]["name"] \
+        == "monitoring-node-agents"
+    # Exactly the node agents run in theirs.
+    agents = {r.name for r in kubernetes_objects(other) if r.type in CONTROLLERS
+              and r.inputs["metadata"]["namespace"] == "monitoring-node-agents"}
+    assert agents == {"node-exporter", "alloy", "gpu-exporter"}
+    named = run_program("staging", merge(stack_config("staging"), {"kubernetes": {"node_agents_namespace": "agents"}}),
+                        SECRETS)
+    assert named.one("kubernetes:apps/v1:DaemonSet", "alloy").inputs["metadata"]["namespace"] == "agents"
 
 
 def test_per_node_exporters_stay_discoverable_with_user_discovery_off():
     run = run_program("prod", merge(stack_config("prod"), {"prometheus": {"discovery": False}}), SECRETS)
     jobs = {j["job_name"] for j in prometheus_config(run)["scrape_configs"]}
     assert "kubernetes-pods" not in jobs and "node-exporter" in jobs
-    assert run.names("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole") == {"prometheus-discovery", "alloy-discovery"}
+    assert run.names("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole") == {
+        "prometheus-discovery", "alloy-discovery", "kube-state-metrics-discovery"}
 
 
 def test_prod_protects_its_data_and_keeps_it_on_destroy(stack_runs):
@@ -252,20 +264,26 @@ RESTRICTED = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
 
 def test_pods_run_restricted_except_where_host_access_needs_root(stack_runs):
     run = stack_runs["prod"]
-    unrestricted = {"cadvisor", "gpu-exporter", "alloy"}
+    unrestricted = {"gpu-exporter", "alloy"}
     for resource in run.resources:
         if resource.type not in CONTROLLERS:
             continue
         pod = resource.inputs["spec"]["template"]["spec"]
         (container,) = pod["containers"]
         if resource.name in unrestricted:
-            assert container.get("securityContext") != RESTRICTED, resource.name
+            # Root, as the workload says (tests/platforms/test_pod_privileges.py), but otherwise held
+            # as tight as a restricted pod: no escalation, a read-only root, its runtime's seccomp.
+            assert pod["securityContext"]["runAsUser"] == 0, resource.name
+            assert container["securityContext"]["allowPrivilegeEscalation"] is False, resource.name
             continue
         assert container["securityContext"] == RESTRICTED, resource.name
         assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] > 0, resource.name
         # A read-only root filesystem still needs somewhere to write scratch files.
         assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"], resource.name
-    assert controller(run, "cadvisor").inputs["spec"]["template"]["spec"]["containers"][0]["securityContext"] == {"privileged": True}
+    # Nothing on kubernetes is privileged: the kubelets serve cAdvisor's metrics.
+    assert not any(c.get("securityContext", {}).get("privileged")
+                   for r in run.resources if r.type in CONTROLLERS
+                   for c in r.inputs["spec"]["template"]["spec"]["containers"])
 
 
 def test_a_workload_that_is_neither_restricted_nor_excused_is_refused():

@@ -1,4 +1,5 @@
-"""cAdvisor: one privileged instance per node with read-only host paths, scraped on port 8080."""
+"""cAdvisor: on docker one privileged container with read-only host paths, scraped on port 8080;
+on kubernetes the kubelets' own cAdvisor endpoint, and no pod."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 from conftest import merge, planned_workload, run_program, scrape_jobs, stack_config, stack_secrets
 
 from components import images
-from components.settings import parse
+from components.settings import ConfigError, parse
 
 CONTAINER = "docker:index/container:Container"
 DAEMONSET = "kubernetes:apps/v1:DaemonSet"
@@ -24,11 +25,6 @@ HOST_PATHS = {
 @pytest.fixture(scope="module")
 def disabled():
     return run_program("staging", merge(stack_config("staging"), DISABLED), stack_secrets("staging"))
-
-
-@pytest.fixture(scope="module")
-def pod(stack_runs):
-    return stack_runs["staging"].one(DAEMONSET, "cadvisor").inputs["spec"]["template"]
 
 
 def test_disabled_cadvisor_has_no_workload():
@@ -56,28 +52,18 @@ def test_docker_prometheus_scrapes_cadvisor_on_8080(stack_runs):
     assert job["static_configs"] == [{"targets": ["cadvisor:8080"]}]
 
 
-def test_kubernetes_runs_a_privileged_daemonset(stack_runs, pod):
-    assert "cadvisor" not in stack_runs["staging"].names("kubernetes:apps/v1:Deployment")
-    [container] = pod["spec"]["containers"]
-    assert container["image"] == images.CADVISOR
-    assert container["ports"] == [{"name": "metrics", "containerPort": 8080}]
-    assert container["securityContext"] == {"privileged": True}
+def test_kubernetes_reads_cadvisor_from_every_kubelet_and_runs_no_pod(stack_runs):
+    staging = stack_runs["staging"]
+    assert "cadvisor" not in staging.names(DAEMONSET) | staging.names("kubernetes:apps/v1:Deployment")
+    job = scrape_jobs(staging)["cadvisor"]
+    assert job["metrics_path"] == "/metrics/cadvisor"
+    assert job["kubernetes_sd_configs"] == [{"role": "node"}]
+    assert job["scheme"] == "https"
 
 
-def test_kubernetes_mounts_host_paths_read_only(pod):
-    [container] = pod["spec"]["containers"]
-    volumes = {v["name"]: v["hostPath"]["path"] for v in pod["spec"]["volumes"]}
-    mounts = {volumes[m["name"]]: m["mountPath"] for m in container["volumeMounts"]}
-    assert mounts == HOST_PATHS
-    assert all(m["readOnly"] is True for m in container["volumeMounts"])
-
-
-def test_kubernetes_prometheus_finds_every_cadvisor_pod_on_8080(stack_runs, pod):
-    job = scrape_jobs(stack_runs["staging"])["cadvisor"]
-    assert job["kubernetes_sd_configs"] == [{"role": "pod", "namespaces": {"names": ["observability"]}}]
-    keep = {r["source_labels"][0]: r["regex"] for r in job["relabel_configs"] if r.get("action") == "keep"}
-    assert keep == {
-        "__meta_kubernetes_pod_label_app_kubernetes_io_name": "cadvisor",
-        "__meta_kubernetes_pod_container_port_number": "8080",
-    }
-    assert pod["metadata"]["labels"]["app.kubernetes.io/name"] == "cadvisor"
+def test_kubernetes_refuses_cadvisor_resources_no_pod_would_use():
+    config = merge(stack_config("staging"), {"exporters": {"cadvisor": {"resources": {
+        "requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}}}}})
+    with pytest.raises(ConfigError, match=r"key 'exporters.cadvisor.resources': on kubernetes the kubelets serve "
+                                          r"cAdvisor's metrics and no cAdvisor pod runs; remove the key"):
+        parse("staging", config, secret_keys=set(stack_secrets("staging")))

@@ -10,7 +10,7 @@ import yaml
 from conftest import ROOT, container_files, merge, planned_workload, run_program, scrape_jobs, stack_config, stack_secrets
 
 from components import images
-from components.settings import parse
+from components.settings import ConfigError, parse
 
 CONTAINER = "docker:index/container:Container"
 DAEMONSET = "kubernetes:apps/v1:DaemonSet"
@@ -94,7 +94,7 @@ def test_kubernetes_daemonset_runs_the_exporters_image_on_its_port(stack_runs, s
 @pytest.mark.parametrize("stack, exporter", [("prod", "dcgm"), ("staging", "nvidia_smi")])
 def test_kubernetes_prometheus_finds_every_gpu_exporter_pod_on_its_port(stack_runs, stack, exporter):
     job = scrape_jobs(stack_runs[stack])["gpu-exporter"]
-    assert job["kubernetes_sd_configs"] == [{"role": "pod", "namespaces": {"names": ["observability"]}}]
+    assert job["kubernetes_sd_configs"] == [{"role": "pod", "namespaces": {"names": ["observability-node-agents"]}}]
     keep = {r["source_labels"][0]: r["regex"] for r in job["relabel_configs"] if r.get("action") == "keep"}
     assert keep == {
         "__meta_kubernetes_pod_label_app_kubernetes_io_name": "gpu-exporter",
@@ -107,9 +107,10 @@ def test_kubernetes_schedules_on_gpu_nodes_with_the_nvidia_runtime(stack_runs):
     spec = pod_of(stack_runs["prod"])["spec"]
     assert spec["runtimeClassName"] == "nvidia"
     assert spec["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    # Its own, then the node agents' default: every NoSchedule taint, no NoExecute one.
     assert spec["tolerations"] == [
         {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
-        {"operator": "Exists"},
+        {"operator": "Exists", "effect": "NoSchedule"},
     ]
 
 
@@ -119,8 +120,29 @@ def test_kubernetes_node_selector_tolerations_and_runtime_come_from_settings(cus
     assert spec["nodeSelector"] == {"accelerator": "a100"}
     assert spec["tolerations"] == [
         {"key": "dedicated", "operator": "Equal", "value": "gpu", "effect": "NoExecute"},
-        {"operator": "Exists"},
+        {"operator": "Exists", "effect": "NoSchedule"},
     ]
+
+
+@pytest.mark.parametrize("tolerations, expected", [
+    ([], []),
+    ([{"operator": "Exists"}], [{"operator": "Exists"}]),
+    ([{"key": "dedicated", "operator": "Equal", "value": "monitoring", "effect": "NoExecute"}],
+     [{"key": "dedicated", "operator": "Equal", "value": "monitoring", "effect": "NoExecute"}]),
+])
+def test_every_node_agent_tolerates_what_the_stack_file_says(tolerations, expected):
+    config = merge(stack_config("prod"), {"kubernetes": {"node_agent_tolerations": tolerations}})
+    run = run_program("prod", config, stack_secrets("prod"))
+    for agent in ("node-exporter", "alloy"):
+        assert run.one(DAEMONSET, agent).inputs["spec"]["template"]["spec"].get("tolerations", []) == expected, agent
+    gpu = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    assert pod_of(run)["spec"]["tolerations"] == gpu + [t for t in expected if t not in gpu]
+
+
+def test_a_keyless_toleration_must_match_every_key():
+    config = merge(stack_config("prod"), {"kubernetes": {"node_agent_tolerations": [{"operator": "Equal", "value": "x"}]}})
+    with pytest.raises(ConfigError, match=r"key 'kubernetes.node_agent_tolerations\[0\]': a toleration with operator Equal needs a key"):
+        parse("prod", config, secret_keys={"secrets"})
 
 
 def test_kubernetes_sees_every_gpu_without_claiming_one(stack_runs):
@@ -150,14 +172,15 @@ def test_dcgm_may_read_profiling_counters_and_nothing_more(stack_runs, docker_ru
     [container] = pod_of(stack_runs["prod"])["spec"]["containers"]
     assert container["securityContext"] == {
         "allowPrivilegeEscalation": False,
-        "capabilities": {"add": ["SYS_ADMIN"], "drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"], "add": ["SYS_ADMIN"]},
     }
     assert docker_runs("dcgm").one(CONTAINER, "gpu-exporter").inputs["capabilities"] == {"adds": ["SYS_ADMIN"]}
 
 
 def test_the_nvidia_smi_exporter_gets_no_extra_capability(stack_runs, docker_runs):
     [container] = pod_of(stack_runs["staging"])["spec"]["containers"]
-    assert "securityContext" not in container
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert "capabilities" not in docker_runs("nvidia_smi").one(CONTAINER, "gpu-exporter").inputs
 
 

@@ -329,7 +329,7 @@ def test_kubernetes_runs_one_shipper_per_node_reading_pod_logs(runs, shipper, po
     assert positions == {"path": f"/var/lib/observability-{shipper}", "type": "DirectoryOrCreate"}
     assert pod["serviceAccountName"] == shipper
     job = scrape_jobs(run)[shipper]
-    assert job["kubernetes_sd_configs"] == [{"role": "pod", "namespaces": {"names": ["observability"]}}]
+    assert job["kubernetes_sd_configs"] == [{"role": "pod", "namespaces": {"names": ["observability-node-agents"]}}]
     assert {"source_labels": ["__meta_kubernetes_pod_container_port_number"], "regex": str(port), "action": "keep"} in job["relabel_configs"]
 
 

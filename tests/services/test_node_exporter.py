@@ -68,7 +68,7 @@ def test_kubernetes_mounts_the_host_root_read_only_at_host(pod):
 
 def test_kubernetes_prometheus_finds_every_node_exporter_pod_on_9100(stack_runs, pod):
     job = scrape_jobs(stack_runs["prod"])["node-exporter"]
-    assert job["kubernetes_sd_configs"] == [{"role": "pod", "namespaces": {"names": ["observability"]}}]
+    assert job["kubernetes_sd_configs"] == [{"role": "pod", "namespaces": {"names": ["observability-node-agents"]}}]
     keep = {r["source_labels"][0]: r["regex"] for r in job["relabel_configs"] if r.get("action") == "keep"}
     assert keep == {
         "__meta_kubernetes_pod_label_app_kubernetes_io_name": "node-exporter",

@@ -22,6 +22,7 @@ from conftest import (
     run_program,
     scrape_jobs,
     stack_config,
+    stack_secrets,
     write_files,
 )
 
@@ -86,7 +87,7 @@ def test_kubernetes_scrapes_every_replica_and_every_node(stack_runs):
         f"alertmanager-{i}.alertmanager:9093" for i in range(3)
     ]
     node = found["node-exporter"]
-    assert node["kubernetes_sd_configs"] == [{"role": "pod", "namespaces": {"names": ["observability"]}}]
+    assert node["kubernetes_sd_configs"] == [{"role": "pod", "namespaces": {"names": ["observability-node-agents"]}}]
     keep = {tuple(r["source_labels"]): r["regex"] for r in node["relabel_configs"] if r.get("action") == "keep"}
     assert keep == {
         ("__meta_kubernetes_pod_label_app_kubernetes_io_name",): "node-exporter",
@@ -184,6 +185,72 @@ def test_kubernetes_discovery_scrapes_annotated_pods_and_services(stack_runs, st
             "regex": "true",
             "action": "keep",
         }]
+
+
+ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_kubernetes_scrapes_the_kubelets_their_cadvisor_the_api_server_and_coredns(stack_runs, stack):
+    run = stack_runs[stack]
+    found = scrape_jobs(run)
+    # The kubelets serve cAdvisor: no cAdvisor pod runs, and its job reads every kubelet.
+    assert "cadvisor" not in run.outputs["services"]
+    for job, path in (("kubelet", None), ("cadvisor", "/metrics/cadvisor")):
+        config = found[job]
+        assert config.get("metrics_path") == path
+        assert config["scheme"] == "https"
+        assert config["authorization"] == {"credentials_file": f"{ACCOUNT}/token"}
+        # Most kubelets serve a self-signed certificate; the stacks leave verification off.
+        assert config["tls_config"] == {"insecure_skip_verify": True}
+        assert config["kubernetes_sd_configs"] == [{"role": "node"}]
+        assert config["relabel_configs"] == [{"source_labels": ["__meta_kubernetes_node_name"], "target_label": "instance"}]
+    apiserver = found["apiserver"]
+    assert apiserver["scheme"] == "https"
+    assert apiserver["tls_config"] == {"ca_file": f"{ACCOUNT}/ca.crt", "server_name": "kubernetes"}
+    assert apiserver["kubernetes_sd_configs"] == [{"role": "endpointslice", "namespaces": {"names": ["default"]}}]
+    assert apiserver["relabel_configs"][0] == {
+        "source_labels": ["__meta_kubernetes_service_name", "__meta_kubernetes_endpointslice_port_name"],
+        "regex": "kubernetes;https", "action": "keep",
+    }
+    coredns = found["coredns"]
+    assert coredns["kubernetes_sd_configs"] == [{
+        "role": "pod", "namespaces": {"names": ["kube-system"]}, "selectors": [{"role": "pod", "label": "k8s-app=kube-dns"}],
+    }]
+    assert {"source_labels": ["__meta_kubernetes_pod_container_port_number"], "regex": "9153", "action": "keep"} \
+        in coredns["relabel_configs"]
+
+
+def test_docker_scrapes_none_of_a_clusters_parts(stack_runs):
+    found = scrape_jobs(stack_runs["dev"])
+    assert not {"kubelet", "apiserver", "coredns"} & set(found)
+    # cAdvisor runs as a container there, scraped at its address.
+    assert found["cadvisor"]["static_configs"][0]["targets"] == ["cadvisor:8080"]
+    assert "kube-state-metrics" not in stack_runs["dev"].outputs["services"]
+
+
+def test_kubernetes_cluster_targets_follow_the_stack_file():
+    config = merge(stack_config("staging"), {
+        "kubernetes": {"verify_kubelet_certificates": True, "coredns": {
+            "namespace": "dns", "pod_labels": {"app": "coredns", "tier": "dns"}, "port": 9253,
+        }},
+        "exporters": {"cadvisor": {"enabled": False}},
+    })
+    found = scrape_jobs(run_program("staging", config, stack_secrets("staging")))
+    assert "cadvisor" not in found
+    assert found["kubelet"]["tls_config"] == {"ca_file": f"{ACCOUNT}/ca.crt"}
+    assert found["coredns"]["kubernetes_sd_configs"][0]["namespaces"] == {"names": ["dns"]}
+    assert found["coredns"]["kubernetes_sd_configs"][0]["selectors"] == [{"role": "pod", "label": "app=coredns,tier=dns"}]
+    assert {"source_labels": ["__meta_kubernetes_pod_container_port_number"], "regex": "9253", "action": "keep"} \
+        in found["coredns"]["relabel_configs"]
+    off = merge(stack_config("staging"), {"kubernetes": {"coredns": {"enabled": False}}})
+    assert "coredns" not in scrape_jobs(run_program("staging", off, stack_secrets("staging")))
+
+
+def test_cluster_targets_are_refused_off_kubernetes():
+    with pytest.raises(ValueError, match="cluster_targets are a Kubernetes cluster's; the docker platform has none"):
+        prometheus.workload(parse("dev", {"platform": "docker"}).prometheus, DockerPlatform(), environment="dev", cluster="dev",
+                            cluster_targets=prometheus.ClusterTargets())
 
 
 def test_discovery_can_be_turned_off():

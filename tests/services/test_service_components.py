@@ -56,7 +56,6 @@ def test_node_exporter_alone_on_docker(tmp_path: Path):
 
 def test_a_component_named_otherwise_names_its_workload_so(tmp_path: Path):
     run = program(tmp_path, """
-        from components.services.cadvisor import Cadvisor
         from components.services.node_exporter import NodeExporter
         from components.platforms.kubernetes import KubernetesPlatform
         from components.settings import KubernetesSettings
@@ -64,15 +63,28 @@ def test_a_component_named_otherwise_names_its_workload_so(tmp_path: Path):
         platform = KubernetesPlatform(KubernetesSettings(namespace="monitoring"), environment="lab")
         platform.provision()
         hosts = NodeExporter("hosts", platform=platform)
-        Cadvisor("containers", platform=platform)
         pulumi.export("pods", hosts.scrape_job.pods.app)
+        pulumi.export("namespace", hosts.scrape_job.pods.namespace)
     """)
     daemonset = run.one(DAEMONSET, "hosts").inputs
     assert daemonset["metadata"]["name"] == "hosts"
-    assert daemonset["metadata"]["namespace"] == "monitoring"
+    # A node agent: in the namespace of the node agents, named after the stack's.
+    assert daemonset["metadata"]["namespace"] == "monitoring-node-agents"
     assert daemonset["metadata"]["labels"]["app.kubernetes.io/instance"] == "lab"
-    assert run.names(DAEMONSET) == {"hosts", "containers"}
-    assert run.outputs["pods"] == "hosts"
+    assert run.names(DAEMONSET) == {"hosts"}
+    assert run.outputs["pods"] == "hosts" and run.outputs["namespace"] == "monitoring-node-agents"
+
+
+def test_cadvisor_refuses_kubernetes_where_the_kubelets_serve_its_metrics(tmp_path: Path):
+    with pytest.raises(Exception, match="containers: on kubernetes every kubelet serves cAdvisor's metrics"):
+        program(tmp_path, """
+            from components.services.cadvisor import Cadvisor
+            from components.platforms.kubernetes import KubernetesPlatform
+
+            platform = KubernetesPlatform(environment="lab")
+            platform.provision()
+            Cadvisor("containers", platform=platform)
+        """)
 
 
 def test_postgres_exporter_alone_keeps_a_plain_password_secret(tmp_path: Path):

@@ -94,6 +94,8 @@ BAD = {
     "exporter requests above limits": ({"exporters": {"node": {"resources": {"requests": {"cpu": "500m", "memory": "32Mi"}, "limits": {"cpu": "200m", "memory": "64Mi"}}}}}, "exporters.node.resources.requests.cpu", "500m is more than the limit 200m"),
     "loki retention under a day": ({"loki": {"retention": "12h"}}, "loki.retention", "must be at least 24h"),
     "bad docker network name": ({"docker": {"network": "Observability Net"}}, "docker.network", "not a valid name"),
+    "kube-state-metrics on docker": ({"exporters": {"kube_state_metrics": {"enabled": True}}}, "exporters.kube_state_metrics.enabled", "kube-state-metrics reports on a Kubernetes cluster; the docker platform has none"),
+    "coredns without pod labels": ({"kubernetes": {"coredns": {"pod_labels": {}}}}, "kubernetes.coredns.pod_labels", "at least 1 item"),
 }
 
 
@@ -207,3 +209,15 @@ def test_durations_convert_exactly_for_go_readers(duration, ms, go):
 
     assert milliseconds(duration) == ms
     assert go_duration(duration) == go
+
+
+@pytest.mark.parametrize("kubernetes, problem", [
+    ({"namespace": "o" * 60}, "required because " + "o" * 60 + "-node-agents, the default, is longer than the 63 "
+                              "characters of a namespace's name"),
+    ({"namespace": "observability", "node_agents_namespace": "observability"},
+     "must differ from kubernetes.namespace: the node agents need a Pod Security level"),
+])
+def test_the_node_agents_namespace_is_a_valid_other_namespace(kubernetes, problem):
+    with pytest.raises(ConfigError) as error:
+        parse("staging", merge(stack_config("staging"), {"kubernetes": kubernetes}), secret_keys={"secrets"})
+    assert f"key 'kubernetes.node_agents_namespace': {problem}" in str(error.value)
