@@ -1,6 +1,8 @@
 """What the program renders for Prometheus, Alertmanager, the exporters, the collector and Jaeger,
-held against the upstream contract taken from their source at the pinned tags (tests/upstream/,
-written by tests/upstream/extract_metrics_traces.py; see tests/upstream/README.md).
+and the metric names it expects of the cluster (kube-state-metrics, the kubelet, the API server,
+CoreDNS), held against the upstream contract taken from their source at the pinned tags
+(tests/upstream/, written by tests/upstream/extract_metrics_traces.py and
+tests/upstream/extract_kubernetes.py; see tests/upstream/README.md).
 
 Flags, environment variables, config keys, component types and metric names: each must exist in
 the release the stack runs. Every check has a test that shows it catches a bad value.
@@ -18,6 +20,7 @@ import pytest
 import yaml
 
 from conftest import (
+    CONTROLLERS,
     ROOT,
     STACKS,
     Run,
@@ -27,6 +30,7 @@ from conftest import (
     merge,
     prometheus_config,
     run_program,
+    scrape_jobs,
     stack_config,
 )
 
@@ -423,8 +427,86 @@ def test_every_dcgm_field_collected_is_one_upstream_knows(stack_runs, variant):
     assert sorted(set(fields) - set(upstream("dcgm_exporter")["known_fields"])) == []
 
 
-def exposed(stack_runs, source: str) -> tuple[set[str], tuple[str, ...]]:
-    """(names, name prefixes) a catalog source exposes, from the upstream data."""
+def with_suffixes(kinds: dict[str, str]) -> set[str]:
+    """The series names of metrics by kind: a histogram is its buckets, count and sum; a summary
+    its quantiles (the bare name), count and sum."""
+    suffixes = {"histogram": ("_bucket", "_count", "_sum"), "summary": ("", "_count", "_sum")}
+    return {f"{name}{s}" for name, kind in kinds.items() for s in suffixes.get(kind, ("",))}
+
+
+KSM = "kube-state-metrics"
+
+
+def ksm_workload(run: Run) -> Optional[Any]:
+    found = [r for r in run.resources if r.type in CONTROLLERS and r.name == KSM]
+    return found[0] if found else None
+
+
+def ksm_families(resources: Iterable[str], opted_in: Iterable[str] = ()) -> set[str]:
+    """The metric families kube-state-metrics exposes when it watches `resources`: opt-in
+    families only when named in --metric-opt-in-list."""
+    resources, opted_in = set(resources), set(opted_in)
+    return {name for name, info in upstream("kube_state_metrics")["metrics"].items()
+            if info["resource"] in resources and (not info["opt_in"] or name in opted_in)}
+
+
+def ksm_run_families(run: Run) -> set[str]:
+    """What the stack's kube-state-metrics exposes on its metrics port: the families of the
+    resources its --resources names (upstream's default set without one)."""
+    args = container_args(run, KSM)
+    chosen = [r for v in flag_values(args, "resources") for r in v.split(",") if r]
+    opted = [m for v in flag_values(args, "metric-opt-in-list") for m in v.split(",") if m]
+    return ksm_families(chosen or upstream("kube_state_metrics")["resources"]["default"], opted)
+
+
+def ksm_scrapes_telemetry(run: Run) -> bool:
+    """Whether the stack's Prometheus scrapes kube-state-metrics' telemetry port too (its own
+    kube_state_metrics_* series): a kube-state-metrics job naming that port or its number."""
+    port = upstream("kube_state_metrics")["server"]["telemetry_port"]
+    return any(name.startswith(KSM) and ("telemetry" in yaml.safe_dump(job) or str(port) in yaml.safe_dump(job))
+               for name, job in scrape_jobs(run).items())
+
+
+def kubelet_cadvisor(run: Run) -> bool:
+    """Whether the stack's `cadvisor` job scrapes the kubelet's embedded cAdvisor."""
+    job = scrape_jobs(run).get("cadvisor") or {}
+    return job.get("metrics_path") == "/metrics/cadvisor"
+
+
+_EXPOSED: dict = {}
+
+
+def exposed(stack_runs, source: str, stack: Optional[str] = None) -> tuple[set[str], tuple[str, ...]]:
+    """(names, name prefixes) a catalog source exposes, from the upstream data. For the catalog
+    (no stack), what every shipped stack exposes; for a stack's rules, what that stack does."""
+    key = (id(stack_runs), source, stack)
+    if key not in _EXPOSED:
+        _EXPOSED[key] = _exposed(stack_runs, source, stack)
+    return _EXPOSED[key]
+
+
+def _exposed(stack_runs, source: str, stack: Optional[str]) -> tuple[set[str], tuple[str, ...]]:
+    runs = [stack_runs[stack]] if stack else list(stack_runs.values())
+    if source == "cadvisor":
+        # On Kubernetes the `cadvisor` job reads the kubelet's cAdvisor, which serves fewer kinds.
+        names = set(upstream("cadvisor")["metrics"])
+        if any(kubelet_cadvisor(run) for run in runs):
+            names &= set(upstream("kubernetes")["kubelet_cadvisor"]["metrics"])
+        return names, ()
+    if source == KSM:
+        data = upstream("kube_state_metrics")
+        deployed = [run for run in runs if ksm_workload(run) is not None]
+        # Until a stack deploys it, the default resources: the workload's own test says it is missing.
+        names = set.intersection(*(ksm_run_families(r) for r in deployed)) if deployed else ksm_families(data["resources"]["default"])
+        if deployed and all(ksm_scrapes_telemetry(r) for r in deployed):
+            names |= with_suffixes(data["telemetry_metrics"])
+        return names, ()
+    if source in ("kubelet", "apiserver"):
+        data = upstream("kubernetes")
+        return with_suffixes({n: i["kind"] for n, i in data[f"{source}_metrics"].items()}), tuple(data["metric_prefixes"])
+    if source == "coredns":
+        data = upstream("coredns")
+        return with_suffixes({n: i["kind"] for n, i in data["metrics"].items()}) | with_suffixes(data["process_metrics"]), ()
     if source == "prometheus":
         d = upstream("prometheus")
         return set(d["metrics"]) | set(d["process_metrics"]) | set(d["synthetic_metrics"]), ()
@@ -457,6 +539,7 @@ def exposed(stack_runs, source: str) -> tuple[set[str], tuple[str, ...]]:
 CHECKED = (
     "prometheus", "alertmanager", "node-exporter", "cadvisor", "postgres-exporter", "redis-exporter",
     "gpu-exporter/dcgm", "gpu-exporter/nvidia_smi", "loki", "otel-collector", "jaeger",
+    "kube-state-metrics", "kubelet", "apiserver", "coredns",
 )
 # `application` is this project's own instrumentation contract, which no upstream defines. See
 # tests/upstream/README.md.
@@ -492,11 +575,17 @@ def test_the_catalog_check_rejects_suffixed_collector_names(stack_runs):
 JOB_SOURCES = {
     "node-exporter": "node-exporter", "cadvisor": "cadvisor", "postgres-exporter": "postgres-exporter",
     "redis-exporter": "redis-exporter", "otel-collector": "otel-collector", "jaeger": "jaeger",
+    "kube-state-metrics": "kube-state-metrics", "kubelet": "kubelet", "apiserver": "apiserver", "coredns": "coredns",
 }
+# Prefixes one producer owns. `kubelet_` is not `kube_` (kube-state-metrics). Shared names stay
+# out: rest_client_, workqueue_, process_, go_ (every Kubernetes component and Go exporter), etcd_
+# (the API server's storage client and etcd itself), kubernetes_ (every Kubernetes component):
+# a rule naming them is checked only through its job selector.
 PREFIX_SOURCES = {
     "node_": "node-exporter", "container_": "cadvisor", "machine_": "cadvisor", "pg_": "postgres-exporter",
     "redis_": "redis-exporter", "DCGM_": "gpu-exporter/dcgm", "nvidia_smi_": "gpu-exporter/nvidia_smi",
     "otelcol_": "otel-collector", "otelcol.": "otel-collector",
+    "kube_": "kube-state-metrics", "kubelet_": "kubelet", "apiserver_": "apiserver", "coredns_": "coredns",
 }
 
 
@@ -540,7 +629,7 @@ def test_every_exporter_collector_and_jaeger_metric_in_the_rules_is_exposed_upst
             source = rule_source(name, job)
             if source is None:
                 continue
-            known, prefixes = exposed(stack_runs, source)
+            known, prefixes = exposed(stack_runs, source, stack)
             if missing([name], known, prefixes):
                 problems.append(f"{rule.get('alert') or rule.get('record')}: {name} ({source})")
     assert sorted(set(problems)) == []
@@ -554,3 +643,160 @@ def test_the_rule_check_attributes_metrics_to_their_jobs():
     assert rule_source("node_load1", None) == "node-exporter"
     assert rule_source("http_requests_total", None) is None
     assert rule_source("up", "jaeger") == "prometheus"
+
+
+def test_the_rule_check_attributes_cluster_metrics_to_their_producers():
+    assert rule_source("kube_pod_status_phase", None) == "kube-state-metrics"
+    assert rule_source("kubelet_volume_stats_available_bytes", None) == "kubelet"
+    assert rule_source("apiserver_request_total", None) == "apiserver"
+    assert rule_source("coredns_dns_responses_total", None) == "coredns"
+    # Names several producers share are checked through the job only.
+    for shared in ("rest_client_requests_total", "workqueue_depth", "etcd_request_duration_seconds_bucket",
+                   "process_resident_memory_bytes", "kubernetes_build_info"):
+        assert rule_source(shared, None) is None, shared
+    assert rule_source("rest_client_requests_total", "apiserver") == "apiserver"
+    assert rule_source("process_resident_memory_bytes", "coredns") == "coredns"
+
+
+# --- the cluster's producers: kube-state-metrics, the kubelet, the API server, CoreDNS ------------
+
+
+def test_the_checks_reject_kube_state_metrics_names_upstream_lacks():
+    default = upstream("kube_state_metrics")["resources"]["default"]
+    known = ksm_families(default)
+    assert missing(["kube_pod_status_phase", "kube_deployment_status_replicas_available"], known, ()) == []
+    assert missing(["kube_pod_status_phases"], known, ()) == ["kube_pod_status_phases"]
+    # A family of a resource the workload does not watch is not exposed.
+    assert missing(["kube_secret_info"], ksm_families(["pods"]), ()) == ["kube_secret_info"]
+    # Opt-in families only when opted in.
+    opt_in = sorted(n for n, i in upstream("kube_state_metrics")["metrics"].items() if i["opt_in"])
+    assert opt_in
+    resources = [upstream("kube_state_metrics")["metrics"][opt_in[0]]["resource"]]
+    assert missing(opt_in[:1], ksm_families(resources), ()) == opt_in[:1]
+    assert missing(opt_in[:1], ksm_families(resources, opt_in[:1]), ()) == []
+
+
+def test_the_checks_reject_kubelet_and_api_server_names_upstream_lacks(stack_runs):
+    known, prefixes = exposed(stack_runs, "kubelet")
+    assert missing(["kubelet_volume_stats_available_bytes", "kubelet_pleg_relist_duration_seconds_bucket",
+                    "go_goroutines"], known, prefixes) == []
+    # A histogram is its buckets, count and sum; the bare name is no series.
+    bad = ["kubelet_pleg_relist_duration_seconds", "kubelet_volume_stats_available", "kube_node_info"]
+    assert missing(bad, known, prefixes) == sorted(bad)
+    known, prefixes = exposed(stack_runs, "apiserver")
+    assert missing(["apiserver_request_total", "apiserver_request_duration_seconds_count"], known, prefixes) == []
+    # apiserver_request_count: the name before Kubernetes 1.14.
+    assert missing(["apiserver_request_count"], known, prefixes) == ["apiserver_request_count"]
+
+
+def test_the_checks_reject_coredns_names_upstream_lacks(stack_runs):
+    known, _ = exposed(stack_runs, "coredns")
+    assert missing(["coredns_dns_responses_total", "coredns_dns_request_duration_seconds_bucket",
+                    "coredns_forward_healthcheck_broken_total", "process_start_time_seconds"], known, ()) == []
+    # Names of older releases: the forward plugin's request counter moved to coredns_proxy_*.
+    bad = ["coredns_forward_requests_total", "coredns_dns_response_rcode_count_total"]
+    assert missing(bad, known, ()) == sorted(bad)
+
+
+def test_the_kubelets_cadvisor_lacks_kinds_the_standalone_one_serves():
+    kubelet = set(upstream("kubernetes")["kubelet_cadvisor"]["metrics"])
+    standalone = set(upstream("cadvisor")["metrics"])
+    assert {"container_cpu_usage_seconds_total", "container_memory_working_set_bytes"} <= kubelet
+    # Pressure (PSI), per-CPU and scheduler kinds: the kubelet does not include them.
+    for name in ("container_pressure_cpu_stalled_seconds_total", "container_cpu_schedstat_run_seconds_total"):
+        assert name in standalone and name not in kubelet, name
+
+
+KUBERNETES_STACKS = tuple(s for s in STACKS if stack_config(s)["platform"] == "kubernetes")
+
+
+def granted_rules(run: Run, service: str) -> list[dict]:
+    """The RBAC rules bound to a workload's service account: its ClusterRoles and Roles."""
+    pod = controller(run, service).inputs["spec"]["template"]["spec"]
+    account = pod.get("serviceAccountName")
+    assert account, f"{run.stack}: {service} runs as no service account of its own"
+    rules = []
+    for binding_type, role_type in (("ClusterRoleBinding", "ClusterRole"), ("RoleBinding", "Role")):
+        roles = {r.inputs["metadata"]["name"]: r.inputs for r in run.of_type(f"kubernetes:rbac.authorization.k8s.io/v1:{role_type}")}
+        for binding in run.of_type(f"kubernetes:rbac.authorization.k8s.io/v1:{binding_type}"):
+            subjects = binding.inputs.get("subjects") or []
+            if any(s.get("kind") == "ServiceAccount" and s.get("name") == account for s in subjects):
+                ref = binding.inputs["roleRef"]["name"]
+                assert ref in roles, f"{run.stack}: {binding.name} binds {ref}, which the program does not create"
+                rules += roles[ref].get("rules") or []
+    return rules
+
+
+def ksm_access_problems(args: list[str], rules: list[dict]) -> list[str]:
+    """The kube-state-metrics workload against upstream: every flag exists; every --resources
+    value is one it accepts; its rules grant list and watch on exactly the group/resource of
+    each chosen resource (and the reviews --auth-filter creates, with that flag only)."""
+    data = upstream("kube_state_metrics")
+    problems = [f"{a}: no such flag" for a in unknown_flags(args, data["flags"])]
+    values = flag_values(args, "resources")
+    chosen = [r for v in values for r in v.split(",") if r] if values else data["resources"]["default"]
+    problems += [f"--resources={r}: not a resource kube-state-metrics accepts" for r in chosen
+                 if r not in data["resources"]["accepted"]]
+    expected = {(api["group"], api["resource"]): set(api["verbs"])
+                for r, api in data["resources"]["api"].items() if r in chosen}
+    if any(flag_name(a) == "auth-filter" and a.split("=", 1)[-1] != "false" for a in args):
+        for rule in data["resources"]["auth_filter_rules"]:
+            expected[(rule["group"], rule["resource"])] = set(rule["verbs"])
+    granted: dict[tuple[str, str], set[str]] = {}
+    for rule in rules:
+        if rule.get("nonResourceURLs") or rule.get("resourceNames"):
+            problems.append(f"{rule}: kube-state-metrics reads no URL and no single object")
+        for group in rule.get("apiGroups") or []:
+            for resource in rule.get("resources") or []:
+                granted.setdefault((group, resource), set()).update(rule.get("verbs") or [])
+    for key in sorted(set(granted) | set(expected)):
+        group, resource = key
+        where = f"{group or 'core'}/{resource}"
+        if key not in expected:
+            problems.append(f"{where}: granted ({sorted(granted[key])}), but no chosen resource lists it")
+        elif key not in granted:
+            problems.append(f"{where}: not granted, and kube-state-metrics lists and watches it")
+        elif granted[key] != expected[key]:
+            problems.append(f"{where}: verbs {sorted(granted[key])}, upstream needs {sorted(expected[key])}")
+    return problems
+
+
+@pytest.mark.parametrize("stack", KUBERNETES_STACKS)
+def test_kube_state_metrics_resources_rbac_and_flags_match_upstream(stack_runs, stack):
+    run = stack_runs[stack]
+    if ksm_workload(run) is None:
+        pytest.fail(f"{stack}: no {KSM} workload (a Deployment, StatefulSet or DaemonSet named {KSM}): "
+                    "the Kubernetes stacks scrape it for the cluster's object metrics")
+    args = container_args(run, KSM)
+    assert flag_values(args, "resources"), f"{stack}: {KSM} watches upstream's whole default set without --resources"
+    assert ksm_access_problems(args, granted_rules(run, KSM)) == []
+
+
+def test_the_kube_state_metrics_access_check_rejects_what_upstream_does_not_need():
+    def rule(group: str, *resources: str, verbs=("list", "watch")) -> dict:
+        return {"apiGroups": [group], "resources": list(resources), "verbs": list(verbs)}
+
+    args = ["--resources=pods,deployments"]
+    good = [rule("", "pods"), rule("apps", "deployments")]
+    assert ksm_access_problems(args, good) == []
+    assert ksm_access_problems(["--resources=pods,deployment"], good) == [
+        "--resources=deployment: not a resource kube-state-metrics accepts",
+        "apps/deployments: granted (['list', 'watch']), but no chosen resource lists it",
+    ]
+    # In the wrong group, an extra verb, a resource too many, one missing, a flag upstream lacks.
+    assert ksm_access_problems(args, [rule("", "pods"), rule("extensions", "deployments")]) == [
+        "apps/deployments: not granted, and kube-state-metrics lists and watches it",
+        "extensions/deployments: granted (['list', 'watch']), but no chosen resource lists it",
+    ]
+    assert ksm_access_problems(args, [rule("", "pods", verbs=("get", "list", "watch")), rule("apps", "deployments")]) == [
+        "core/pods: verbs ['get', 'list', 'watch'], upstream needs ['list', 'watch']",
+    ]
+    assert ksm_access_problems(args, good + [rule("", "secrets")]) == [
+        "core/secrets: granted (['list', 'watch']), but no chosen resource lists it",
+    ]
+    assert ksm_access_problems([*args, "--telemetry-ports=8081"], good) == ["--telemetry-ports=8081: no such flag"]
+    # --auth-filter makes kube-state-metrics create token and access reviews: allowed with it only.
+    reviews = [rule("authentication.k8s.io", "tokenreviews", verbs=("create",)),
+               rule("authorization.k8s.io", "subjectaccessreviews", verbs=("create",))]
+    assert ksm_access_problems([*args, "--auth-filter"], good + reviews) == []
+    assert len(ksm_access_problems(args, good + reviews)) == 2

@@ -23,6 +23,38 @@ NAME = "alertmanager"
 # The receiver that notifies nobody: such alerts still show in Alertmanager's UI.
 NULL = "null"
 
+# Alertmanager compares a label an alert lacks as the empty string: `equal` on a label neither
+# alert has holds, and the matcher instance="" selects the alerts without one.
+INHIBIT_RULES = [
+    # A critical alert silences the warning of the same name about the same thing: the same
+    # instance, and for the volume alerts of Kubernetes the same claim (a node mounts many).
+    {
+        "source_matchers": ['severity="critical"'],
+        "target_matchers": ['severity="warning"'],
+        "equal": ["alertname", "instance", "namespace", "persistentvolumeclaim"],
+    },
+    # A target that is down explains everything else it says...
+    {
+        "source_matchers": ['alertname="ServiceDown"'],
+        "target_matchers": ['alertname!="ServiceDown"', 'alertname!="Watchdog"'],
+        "equal": ["job", "instance"],
+    },
+    # ...and what is said about its whole job (alerts aggregated over the job, without an
+    # instance), but not what the job's other targets say: one kubelet or CoreDNS pod down does
+    # not silence the others.
+    {
+        "source_matchers": ['alertname="ServiceDown"'],
+        "target_matchers": ['alertname!="ServiceDown"', 'alertname!="Watchdog"', 'instance=""'],
+        "equal": ["job"],
+    },
+    # A node that is not ready explains why its pods are not (KubePodNotReady carries the node).
+    {
+        "source_matchers": ['alertname="KubeNodeNotReady"'],
+        "target_matchers": ['alertname="KubePodNotReady"'],
+        "equal": ["node"],
+    },
+]
+
 
 def _slack(channel: str, secret_path: str) -> dict:
     return {
@@ -90,20 +122,7 @@ def render_config(args: AlertmanagerArgs, secret_path) -> str:
             "routes": routes,
         },
         "receivers": receivers,
-        "inhibit_rules": [
-            # A critical alert silences the warning of the same name on the same instance.
-            {
-                "source_matchers": ['severity="critical"'],
-                "target_matchers": ['severity="warning"'],
-                "equal": ["alertname", "instance"],
-            },
-            # A target that is down explains everything else its job says.
-            {
-                "source_matchers": ['alertname="ServiceDown"'],
-                "target_matchers": ['alertname!="ServiceDown"', 'alertname!="Watchdog"'],
-                "equal": ["job"],
-            },
-        ],
+        "inhibit_rules": INHIBIT_RULES,
     }
     return yaml_text.dump(config)
 

@@ -715,7 +715,10 @@ def _check_prometheus(settings: Settings, workload: Workload, services: list[str
     catalog_path = f"{prometheus.RULES_DIR}/{prometheus.CATALOG_RULES}"
     for path in sorted(p for p in files if any(g.fullmatch(p) for g in globs)):
         if path == catalog_path:
-            _check_catalog(files[path], _RuleSources(settings, services, experimental), scheme, experimental, report)
+            # The catalog was rendered for the services and the cluster's own scrape jobs.
+            jobs = [str(j.get("job_name")) for j in config.get("scrape_configs") or [] if isinstance(j, dict)]
+            sources = _RuleSources(settings, [*services, *jobs], experimental)
+            _check_catalog(files[path], sources, scheme, experimental, report)
             continue
         source = f"configs/prometheus/rules/{posixpath.basename(path)}"
         read = read_rule_file(files[path], scheme, experimental)

@@ -2,8 +2,9 @@
 
 Checked over configs/alerts/catalog.yml itself and over the catalog.yml each stack renders for
 Prometheus. Rule tests that need an exporter not every stack deploys are named
-tests/rules/<domain>.<requirement>.rules-test.yml (the generic *_test.yml runner in
-test_prometheus.py leaves them alone); the runner here gives each to the stacks that render it.
+tests/rules/<domain>.<requirement>[+<requirement>...].rules-test.yml (the generic *_test.yml runner
+in test_prometheus.py leaves them alone); the runner here gives each to the stacks that deploy
+every requirement it names, a platform (platform-docker, platform-kubernetes) included.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import promql_parser
 import pytest
 import yaml
 
+from components.alerting.alert_rules import PLATFORMS
 from components.settings import ConfigError, milliseconds
 from conftest import (
     ROOT,
@@ -28,7 +30,9 @@ from conftest import (
     prometheus_config,
     require_tool,
     run_program,
+    scrape_jobs,
     stack_config,
+    stack_secrets,
 )
 
 CATALOG = ROOT / "configs" / "alerts" / "catalog.yml"
@@ -38,7 +42,10 @@ RULE_TESTS = ROOT / "tests" / "rules"
 RULES_PATH = "/etc/prometheus/rules/catalog.yml"
 SEVERITIES = {"critical", "warning", "info"}
 COMPARISONS = {">", "<", ">=", "<=", "==", "!="}
-RANGE_FUNCTIONS = re.compile(r"\b(rate|increase|avg_over_time|changes)\(")
+RANGE_FUNCTIONS = re.compile(r"\b(rate|irate|increase|changes|resets|deriv|predict_linear|[a-z]+_over_time)\(")
+# The scrape jobs of the cluster itself on Kubernetes, each named after what it scrapes (the
+# producers of configs/metrics/catalog.yml), and kube-state-metrics, which the stack runs there.
+KUBERNETES_PRODUCERS = ("kube-state-metrics", "kubelet", "cadvisor", "apiserver", "coredns")
 
 
 # --- reading the catalog and what a stack renders ------------------------------------------------
@@ -84,9 +91,18 @@ def dev_with_alerts(alerts: dict) -> Run:
     return dev_with({"alerts": alerts})
 
 
+def platform_of(run: Run) -> str:
+    """The platform the run deployed to: kubernetes if it registered a Kubernetes resource."""
+    return "kubernetes" if any(r.type.startswith("kubernetes:") for r in run.resources) else "docker"
+
+
 def deployed_producers(run: Run) -> set[str]:
-    """What the stack deploys, in the terms of configs/metrics/catalog.yml."""
-    services = set(run.outputs["services"])
+    """What the stack deploys, in the terms of `requires` and configs/metrics/catalog.yml: its
+    services; the scrape jobs of its rendered prometheus.yml that are named after a producer (the
+    cluster's own on Kubernetes: kubelet, cadvisor, apiserver, coredns), so this follows the
+    render; and its platform."""
+    services = set(run.outputs["services"]) | (set(scrape_jobs(run)) & set(metric_producers()))
+    services.add(f"platform/{platform_of(run)}")
     if "gpu-exporter" in services:
         exporter = stack_config(run.stack).get("exporters", {}).get("gpu", {}).get("exporter", "dcgm")
         services.add(f"gpu-exporter/{exporter}")
@@ -227,7 +243,12 @@ def test_catalog_exprs_use_the_threshold_and_window_placeholders():
         assert isinstance(e["threshold"], (int, float)), e["name"]
         assert re.search(r"(>|<|>=|<=|==|!=)\s*\$\{threshold\}", e["expr"]), e["name"]
         # Every range is the rendered window: no literal [5m] that ignores the scrape interval.
-        assert set(re.findall(r"\[([^\]]*)\]", e["expr"])) <= {"${window}"}, e["name"]
+        # Only the history predict_linear extrapolates is literal, in whole hours.
+        ranges = re.findall(r"\[([^\]]*)\]", e["expr"])
+        for history in re.findall(r"predict_linear\([^\[\]]*\[([^\]]*)\]", e["expr"]):
+            assert re.fullmatch(r"[1-9][0-9]*h", history), e["name"]
+            ranges.remove(history)
+        assert set(ranges) <= {"${window}"}, e["name"]
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -301,7 +322,7 @@ def test_requires_names_every_producer_an_alerts_metrics_come_from():
     itself, an alert's metrics come from what its `requires` lists, and that names real producers."""
     for e in catalog_entries():
         requires = set(e.get("requires", ()))
-        assert requires <= set(metric_producers()) - {"application"}, e["name"]
+        assert requires <= (set(metric_producers()) - {"application"}) | set(PLATFORMS), e["name"]
         expr = e["expr"].replace("${threshold}", "0").replace("${window}", "5m")
         assert not unproduced(expr, requires | {"prometheus"}), e["name"]
 
@@ -487,30 +508,26 @@ def test_promtool_accepts_a_catalog_with_every_kind_of_override(tmp_path):
 
 # --- the rule tests: which stacks run which, and that every alert is tested ----------------------
 
-REQUIREMENT_TEST = re.compile(r"^(?P<domain>[a-z]+)\.(?P<requirement>[a-z0-9_-]+)\.rules-test\.yml$")
+REQUIREMENT_TEST = re.compile(
+    r"^(?P<domain>[a-z]+(?:-[a-z]+)*)\.(?P<requirements>[a-z0-9_-]+(?:\+[a-z0-9_-]+)*)\.rules-test\.yml$"
+)
 REQUIREMENT_TESTS = sorted(RULE_TESTS.glob("*.rules-test.yml"))
 PLAIN_TESTS = sorted(RULE_TESTS.glob("*_test.yml"))
 
 
-def requirement(path: Path) -> str:
-    """gpu.gpu-exporter-dcgm.rules-test.yml -> gpu-exporter/dcgm, as configs/metrics/catalog.yml names it."""
+def requirements(path: Path) -> frozenset[str]:
+    """What a requirement file needs deployed, as `requires` names it: the producers of
+    configs/metrics/catalog.yml and the platforms, `/` written as `-`, joined by `+`.
+    gpu.gpu-exporter-dcgm.rules-test.yml -> {gpu-exporter/dcgm};
+    containers.cadvisor+platform-docker.rules-test.yml -> {cadvisor, platform/docker}."""
     match = REQUIREMENT_TEST.match(path.name)
-    assert match, f"{path.name}: name it <domain>.<requirement>.rules-test.yml"
-    name = match["requirement"]
-    known = {producer.replace("/", "-"): producer for producer in metric_producers()}
-    assert name in known, f"{path.name}: {name} produces nothing in configs/metrics/catalog.yml"
-    return known[name]
-
-
-def rendered_producers(run: Run) -> set[str]:
-    """The producers whose metrics the stack's rendered alerts read (only they feed exactly one)."""
+    assert match, f"{path.name}: name it <domain>.<requirement>[+<requirement>...].rules-test.yml"
+    known = {name.replace("/", "-"): name for name in (*metric_producers(), *PLATFORMS)}
     found = set()
-    for rule in rendered_rules(run):
-        for metric in metric_names(rule["expr"]):
-            owners = {p for p, names in metric_producers().items() if metric in names}
-            if len(owners) == 1:
-                found |= owners
-    return found
+    for name in match["requirements"].split("+"):
+        assert name in known, f"{path.name}: {name} is no producer in configs/metrics/catalog.yml, nor a platform"
+        found.add(known[name])
+    return frozenset(found)
 
 
 def cases_by_alertname(path: Path) -> dict[str, dict[str, list]]:
@@ -523,8 +540,13 @@ def cases_by_alertname(path: Path) -> dict[str, dict[str, list]]:
     return found
 
 
+def selected_for(producers: set[str]) -> list[Path]:
+    """The requirement files whose every requirement is deployed."""
+    return [path for path in REQUIREMENT_TESTS if requirements(path) <= producers]
+
+
 def selected(run: Run) -> list[Path]:
-    return [path for path in REQUIREMENT_TESTS if requirement(path) in rendered_producers(run)]
+    return selected_for(deployed_producers(run))
 
 
 def test_requirement_specific_rule_tests_are_not_picked_up_by_the_generic_runner():
@@ -533,12 +555,19 @@ def test_requirement_specific_rule_tests_are_not_picked_up_by_the_generic_runner
     assert {p.name for p in RULE_TESTS.glob("*.yml")} == {p.name for p in (*REQUIREMENT_TESTS, *PLAIN_TESTS)}
 
 
+KUBERNETES_TESTS = {
+    "kubernetes-workloads.kube-state-metrics", "kubernetes-storage.kube-state-metrics",
+    "kubernetes-storage.kubelet+kube-state-metrics", "kubernetes-nodes.kube-state-metrics",
+    "kubernetes-nodes.kubelet", "kubernetes-control-plane.apiserver", "kubernetes-control-plane.coredns",
+}
+
+
 @pytest.mark.parametrize("stack, expected", [
-    ("dev", {"hosts.node-exporter", "containers.cadvisor"}),
+    ("dev", {"hosts.node-exporter", "containers.cadvisor", "containers.cadvisor+platform-docker"}),
     ("staging", {"hosts.node-exporter", "containers.cadvisor", "postgresql.postgres-exporter",
-                 "redis.redis-exporter", "gpu.gpu-exporter-nvidia_smi"}),
+                 "redis.redis-exporter", "gpu.gpu-exporter-nvidia_smi", *KUBERNETES_TESTS}),
     ("prod", {"hosts.node-exporter", "containers.cadvisor", "postgresql.postgres-exporter",
-              "redis.redis-exporter", "gpu.gpu-exporter-dcgm"}),
+              "redis.redis-exporter", "gpu.gpu-exporter-dcgm", *KUBERNETES_TESTS}),
 ])
 def test_each_stack_runs_the_rule_tests_of_what_it_renders(stack_runs, stack, expected):
     assert {path.name.removesuffix(".rules-test.yml") for path in selected(stack_runs[stack])} == expected
@@ -569,8 +598,9 @@ def test_every_catalog_alert_is_tested_firing_and_quiet_where_it_is_rendered():
     coverage = {path: cases_by_alertname(path) for path in (*PLAIN_TESTS, *REQUIREMENT_TESTS)}
     for e in catalog_entries():
         alertname = e.get("alert", e["name"])
-        # A plain file runs on every stack; a requirement file where its requirement is rendered.
-        files = [p for p in coverage if p in PLAIN_TESTS or requirement(p) in e.get("requires", ())]
+        # A plain file runs on every stack; a requirement file where all it requires is deployed,
+        # which the entry's own `requires` guarantees only if it names all of them.
+        files = [p for p in coverage if p in PLAIN_TESTS or requirements(p) <= set(e.get("requires", ()))]
         firing = [exp for p in files for exp in coverage[p].get(alertname, {}).get("firing", [])]
         quiet = [exp for p in files for exp in coverage[p].get(alertname, {}).get("quiet", [])]
         # The Watchdog always fires: there is no input under which it stays quiet.
@@ -580,6 +610,69 @@ def test_every_catalog_alert_is_tested_firing_and_quiet_where_it_is_rendered():
         for alert in expected:
             assert set(alert["exp_annotations"]) == {"summary", "description", "runbook_url"}, e["name"]
             assert alert["exp_annotations"]["summary"] == e["summary"], e["name"]
+
+
+def test_a_requirement_file_tests_only_alerts_that_its_requirements_render():
+    """Else a stack that deploys what the file names would not render the alert it expects."""
+    by_alertname: dict[str, list[set[str]]] = {}
+    for e in catalog_entries():
+        by_alertname.setdefault(e.get("alert", e["name"]), []).append(set(e.get("requires", ())))
+    for path in REQUIREMENT_TESTS:
+        for alertname in cases_by_alertname(path):
+            assert any(r <= requirements(path) for r in by_alertname.get(alertname, [])), f"{path.name}: {alertname}"
+
+
+def test_requirement_file_names_name_producers_and_platforms():
+    assert requirements(Path("gpu.gpu-exporter-dcgm.rules-test.yml")) == {"gpu-exporter/dcgm"}
+    assert requirements(Path("containers.cadvisor+platform-docker.rules-test.yml")) == {"cadvisor", "platform/docker"}
+    assert requirements(Path("kubernetes-storage.kubelet+kube-state-metrics.rules-test.yml")) == {
+        "kubelet", "kube-state-metrics"}
+    with pytest.raises(AssertionError, match="kafka-exporter is no producer"):
+        requirements(Path("queues.kafka-exporter.rules-test.yml"))
+    with pytest.raises(AssertionError, match="name it"):
+        requirements(Path("queues.kafka exporter.rules-test.yml"))
+
+
+def test_container_restarts_are_counted_the_way_each_platform_can(stack_runs):
+    """On docker a restarted container keeps its cAdvisor series (ContainerRestarting); on
+    Kubernetes each restart is a new one, and kube-state-metrics counts restarts instead."""
+    dev = stack_runs["dev"]
+    assert deployed_producers(dev) >= {"cadvisor", "platform/docker"}
+    assert not deployed_producers(dev) & {"platform/kubernetes", *KUBERNETES_PRODUCERS} - {"cadvisor"}
+    assert "ContainerRestarting" in alertnames(dev)
+    assert not {n for n in alertnames(dev) if n.startswith(("Kube", "CoreDns"))}
+    kubernetes_alerts = {e.get("alert", e["name"]) for e in catalog_entries() if e["group"].startswith("kubernetes-")}
+    for stack in ("staging", "prod"):
+        run = stack_runs[stack]
+        assert deployed_producers(run) >= {"platform/kubernetes", *KUBERNETES_PRODUCERS}
+        assert "ContainerRestarting" not in alertnames(run)
+        assert {"KubeContainerRestarting", "ContainerHighMemory"} | kubernetes_alerts <= alertnames(run)
+
+
+def kubernetes_catalog(stack: str) -> tuple[str, set[str]]:
+    """The catalog rendered for a Kubernetes stack's settings with every Kubernetes producer
+    deployed, by alert_rules alone (whatever the program wires up), and what it deploys."""
+    from components.alerting import alert_rules
+    from components.settings import parse
+
+    settings = parse(stack, {**stack_config(stack), "secrets": stack_secrets(stack)}, secret_keys={"secrets"})
+    assert settings.platform == "kubernetes"
+    services = ["prometheus", "alertmanager", "loki", "otel-collector", "jaeger", *KUBERNETES_PRODUCERS]
+    return alert_rules.render(settings, services), alert_rules.producers(settings, services)
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_every_kubernetes_rule_test_passes_against_a_render_for_a_kubernetes_stack(stack, tmp_path):
+    promtool = require_tool("promtool")
+    catalog, producers = kubernetes_catalog(stack)
+    names = {rule["alert"] for group in yaml.safe_load(catalog)["groups"] for rule in group["rules"]}
+    paths = selected_for(producers)
+    assert KUBERNETES_TESTS <= {path.name.removesuffix(".rules-test.yml") for path in paths}
+    assert "containers.cadvisor+platform-docker.rules-test.yml" not in {path.name for path in paths}
+    for path in paths:
+        assert set(cases_by_alertname(path)) <= names, path.name
+        result = promtool_test(promtool, tmp_path, catalog, path.name, path.read_text())
+        assert result.returncode == 0, f"{stack} {path.name}:\n{result.stdout}{result.stderr}"
 
 
 # --- the catalog itself is checked ----------------------------------------------------------------

@@ -1,5 +1,7 @@
-"""Alertmanager: amtool accepts the config, and each severity reaches the intended receivers."""
+"""Alertmanager: amtool accepts the config, each severity reaches the intended receivers, and the
+inhibition rules mute what they are meant to."""
 
+import re
 import subprocess
 
 import pytest
@@ -86,13 +88,121 @@ def test_inhibition_rules(stack_runs):
     assert {
         "source_matchers": ['severity="critical"'],
         "target_matchers": ['severity="warning"'],
-        "equal": ["alertname", "instance"],
+        "equal": ["alertname", "instance", "namespace", "persistentvolumeclaim"],
     } in rules
     assert {
         "source_matchers": ['alertname="ServiceDown"'],
         "target_matchers": ['alertname!="ServiceDown"', 'alertname!="Watchdog"'],
+        "equal": ["job", "instance"],
+    } in rules
+    assert {
+        "source_matchers": ['alertname="ServiceDown"'],
+        "target_matchers": ['alertname!="ServiceDown"', 'alertname!="Watchdog"', 'instance=""'],
         "equal": ["job"],
     } in rules
+    assert {
+        "source_matchers": ['alertname="KubeNodeNotReady"'],
+        "target_matchers": ['alertname="KubePodNotReady"'],
+        "equal": ["node"],
+    } in rules
+    assert len(rules) == 4
+    # The same rules on every stack.
+    assert all(config_of(stack_runs[stack])["inhibit_rules"] == rules for stack in STACKS)
+
+
+# --- inhibition, as Alertmanager applies the rendered rules --------------------------------------
+# amtool checks the rules' syntax but cannot say what they mute. This applies them the way
+# Alertmanager's inhibitor does (inhibit/inhibit.go): a firing alert that matches a rule's source
+# matchers mutes every other alert that matches its target matchers and has the same value for
+# each `equal` label, a label an alert lacks counting as the empty string.
+
+MATCHER = re.compile(r'^(?P<name>\w+)(?P<op>=~|!~|!=|=)"(?P<value>.*)"$')
+
+
+def matches(matcher: str, labels: dict) -> bool:
+    m = MATCHER.match(matcher)
+    assert m, matcher
+    value = labels.get(m["name"], "")
+    return {
+        "=": value == m["value"],
+        "!=": value != m["value"],
+        "=~": re.fullmatch(m["value"], value) is not None,
+        "!~": re.fullmatch(m["value"], value) is None,
+    }[m["op"]]
+
+
+def muted(rules: list[dict], firing: list[dict]) -> list[dict]:
+    """The alerts among `firing` that the rules inhibit."""
+    def inhibits(rule, source, target):
+        return (source is not target
+                and all(matches(m, source) for m in rule.get("source_matchers", []))
+                and all(matches(m, target) for m in rule.get("target_matchers", []))
+                and all(source.get(label, "") == target.get(label, "") for label in rule.get("equal", [])))
+
+    return [t for t in firing if any(inhibits(r, s, t) for r in rules for s in firing)]
+
+
+def test_the_inhibition_model_reads_matchers_as_alertmanager_does():
+    assert matches('instance=""', {"job": "api"}) and not matches('instance=""', {"instance": "a"})
+    assert matches('alertname!="Watchdog"', {"alertname": "ServiceDown"})
+    assert matches('alertname=~"Kube.*"', {"alertname": "KubePodNotReady"})
+    assert not matches('alertname!~"Kube.*"', {"alertname": "KubePodNotReady"})
+
+
+def alert(alertname, severity, **labels):
+    return {"alertname": alertname, "severity": severity, **labels}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_critical_level_mutes_its_warning_about_the_same_thing_only(stack_runs, stack):
+    rules = config_of(stack_runs[stack])["inhibit_rules"]
+    disk = dict(job="node-exporter", instance="n1", mountpoint="/")
+    claim = dict(job="kubelet", instance="node-a", namespace="data", persistentvolumeclaim="data-db-0")
+    warnings = [
+        warning_n1 := alert("HostDiskSpaceLow", "warning", **disk),
+        alert("HostDiskSpaceLow", "warning", **{**disk, "instance": "n2"}),
+        warning_claim := alert("KubePersistentVolumeFillingUp", "warning", **claim),
+        # Another claim mounted on the same node keeps its warning.
+        alert("KubePersistentVolumeFillingUp", "warning", **{**claim, "persistentvolumeclaim": "data-db-1"}),
+        alert("KubePersistentVolumeFillingUp", "warning", **{**claim, "namespace": "logging"}),
+        # Another alertname on the same claim is not muted either.
+        alert("KubePersistentVolumeInodesFillingUp", "warning", **claim),
+    ]
+    criticals = [alert("HostDiskSpaceLow", "critical", **disk), alert("KubePersistentVolumeFillingUp", "critical", **claim)]
+    assert muted(rules, warnings + criticals) == [warning_n1, warning_claim]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_target_down_mutes_what_it_and_its_whole_job_say_not_its_siblings(stack_runs, stack):
+    rules = config_of(stack_runs[stack])["inhibit_rules"]
+    down = alert("ServiceDown", "critical", job="kubelet", instance="node-a")
+    same_target = alert("KubeletPlegDurationHigh", "warning", job="kubelet", instance="node-a")
+    other_target = alert("KubeletPlegDurationHigh", "warning", job="kubelet", instance="node-b")
+    other_claim = alert("KubePersistentVolumeFillingUp", "critical", job="kubelet", instance="node-b",
+                        namespace="data", persistentvolumeclaim="data-db-0")
+    whole_job = alert("KubeletDown", "critical", job="kubelet")
+    other_job = alert("HttpErrorRateHigh", "critical", job="api")
+    sibling_down = alert("ServiceDown", "critical", job="kubelet", instance="node-b")
+    watchdog = alert("Watchdog", "info")
+    firing = [down, same_target, other_target, other_claim, whole_job, other_job, sibling_down, watchdog]
+    assert muted(rules, firing) == [same_target, other_target, other_claim, whole_job]
+    assert muted(rules, [down, same_target, other_target, other_claim, whole_job, other_job, watchdog]) == [
+        same_target, whole_job]
+    # An application's job-wide alert, as before: muted by its target down.
+    api_down = alert("ServiceDown", "critical", job="api", instance="api:8000")
+    assert muted(rules, [api_down, other_job, alert("HttpLatencyP95High", "warning", job="api", endpoint="/x")]) == [
+        other_job, alert("HttpLatencyP95High", "warning", job="api", endpoint="/x")]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_node_not_ready_mutes_its_pods_not_ready(stack_runs, stack):
+    rules = config_of(stack_runs[stack])["inhibit_rules"]
+    node = alert("KubeNodeNotReady", "warning", job="kube-state-metrics", node="node-a")
+    on_node = alert("KubePodNotReady", "warning", job="kube-state-metrics", namespace="app", pod="web-1", node="node-a")
+    elsewhere = alert("KubePodNotReady", "warning", job="kube-state-metrics", namespace="app", pod="web-2", node="node-b")
+    crash = alert("KubePodCrashLooping", "warning", job="kube-state-metrics", namespace="app", pod="web-1", container="web")
+    assert muted(rules, [node, on_node, elsewhere, crash]) == [on_node]
+    assert muted(rules, [on_node, elsewhere]) == []
 
 
 def test_grouping_and_intervals_come_from_settings():

@@ -249,9 +249,9 @@ class TestPromQL:
 # ---------------------------------------------------------------------------------------------
 # The net over a rendered stack, with values the settings model should have refused.
 
-def _override(**values: Any) -> dict[str, AlertOverride]:
-    return {"HostHighCpu": AlertOverride.model_construct(**{"enabled": True, "threshold": None, "for_": None,
-                                                            "severity": None, **values})}
+def _override(alert: str = "HostHighCpu", **values: Any) -> dict[str, AlertOverride]:
+    return {alert: AlertOverride.model_construct(**{"enabled": True, "threshold": None, "for_": None,
+                                                    "severity": None, **values})}
 
 
 # Each: stack, the setting spoiled (past the settings model), its value, the key the net must
@@ -277,6 +277,8 @@ SPOILED = {
     "scrape interval that makes the rate window overflow": ("dev", "prometheus.scrape_interval", "100y", "prometheus.scrape_interval", "out of range"),
     "alert for with a bad unit": ("dev", "alerts.overrides", _override(for_="5 minutes"), "alerts.overrides.HostHighCpu.for", "unknown unit"),
     "alert for beyond Go's range": ("staging", "alerts.overrides", _override(for_="999999999h"), "alerts.overrides.HostHighCpu.for", "out of range"),
+    # An alert on a scrape job of the cluster itself, not on a service the stack runs.
+    "kubernetes alert for with a bad unit": ("prod", "alerts.overrides", _override("KubePersistentVolumeFillingUpCritical", for_="5 minutes"), "alerts.overrides.KubePersistentVolumeFillingUpCritical.for", "unknown unit"),
 }
 
 
