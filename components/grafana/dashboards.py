@@ -86,6 +86,12 @@ def table(title, description, queries, unit="short", **kw) -> dict:
     return found
 
 
+def row(title: str) -> dict:
+    """A row across the grid: the panels after it, up to the next row, are its own. Expanded, so
+    they stay in the dashboard's own list (a collapsed row would carry them inside itself)."""
+    return {"type": "row", "title": title, "collapsed": False, "panels": [], "gridPos": {"w": 24, "h": 1}}
+
+
 def logs(title, description, query) -> dict:
     return panel("logs", title, description, [(query, "")], width=24, height=10, datasource=LOKI,
                  showTime=True, wrapLogMessage=True, enableLogDetails=True)
@@ -110,10 +116,12 @@ def _variable(name: str, label: str, kind: str) -> dict:
             "refresh": 1, "options": [], "includeAll": False, "multi": False}
 
 
-def dashboard(uid: str, title: str, folder: str, description: str, panels: list[dict], tags=()) -> Dashboard:
-    variables = [_variable("datasource", "Metrics", "prometheus")]
-    if any(p["datasource"] == LOKI for p in panels):
-        variables.append(_variable("logs", "Logs", "loki"))
+def dashboard(uid: str, title: str, folder: str, description: str, panels: list[dict], tags=(),
+              variables=()) -> Dashboard:
+    """`variables`: the dashboard's own, after the datasource variables its panels read."""
+    datasources = [_variable("datasource", "Metrics", "prometheus")]
+    if any(p.get("datasource") == LOKI for p in panels):
+        datasources.append(_variable("logs", "Logs", "loki"))
     return Dashboard(uid, folder, {
         "uid": uid,
         "title": title,
@@ -124,7 +132,7 @@ def dashboard(uid: str, title: str, folder: str, description: str, panels: list[
         "schemaVersion": 39,
         "time": {"from": "now-6h", "to": "now"},
         "refresh": "30s",
-        "templating": {"list": variables},
+        "templating": {"list": [*datasources, *variables]},
         "annotations": {"list": []},
         "panels": _layout(panels),
     })
@@ -374,8 +382,15 @@ def observability_stack(settings: Settings) -> Dashboard:
     ], tags=("meta",))
 
 
+def kubernetes(settings: Settings) -> Dashboard | None:
+    # Its own module, for its size; bound at call time, since it builds on this module's helpers.
+    from components.grafana import kubernetes_dashboard
+
+    return kubernetes_dashboard.kubernetes(settings)
+
+
 BUILT_IN = [system_overview, api_performance, containers_and_hosts, databases, gpu_and_ml, llm_and_rag,
-            log_overview, observability_stack]
+            log_overview, observability_stack, kubernetes]
 
 
 # --- the user's own dashboards --------------------------------------------------------------------

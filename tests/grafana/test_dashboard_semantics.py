@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 import pytest
 import yaml
 
-from components.grafana import dashboards
+from components.grafana import dashboards, kubernetes_dashboard
 from components.settings import parse
 from conftest import STACKS, require_tool, stack_config, stack_secrets
 
@@ -34,6 +34,10 @@ EVAL = "10m"
 SAMPLES = 15  # samples after the first: the series run from 0 to 15m
 GRAFANA_VARIABLES = re.compile(r"\$\{?(__rate_interval|__interval|__range|__auto)\}?")
 ANY_VARIABLE = re.compile(r"\$\{?[A-Za-z_]\w*|\[\[\w+")  # not $1, label_replace's group
+# The dashboards' own variables, as a choice on the dashboard fills them in: two namespaces, which
+# Grafana writes into a regex matcher as (a|b) (the Prometheus datasource's interpolateQueryExpr).
+DASHBOARD_VARIABLES = {"namespace": "(shop|payments)"}
+DASHBOARD_VARIABLE = re.compile(r"\$\{?(" + "|".join(DASHBOARD_VARIABLES) + r")\b\}?")
 LEGEND_LABEL = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 ANY = "*"  # the key of a panel's only query, whatever its legend
 
@@ -54,6 +58,7 @@ UNITS: dict[str, dict[str, float]] = {
     "US dollars per hour": {"currencyUSD": 1},
     "1 up, 0 down": {"bool": 1},
     "score": {"short": 1},
+    "events per hour": {"short": 1},
 }
 
 
@@ -401,6 +406,211 @@ def alertmanagers(replicas: int) -> dict[str, str]:
 
 ALERT_STATES = {ANY: {'{state="active"}': 4, '{state="suppressed"}': 1, '{state="unprocessed"}': 0}}
 
+# --- Kubernetes ------------------------------------------------------------------------------------
+# Three namespaces: shop and payments are the ones chosen (DASHBOARD_VARIABLES), kube-system is
+# not. Every series of the namespace panels also exists in kube-system, so a panel that ignores
+# the choice shows it.
+KSM = 'job="kube-state-metrics", instance="10.0.0.5:8080"'
+STATUSES = ("true", "false", "unknown")
+
+
+def node_conditions(node: str, **conditions: str) -> dict[str, str]:
+    """kube-state-metrics' three series per condition: 1 on the status the node reports."""
+    return {f'kube_node_status_condition{{{KSM}, node="{node}", condition="{c}", status="{s}"}}': gauge(s == status)
+            for c, status in conditions.items() for s in STATUSES}
+
+
+# node-a and node-d are ready; node-b is not, node-c stopped reporting (unknown). Memory pressure
+# on node-b; disk pressure on node-b and node-d; node-c's pressures are unknown, not true.
+NODES = {
+    **node_conditions("node-a", Ready="true", MemoryPressure="false", DiskPressure="false", PIDPressure="false"),
+    **node_conditions("node-b", Ready="false", MemoryPressure="true", DiskPressure="true", PIDPressure="false"),
+    **node_conditions("node-c", Ready="unknown", MemoryPressure="unknown", DiskPressure="unknown",
+                      PIDPressure="unknown"),
+    **node_conditions("node-d", Ready="true", MemoryPressure="false", DiskPressure="true", PIDPressure="false"),
+}
+PHASES = ("Pending", "Running", "Succeeded", "Failed", "Unknown")
+
+
+def pod_phase(namespace: str, pod: str, phase: str) -> dict[str, str]:
+    return {f'kube_pod_status_phase{{{KSM}, namespace="{namespace}", pod="{pod}", uid="{pod}-uid", phase="{p}"}}':
+            gauge(p == phase) for p in PHASES}
+
+
+PODS = {
+    **pod_phase("shop", "web-1", "Running"), **pod_phase("shop", "web-2", "Running"),
+    **pod_phase("shop", "web-3", "Pending"), **pod_phase("shop", "migrate-1", "Succeeded"),
+    **pod_phase("payments", "api-1", "Pending"), **pod_phase("payments", "batch-1", "Failed"),
+    **pod_phase("kube-system", "coredns-1", "Running"),
+}
+
+
+def container(namespace: str, pod: str, name: str) -> str:
+    return f'{KSM}, namespace="{namespace}", pod="{pod}", uid="{pod}-uid", container="{name}"'
+
+
+def waiting(namespace: str, pod: str, name: str, reason: str) -> dict[str, str]:
+    """kube-state-metrics writes a series only for a container that waits, 1, with its reason."""
+    return {f'kube_pod_container_status_waiting_reason{{{container(namespace, pod, name)}, reason="{reason}"}}': gauge(1)}
+
+
+def restarts(namespace: str, pod: str, name: str, per_minute: float) -> dict[str, str]:
+    return {f"kube_pod_container_status_restarts_total{{{container(namespace, pod, name)}}}": counter(per_minute / 60)}
+
+
+# Restarts an hour: shop 60 (web-1/app) + 120 (web-2/app) + 60 (web-2/sidecar), payments 0,
+# kube-system 180. web-2's app and kube-system's coredns crash-loop; payments' api waits for its
+# image, which is no crash. At 10 minutes web-2's app has restarted 20 times.
+RESTARTS = {
+    **restarts("shop", "web-1", "app", 1), **restarts("shop", "web-2", "app", 2),
+    **restarts("shop", "web-2", "sidecar", 1), **restarts("payments", "api-1", "api", 0),
+    **restarts("kube-system", "coredns-1", "coredns", 3),
+    **waiting("shop", "web-2", "app", "CrashLoopBackOff"), **waiting("payments", "api-1", "api", "ContainerCreating"),
+    **waiting("kube-system", "coredns-1", "coredns", "CrashLoopBackOff"),
+}
+NO_CRASH_LOOP = {**restarts("shop", "web-1", "app", 1), **waiting("payments", "api-1", "api", "ContainerCreating")}
+
+
+def workload(metric: str, label: str, values: dict[tuple[str, str], float]) -> dict[str, str]:
+    return {f'{metric}{{{KSM}, namespace="{ns}", {label}="{name}"}}': gauge(v) for (ns, name), v in values.items()}
+
+
+# shop/web wants 3 and has 3; payments/api wants 2 and has 1 (a rollout stuck); shop/db wants 3
+# and has 2; payments/agent runs on all 4 nodes. kube-system's are not chosen.
+WORKLOADS = {
+    **workload("kube_deployment_spec_replicas", "deployment",
+               {("shop", "web"): 3, ("payments", "api"): 2, ("kube-system", "coredns"): 2}),
+    **workload("kube_deployment_status_replicas_available", "deployment",
+               {("shop", "web"): 3, ("payments", "api"): 1, ("kube-system", "coredns"): 2}),
+    **workload("kube_statefulset_replicas", "statefulset", {("shop", "db"): 3, ("kube-system", "etcd"): 1}),
+    **workload("kube_statefulset_status_replicas_available", "statefulset", {("shop", "db"): 2, ("kube-system", "etcd"): 1}),
+    **workload("kube_daemonset_status_desired_number_scheduled", "daemonset",
+               {("payments", "agent"): 4, ("kube-system", "kube-proxy"): 4}),
+    **workload("kube_daemonset_status_number_available", "daemonset",
+               {("payments", "agent"): 4, ("kube-system", "kube-proxy"): 3}),
+}
+
+
+def job_failed(namespace: str, job: str, status: str) -> dict[str, str]:
+    return {f'kube_job_failed{{{KSM}, namespace="{namespace}", job_name="{job}", condition="{s}"}}': gauge(s == status)
+            for s in STATUSES}
+
+
+# shop/migrate gave up; payments/report's Failed condition is false; kube-system/backup failed,
+# outside the namespaces chosen.
+JOBS = {**job_failed("shop", "migrate", "true"), **job_failed("payments", "report", "false"),
+        **job_failed("kube-system", "backup", "true")}
+
+
+def apiserver(instance: int, verb: str, code: str, per_second: float) -> dict[str, str]:
+    return {(f'apiserver_request_total{{job="apiserver", instance="10.0.0.{instance}:6443", verb="{verb}", '
+             f'code="{code}", group="", version="v1", resource="pods", subresource="", scope="namespace", '
+             f'component="apiserver", dry_run=""}}'): counter(per_second)}
+
+
+# Two API servers, 20 requests a second: GET 10 (0.5 of them 500), LIST 4 (1 of them 429, no
+# server error), WATCH 1, POST 5 (0.5 of them 503). 1 of the 20 a second is a 5xx.
+API_REQUESTS = {
+    **apiserver(1, "GET", "200", 4.5), **apiserver(2, "GET", "200", 5), **apiserver(1, "GET", "500", 0.5),
+    **apiserver(1, "LIST", "200", 3), **apiserver(2, "LIST", "429", 1), **apiserver(1, "WATCH", "200", 1),
+    **apiserver(1, "POST", "201", 4.5), **apiserver(2, "POST", "503", 0.5),
+}
+API_BOUNDS = ["0.05", "0.1", "0.2", "0.4", "1", "+Inf"]
+
+
+def api_latency(instance: int, verb: str, cumulative: list[float]) -> dict[str, str]:
+    labels = f'job="apiserver", instance="10.0.0.{instance}:6443", verb="{verb}", resource="pods", component="apiserver"'
+    return histogram("apiserver_request_duration_seconds_bucket", labels, buckets(API_BOUNDS, cumulative))
+
+
+# GET: 99 of 100 a second (over both servers) within 0.1 s; LIST: 99 of 100 within 0.4 s. WATCH
+# and CONNECT last as long as their streams stay open: all beyond a second.
+API_LATENCY = {
+    **api_latency(1, "GET", [25, 49.5, 50, 50, 50, 50]), **api_latency(2, "GET", [25, 49.5, 50, 50, 50, 50]),
+    **api_latency(1, "LIST", [10, 40, 80, 99, 100, 100]),
+    **api_latency(1, "WATCH", [0, 0, 0, 0, 0, 10]), **api_latency(2, "CONNECT", [0, 0, 0, 0, 0, 2]),
+}
+
+
+def dns(instance: int, metric: str, labels: str, per_second: float) -> dict[str, str]:
+    return {(f'{metric}{{job="coredns", instance="coredns-{instance}", server="dns://:53", zone=".", view="", '
+             f'{labels}}}'): counter(per_second)}
+
+
+# A queries: 30 a second over UDP and 10 over TCP; AAAA 20. Responses: 48 NOERROR, 14 NXDOMAIN
+# (a name that does not exist is an answer, not a failure) and 2 SERVFAIL a second, over two pods.
+COREDNS = {
+    **dns(1, "coredns_dns_requests_total", 'proto="udp", family="1", type="A"', 30),
+    **dns(2, "coredns_dns_requests_total", 'proto="tcp", family="1", type="A"', 10),
+    **dns(1, "coredns_dns_requests_total", 'proto="udp", family="1", type="AAAA"', 20),
+    **dns(1, "coredns_dns_responses_total", 'rcode="NOERROR", plugin="kubernetes"', 48),
+    **dns(1, "coredns_dns_responses_total", 'rcode="NXDOMAIN", plugin="kubernetes"', 14),
+    **dns(1, "coredns_dns_responses_total", 'rcode="SERVFAIL", plugin="forward"', 1.5),
+    **dns(2, "coredns_dns_responses_total", 'rcode="SERVFAIL", plugin="forward"', 0.5),
+}
+
+
+def kubelet_cadvisor(metric: str, namespace: str, pod: str, name: str, cgroup: str) -> str:
+    return (f'{metric}{{job="cadvisor", instance="node-a", id="{cgroup}", image="", name="", namespace="{namespace}", '
+            f'pod="{pod}", container="{name}"}}')
+
+
+def containers(metric: str, kind, values: dict[tuple[str, str, str], float]) -> dict[str, str]:
+    """The kubelet's cAdvisor series: a pod's cgroup (container ""), its containers and its pause
+    container (POD); the node's own cgroups, outside any pod, carry no namespace."""
+    found = {}
+    for (namespace, pod, name), value in values.items():
+        cgroup = "/" if not pod else f"/kubepods/{pod}" + (f"/{name}" if name else "")
+        found[kubelet_cadvisor(metric, namespace, pod, name, cgroup)] = kind(value)
+    return found
+
+
+# shop's web-1 runs app (0.5 cores) and sidecar (0.125); its pod cgroup holds both (0.625) and its
+# pause container a little. payments' api-1 uses 0.25 cores. Chosen: shop 0.625, payments 0.25.
+POD_CPU = containers("container_cpu_usage_seconds_total", counter, {
+    ("shop", "web-1", "app"): 0.5, ("shop", "web-1", "sidecar"): 0.125, ("shop", "web-1", ""): 0.625,
+    ("shop", "web-1", "POD"): 0.015625, ("payments", "api-1", "api"): 0.25, ("payments", "api-1", ""): 0.25,
+    ("kube-system", "coredns-1", "coredns"): 0.125, ("", "", ""): 4,
+})
+# Working sets: shop 256 + 64 MiB, payments 128 MiB.
+POD_MEMORY = containers("container_memory_working_set_bytes", gauge, {
+    ("shop", "web-1", "app"): 256 * MiB, ("shop", "web-1", "sidecar"): 64 * MiB, ("shop", "web-1", ""): 320 * MiB,
+    ("shop", "web-1", "POD"): MiB, ("payments", "api-1", "api"): 128 * MiB, ("payments", "api-1", ""): 128 * MiB,
+    ("kube-system", "coredns-1", "coredns"): 32 * MiB, ("", "", ""): 8 * GiB,
+})
+
+
+def claim(node: str, namespace: str, name: str) -> str:
+    return f'job="kubelet", instance="{node}", namespace="{namespace}", persistentvolumeclaim="{name}"'
+
+
+def volume(namespace: str, name: str, nodes=("node-a",), **values: str) -> dict[str, str]:
+    return {f"kubelet_volume_stats_{what}{{{claim(node, namespace, name)}}}": series
+            for node in nodes for what, series in values.items()}
+
+
+def shrinking(at_eval: float, per_minute: float) -> str:
+    """A gauge falling by `per_minute` every minute, at `at_eval` when promtool evaluates (EVAL)."""
+    start = at_eval + per_minute * 10
+    return f"{num(start)}-{num(per_minute)}x{SAMPLES}"
+
+
+# shop's data-db-0 (mounted on two nodes, reported by both kubelets) has 25 of 100 GiB available
+# (70 GiB used: the filesystem keeps 5 back), and loses 1 GiB a minute: full in 25 minutes. A
+# quarter of its inodes are used. payments' reports has 7.5 of 10 GiB available, steady, and
+# three quarters of its inodes used. kube-system's are not chosen.
+VOLUMES = {
+    **volume("shop", "data-db-0", ("node-a", "node-b"), capacity_bytes=gauge(100 * GiB),
+             available_bytes=shrinking(25 * GiB, GiB), used_bytes=gauge(70 * GiB),
+             inodes=gauge(4096), inodes_used=gauge(1024), inodes_free=gauge(3072)),
+    **volume("payments", "reports", capacity_bytes=gauge(10 * GiB), available_bytes=gauge(7.5 * GiB),
+             used_bytes=gauge(2.5 * GiB), inodes=gauge(2048), inodes_used=gauge(1536), inodes_free=gauge(512)),
+    **volume("kube-system", "etcd", capacity_bytes=gauge(GiB), available_bytes=shrinking(GiB / 2, MiB),
+             used_bytes=gauge(GiB / 2), inodes=gauge(1024), inodes_used=gauge(1000), inodes_free=gauge(24)),
+}
+SHOP_CLAIM, PAYMENTS_CLAIM = ('{namespace="shop", persistentvolumeclaim="data-db-0"}',
+                              '{namespace="payments", persistentvolumeclaim="reports"}')
+
 # --- the cases ------------------------------------------------------------------------------------
 CASES: dict[str, Case] = {
     "targets up": Case("4 of 5 targets answer", "count", TARGETS, {ANY: {"": 4}}),
@@ -529,6 +739,62 @@ CASES: dict[str, Case] = {
                                       {"spans": {"": 1}, "log records": {"": 0.5}, "metric points": {"": 0.25}}),
     "jaeger spans": Case("Jaeger accepts 48 spans a second; the collector's are not Jaeger's", "events per second",
                          STACK_SELF, {ANY: {"": 48}}),
+    "nodes ready": Case("node-a and node-d are ready", "count", NODES, {ANY: {"": 2}}),
+    "nodes not ready": Case("node-b is not ready, node-c unknown: neither is ready", "count", NODES, {ANY: {"": 2}}),
+    "node conditions": Case("nodes under each condition that is true; unknown is not true", "count", NODES,
+                            {ANY: {'{condition="MemoryPressure"}': 1, '{condition="DiskPressure"}': 2,
+                                   '{condition="PIDPressure"}': 0}}),
+    "pods pending": Case("shop/web-3 and payments/api-1 wait to run", "count", PODS, {ANY: {"": 2}}),
+    "pods by phase": Case("pods in each phase, across namespaces", "count", PODS,
+                          {ANY: {'{phase="Running"}': 3, '{phase="Pending"}': 2, '{phase="Succeeded"}': 1,
+                                 '{phase="Failed"}': 1, '{phase="Unknown"}': 0}}),
+    "crash loops": Case("two containers in CrashLoopBackOff, in any namespace; waiting for an image is no crash",
+                        "count", RESTARTS, {ANY: {"": 2}}),
+    "no crash loop": Case("no container crash-loops: 0, not an empty panel", "count", NO_CRASH_LOOP, {ANY: {"": 0}}),
+    "api requests": Case("requests a second by verb, over both API servers and every code", "requests per second",
+                         API_REQUESTS, {ANY: {'{verb="GET"}': 10, '{verb="LIST"}': 4, '{verb="WATCH"}': 1,
+                                              '{verb="POST"}': 5}}),
+    "api errors": Case("1 of 20 requests a second is a 5xx; a 429 is no server error", "ratio", API_REQUESTS,
+                       {ANY: {"": 0.05}}),
+    "api p99": Case("99% of GETs within 0.1 s, of LISTs within 0.4 s; streams (WATCH, CONNECT) left out", "seconds",
+                    API_LATENCY, {ANY: {'{verb="GET"}': 0.1, '{verb="LIST"}': 0.4}}),
+    "dns requests": Case("DNS queries a second by record type, over both protocols and pods", "requests per second",
+                         COREDNS, {ANY: {'{type="A"}': 40, '{type="AAAA"}': 20}}),
+    "dns servfail": Case("2 of 64 responses a second are SERVFAIL; NXDOMAIN is an answer", "ratio", COREDNS,
+                         {ANY: {"": 0.03125}}),
+    "namespace cpu": Case("cores of the chosen namespaces' containers: no pod cgroup, pause container or "
+                          "kube-system", "CPU cores", POD_CPU, {ANY: {'{namespace="shop"}': 0.625,
+                                                                       '{namespace="payments"}': 0.25}}),
+    "namespace memory": Case("working sets of the chosen namespaces' containers, each counted once", "bytes",
+                             POD_MEMORY, {ANY: {'{namespace="shop"}': 320 * MiB, '{namespace="payments"}': 128 * MiB}}),
+    "namespace restarts": Case("restarts an hour in the chosen namespaces", "events per hour", RESTARTS,
+                               {ANY: {'{namespace="shop"}': 240, '{namespace="payments"}': 0}}),
+    "namespace running pods": Case("running pods in the chosen namespaces; payments runs none", "count", PODS,
+                                   {ANY: {'{namespace="shop"}': 2, '{namespace="payments"}': 0}}),
+    "deployments": Case("shop/web has its 3 pods; payments/api 1 of 2", "count", WORKLOADS, {
+        "desired": {'{namespace="shop", deployment="web"}': 3, '{namespace="payments", deployment="api"}': 2},
+        "available": {'{namespace="shop", deployment="web"}': 3, '{namespace="payments", deployment="api"}': 1}}),
+    "statefulsets": Case("shop/db has 2 of its 3 pods", "count", WORKLOADS, {
+        "desired": {'{namespace="shop", statefulset="db"}': 3},
+        "available": {'{namespace="shop", statefulset="db"}': 2}}),
+    "daemonsets": Case("payments/agent runs on all 4 nodes", "count", WORKLOADS, {
+        "desired": {'{namespace="payments", daemonset="agent"}': 4},
+        "available": {'{namespace="payments", daemonset="agent"}': 4}}),
+    "crash-looping containers": Case("shop/web-2's app crash-loops, 20 restarts so far; kube-system is not chosen",
+                                     "count", RESTARTS,
+                                     {ANY: {'{namespace="shop", pod="web-2", container="app"}': 20}}),
+    "pod restarts": Case("restarts an hour of each pod that restarts, in the chosen namespaces", "events per hour",
+                         RESTARTS, {ANY: {'{namespace="shop", pod="web-1"}': 60, '{namespace="shop", pod="web-2"}': 180}}),
+    "failed jobs": Case("shop/migrate gave up; payments/report did not fail", "count", JOBS,
+                        {ANY: {'{namespace="shop", job_name="migrate"}': 1}}),
+    "volume used": Case("data-db-0 has a quarter of its space available, reports three quarters", "ratio", VOLUMES,
+                        {ANY: {SHOP_CLAIM: 0.75, PAYMENTS_CLAIM: 0.25}}),
+    "volume inodes": Case("a quarter of data-db-0's inodes used, three quarters of reports'", "ratio", VOLUMES,
+                          {ANY: {SHOP_CLAIM: 0.25, PAYMENTS_CLAIM: 0.75}}),
+    "volume free": Case("25 GiB available in data-db-0, 7.5 GiB in reports", "bytes", VOLUMES,
+                        {ANY: {SHOP_CLAIM: 25 * GiB, PAYMENTS_CLAIM: 7.5 * GiB}}),
+    "volume full in": Case("data-db-0 loses 1 GiB a minute with 25 GiB left: full in 25 minutes; reports is steady",
+                           "seconds", VOLUMES, {ANY: {SHOP_CLAIM: 25 * 60}}),
 }
 
 # Built-in PromQL panel (dashboard uid, title) -> the cases that cover it.
@@ -593,6 +859,31 @@ COVERAGE: dict[tuple[str, str], tuple[str, ...]] = {
     ("observability-stack", "Collector spans accepted and refused"): ("collector spans",),
     ("observability-stack", "Collector export failures"): ("collector export failures",),
     ("observability-stack", "Jaeger spans received"): ("jaeger spans",),
+    ("kubernetes", "Nodes ready"): ("nodes ready",),
+    ("kubernetes", "Nodes not ready"): ("nodes not ready",),
+    ("kubernetes", "Pods pending"): ("pods pending",),
+    ("kubernetes", "Containers crash-looping"): ("crash loops", "no crash loop"),
+    ("kubernetes", "Node conditions"): ("node conditions",),
+    ("kubernetes", "Pods by phase"): ("pods by phase",),
+    ("kubernetes", "API server requests"): ("api requests",),
+    ("kubernetes", "API server error ratio"): ("api errors",),
+    ("kubernetes", "API server p99 latency"): ("api p99",),
+    ("kubernetes", "CoreDNS requests"): ("dns requests",),
+    ("kubernetes", "CoreDNS SERVFAIL share"): ("dns servfail",),
+    ("kubernetes", "CPU by namespace"): ("namespace cpu",),
+    ("kubernetes", "Memory by namespace"): ("namespace memory",),
+    ("kubernetes", "Restarts by namespace"): ("namespace restarts",),
+    ("kubernetes", "Running pods by namespace"): ("namespace running pods",),
+    ("kubernetes", "Deployments: desired and available"): ("deployments",),
+    ("kubernetes", "StatefulSets: desired and available"): ("statefulsets",),
+    ("kubernetes", "DaemonSets: desired and available"): ("daemonsets",),
+    ("kubernetes", "Crash-looping containers"): ("crash-looping containers",),
+    ("kubernetes", "Restarts by pod"): ("pod restarts",),
+    ("kubernetes", "Failed jobs"): ("failed jobs",),
+    ("kubernetes", "Volume space used"): ("volume used",),
+    ("kubernetes", "Volume inodes used"): ("volume inodes",),
+    ("kubernetes", "Volume space free"): ("volume free",),
+    ("kubernetes", "Predicted time until full"): ("volume full in",),
 }
 # LogQL panels: Loki evaluates them, not Prometheus; out of this file's reach.
 LOGQL_PANELS = {("logs", "Log volume by service"), ("logs", "Log volume by level"), ("logs", "Error lines")}
@@ -637,6 +928,20 @@ MUTANTS = [
            "-sum by", "sum by"),
     Mutant(("llm-rag", "Similarity scores"), "similarity", "p90 in place of p10",
            "histogram_quantile(0.1,", "histogram_quantile(0.9,"),
+    Mutant(("kubernetes", "CPU by namespace"), "namespace cpu", "pod cgroups counted beside their containers",
+           'container!="", ', ""),
+    Mutant(("kubernetes", "Memory by namespace"), "namespace memory", "the namespace chosen ignored",
+           'namespace=~"$namespace", ', ""),
+    Mutant(("kubernetes", "Restarts by namespace"), "namespace restarts", "restarts a second shown as an hour's",
+           " * 3600", ""),
+    Mutant(("kubernetes", "Nodes not ready"), "nodes not ready", "a node that stopped reporting counted as ready",
+           'status!="true"', 'status="false"'),
+    Mutant(("kubernetes", "API server p99 latency"), "api p99", "watches counted as slow requests",
+           '{verb!~"WATCH|CONNECT"}', ""),
+    Mutant(("kubernetes", "Volume space used"), "volume used", "space available shown as space used",
+           "(1 - kubelet_volume_stats_available_bytes", "(kubelet_volume_stats_available_bytes"),
+    Mutant(("kubernetes", "Predicted time until full"), "volume full in", "growing free space taken for shrinking",
+           "< 0))", "> 0))"),
 ]
 
 
@@ -658,13 +963,25 @@ class Variant:
     title: str
     unit: str
     targets: tuple[Target, ...]
+    kind: str = "timeseries"  # the panel's type
+
+
+def settings_of(stack: str):
+    secrets = stack_secrets(stack)
+    values = {**stack_config(stack), **({"secrets": secrets} if secrets else {})}
+    return parse(stack, values, {"secrets"} if secrets else set())
 
 
 def built_in_uids(stack: str) -> set[str]:
-    secrets = stack_secrets(stack)
-    values = {**stack_config(stack), **({"secrets": secrets} if secrets else {})}
-    settings = parse(stack, values, {"secrets"} if secrets else set())
+    settings = settings_of(stack)
     return {d.uid for d in (build(settings) for build in dashboards.BUILT_IN) if d is not None}
+
+
+# The Kubernetes dashboard with every producer it reads (kube-state-metrics, the kubelets, their
+# cAdvisor, the API server, CoreDNS), whether or not a shipped stack deploys them all: each of its
+# panels has its case all the same.
+KUBERNETES_PRODUCERS = {"kube-state-metrics", "kubelet", "cadvisor", "apiserver", "coredns"}
+EVERY_PRODUCER = "kubernetes (every producer)"
 
 
 @pytest.fixture(scope="module")
@@ -672,20 +989,27 @@ def rendered(stack_runs) -> dict[str, dict]:
     """Every built-in panel of every stack: {"promql": {key: {variant: [stacks]}}, "logql": {key}}."""
     promql: dict[tuple[str, str], dict[Variant, list[str]]] = {}
     logql: set[tuple[str, str]] = set()
+
+    def add(model: dict, stack: str) -> None:
+        for panel in model["panels"]:
+            if panel["type"] == "row":
+                continue  # a row runs no query
+            key = (model["uid"], panel["title"])
+            if any((t.get("datasource") or panel["datasource"])["type"] == "loki" for t in panel["targets"]):
+                logql.add(key)
+                continue
+            variant = Variant(model["uid"], panel["title"], panel["fieldConfig"]["defaults"].get("unit", ""), tuple(
+                Target(t["refId"], t.get("legendFormat", ""), t["expr"]) for t in panel["targets"]), panel["type"])
+            promql.setdefault(key, {}).setdefault(variant, []).append(stack)
+
     for stack in STACKS:
         uids = built_in_uids(stack)
         for resource in stack_runs[stack].of_type(DASHBOARD):
             model = json.loads(resource.inputs["configJson"])
-            if model["uid"] not in uids:
-                continue
-            for panel in model["panels"]:
-                key = (model["uid"], panel["title"])
-                if any((t.get("datasource") or panel["datasource"])["type"] == "loki" for t in panel["targets"]):
-                    logql.add(key)
-                    continue
-                variant = Variant(model["uid"], panel["title"], panel["fieldConfig"]["defaults"].get("unit", ""), tuple(
-                    Target(t["refId"], t.get("legendFormat", ""), t["expr"]) for t in panel["targets"]))
-                promql.setdefault(key, {}).setdefault(variant, []).append(stack)
+            if model["uid"] in uids:
+                add(model, stack)
+    every = kubernetes_dashboard.kubernetes(settings_of("staging"), KUBERNETES_PRODUCERS)
+    add(json.loads(every.json()), EVERY_PRODUCER)
     return {"promql": promql, "logql": logql}
 
 
@@ -698,6 +1022,7 @@ class Mismatch(Exception):
 
 def fill_variables(expr: str) -> str:
     expr = GRAFANA_VARIABLES.sub(WINDOW, expr)
+    expr = DASHBOARD_VARIABLE.sub(lambda m: DASHBOARD_VARIABLES[m.group(1)], expr)
     if ANY_VARIABLE.search(expr):
         raise Mismatch(f"a dashboard variable this file gives no value: {expr}")
     return expr
@@ -729,8 +1054,9 @@ def promtool_files(variant: Variant, case: Case, rule_file_name: str = "panel.ru
                 raise Mismatch(f"query {target.ref}'s legend {target.legend!r} names {sorted(missing)}, "
                                f"which its result {labels or '{}'} does not carry")
             names.append(LEGEND_LABEL.sub(lambda m: values[m.group(1)], target.legend))
-        if target.legend and len(set(names)) < len(names):
-            # Grafana draws each series under its legend: two series of one name cannot be told apart.
+        if target.legend and variant.kind != "table" and len(set(names)) < len(names):
+            # Grafana draws each series under its legend: two series of one name cannot be told
+            # apart. (A table shows each series' labels as columns, and no legend.)
             raise Mismatch(f"query {target.ref}'s legend {target.legend!r} names two series alike: {sorted(names)}")
         record = f"panel_{target.ref}"
         rules.append({"record": record, "expr": fill_variables(target.expr)})

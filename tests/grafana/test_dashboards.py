@@ -5,6 +5,7 @@ the stack (configs/metrics/catalog.yml). The user's own dashboards are held to w
 dashboard work, not to this style (tests/grafana/test_user_dashboards.py, with the basics of user
 dashboards). Also that rendering is deterministic."""
 
+import itertools
 import json
 import re
 
@@ -12,9 +13,9 @@ import promql_parser
 import pytest
 import yaml
 
-from components.grafana import dashboards
+from components.grafana import dashboards, kubernetes_dashboard
 from components.settings import parse
-from conftest import ROOT, STACKS, run_program, stack_config, stack_secrets
+from conftest import ROOT, STACKS, run_program, scrape_jobs, stack_config, stack_secrets
 from test_user_dashboards import user_dir, write  # noqa: F401 (user_dir is a fixture)
 
 DASHBOARD = "grafana:oss/dashboard:Dashboard"
@@ -41,8 +42,13 @@ def built_in_uids(stack):
     return {d.uid for d in (build(settings) for build in dashboards.BUILT_IN) if d is not None}
 
 
+def panels(model):
+    """A dashboard's panels, without its rows: a row holds no query, description or unit."""
+    return [p for p in model["panels"] if p["type"] != "row"]
+
+
 def targets(model):
-    for panel in model["panels"]:
+    for panel in panels(model):
         for target in panel["targets"]:
             yield panel, target
 
@@ -97,10 +103,17 @@ def metric_names(expr):
     return names
 
 
+def deployed_producers(run):
+    """The catalog's producers a stack run deploys: its services, and the jobs Prometheus scrapes
+    of the cluster itself (kubelet, cadvisor, apiserver, coredns: no service of the stack's, but
+    each job named after its producer)."""
+    return (set(run.outputs["services"]) | set(scrape_jobs(run))) & set(CATALOG)
+
+
 def produced_metrics(run, stack):
     """Metrics of the catalog's producers this stack deploys, and the application contract."""
     producers = {"application"}
-    for service in run.outputs["services"]:
+    for service in set(run.outputs["services"]) | deployed_producers(run):
         if service == "gpu-exporter":
             service = f"gpu-exporter/{stack_config(stack)['exporters']['gpu']['exporter']}"
         producers.add(service)
@@ -157,7 +170,7 @@ def test_the_parse_check_rejects_broken_promql():
 def test_every_table_panel_shows_each_series_latest_value_once(models, stack):
     """A table shows one row per series, its current value: each query is an instant query
     (`instant`) returned as a table (`format: table`). A range query would give a row per sample."""
-    tables = [(m["uid"], p) for m in models[stack] for p in m["panels"] if p["type"] == "table"]
+    tables = [(m["uid"], p) for m in models[stack] for p in panels(m) if p["type"] == "table"]
     assert len(tables) >= 1
     for uid, panel in tables:
         for target in panel["targets"]:
@@ -183,7 +196,7 @@ def test_the_stream_selector_check_rejects_a_query_without_one():
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_panel_and_target_reads_its_datasource_from_a_variable(models, stack):
     for model in models[stack]:
-        for panel in model["panels"]:
+        for panel in panels(model):
             for datasource in [panel["datasource"], *(t["datasource"] for t in panel["targets"])]:
                 assert datasource["uid"] in VARIABLES, (model["uid"], panel["title"], datasource)
                 assert datasource["type"] == VARIABLES[datasource["uid"]][1], (model["uid"], panel["title"])
@@ -193,7 +206,7 @@ def test_every_panel_and_target_reads_its_datasource_from_a_variable(models, sta
 def test_each_dashboard_defines_the_variables_its_panels_use(models, stack):
     for model in models[stack]:
         defined = {v["name"]: (v["type"], v["query"]) for v in model["templating"]["list"]}
-        used = {t["datasource"]["uid"] for _, t in targets(model)} | {p["datasource"]["uid"] for p in model["panels"]}
+        used = {t["datasource"]["uid"] for _, t in targets(model)} | {p["datasource"]["uid"] for p in panels(model)}
         for uid in used:
             name, kind = VARIABLES[uid]
             assert defined.get(name) == ("datasource", kind), (model["uid"], name)
@@ -216,12 +229,14 @@ VARIABLE_KEYS = {"allValue", "current", "datasource", "description", "hide", "in
 def test_each_datasource_variable_selects_one_datasource_in_keys_grafana_reads(models, stack):
     """docs/grafana.md, Datasource variables: every panel reads its datasource from the variable, so the
     variable holds one datasource: no "All" option (`includeAll`) and no multiple selection
-    (`multi`), written under the keys Grafana's VariableModel has, which it would otherwise drop."""
+    (`multi`). Every variable is written under the keys Grafana's VariableModel has, which it would
+    otherwise drop."""
     variables = [(m["uid"], v) for m in models[stack] for v in m["templating"]["list"]]
-    assert len(variables) >= 8
+    assert len([v for _, v in variables if v["type"] == "datasource"]) >= 8
     for uid, variable in variables:
         assert set(variable) - VARIABLE_KEYS == set(), (uid, variable["name"])
-        assert (variable["includeAll"], variable["multi"]) == (False, False), (uid, variable["name"])
+        if variable["type"] == "datasource":
+            assert (variable["includeAll"], variable["multi"]) == (False, False), (uid, variable["name"])
 
 
 def test_the_level_panels_read_the_level_loki_detects_on_every_line(models):
@@ -238,9 +253,9 @@ def test_every_logs_panel_opens_a_lines_details(models, stack):
     """docs/grafana.md, Logs: the lines at level error are shown "with their details and a link from
     `trace_id` to the trace": the logs panel's `enableLogDetails` (Grafana's logs panelcfg.cue)
     lets a line open to its fields, where the trace_id link is."""
-    panels = [(m["uid"], p) for m in models[stack] for p in m["panels"] if p["type"] == "logs"]
-    assert len(panels) >= 1
-    for uid, panel in panels:
+    found = [(m["uid"], p) for m in models[stack] for p in panels(m) if p["type"] == "logs"]
+    assert len(found) >= 1
+    for uid, panel in found:
         assert panel["options"]["enableLogDetails"] is True, (uid, panel["title"])
 
 
@@ -253,7 +268,7 @@ def test_dashboard_uids_are_unique_and_everything_is_titled_described_and_unitis
     assert len(uids) == len(set(uids))
     for model in models[stack]:
         assert model["title"] and model["uid"]
-        for panel in model["panels"]:
+        for panel in panels(model):
             assert panel["title"], model["uid"]
             assert panel["description"], (model["uid"], panel["title"])
             assert panel["fieldConfig"]["defaults"]["unit"], (model["uid"], panel["title"])
@@ -369,6 +384,175 @@ def test_dashboards_are_byte_identical_across_runs(stack_runs, stack):
 
 def test_latency_panels_ask_for_exemplars(models):
     for model in models["prod"]:
-        for panel in model["panels"]:
+        for panel in panels(model):
             for target in panel["targets"]:
                 assert target.get("exemplar", False) == ("histogram_quantile" in target["expr"]), (model["uid"], panel["title"])
+
+
+# --- the Kubernetes dashboard ----------------------------------------------------------------------
+# Built from what the stack deploys, like the others; rendered here for chosen producers as well,
+# so that each of its panels is held to the house style whatever a stack deploys.
+
+STATE = "kube-state-metrics"
+# The panels each optional producer brings, by title.
+ONLY_WITH = {
+    "apiserver": {"API server requests", "API server error ratio", "API server p99 latency"},
+    "coredns": {"CoreDNS requests", "CoreDNS SERVFAIL share"},
+    "kubelet": {"Volume space used", "Volume inodes used", "Volume space free", "Predicted time until full"},
+    "cadvisor": {"CPU by namespace", "Memory by namespace"},
+}
+EVERY_PRODUCER = {STATE, *ONLY_WITH}
+ROWS = ["Cluster", "Namespace", "Workload", "Persistent volumes"]
+GRAFANA = json.loads((ROOT / "tests" / "upstream" / "grafana.json").read_text())
+
+
+def kubernetes_model(producers, stack="staging"):
+    """The Kubernetes dashboard's model for a stack's settings and these producers, or None."""
+    found = kubernetes_dashboard.kubernetes(settings_of(stack), set(producers))
+    return None if found is None else json.loads(found.json())
+
+
+def subsets(items):
+    items = sorted(items)
+    return [set(c) for n in range(len(items) + 1) for c in itertools.combinations(items, n)]
+
+
+def titles(model):
+    return {p["title"] for p in panels(model)}
+
+
+def by_row(model):
+    """{row title: its panels}, in the order the dashboard lists them."""
+    found, current = {}, None
+    for panel in model["panels"]:
+        if panel["type"] == "row":
+            current = found.setdefault(panel["title"], [])
+        else:
+            current.append(panel)
+    return found
+
+
+def selectors(expr):
+    return nodes(promql(expr), promql_parser.VectorSelector)
+
+
+@pytest.fixture(scope="module")
+def every_panel():
+    """The dashboard with every producer it reads: all of its panels."""
+    return kubernetes_model(EVERY_PRODUCER)
+
+
+@pytest.mark.parametrize("producers", subsets(EVERY_PRODUCER), ids=lambda p: "+".join(sorted(p)) or "none")
+def test_the_kubernetes_dashboard_is_built_exactly_where_kube_state_metrics_runs(producers):
+    model = kubernetes_model(producers)
+    assert (model is not None) == (STATE in producers)
+    if model is not None:
+        # Each optional group of panels is there exactly with its producer.
+        for producer, group in ONLY_WITH.items():
+            assert (group <= titles(model)) == (producer in producers), producer
+            assert (group & titles(model) == set()) == (producer not in producers), producer
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_stack_ships_the_kubernetes_dashboard_exactly_where_it_deploys_kube_state_metrics(stack_runs, stack):
+    """What the stack runs and scrapes decides, not the platform's name: dev (docker) runs no
+    kube-state-metrics; a Kubernetes stack that disables it gets no dashboard either."""
+    run = stack_runs[stack]
+    producers = deployed_producers(run)
+    shipped = [m for m in deployed(run) if m["uid"] == "kubernetes"]
+    assert len(shipped) == (1 if STATE in producers else 0)
+    for model in shipped:
+        assert model == kubernetes_model(producers, stack)
+        for producer, group in ONLY_WITH.items():
+            assert (group <= titles(model)) == (producer in producers), producer
+
+
+def test_without_kube_state_metrics_no_other_producer_builds_the_dashboard():
+    assert kubernetes_model(EVERY_PRODUCER - {STATE}) is None
+    assert kubernetes_model(EVERY_PRODUCER, "dev") is not None  # the producers decide, whatever the stack
+
+
+@pytest.mark.parametrize("producers", subsets(ONLY_WITH), ids=lambda p: "+".join(sorted(p)) or "state only")
+def test_every_kubernetes_query_parses_and_reads_only_what_its_producers_produce(producers):
+    model = kubernetes_model({STATE, *producers})
+    produced = {m for producer in {"application", STATE, *producers} for m in CATALOG.get(producer, [])}
+    queries = promql_targets([model])
+    assert len(queries) >= 15
+    for where, expr in queries:
+        promql(expr)  # raises on a query Prometheus would not parse
+    assert {where: unknown_metrics(expr, produced) for where, expr in queries if unknown_metrics(expr, produced)} == {}
+    # The namespace variable's query reads kube-state-metrics too.
+    (namespace,) = [v for v in model["templating"]["list"] if v["name"] == "namespace"]
+    metric = re.fullmatch(r"label_values\((\w+), namespace\)", namespace["query"]).group(1)
+    assert metric in CATALOG[STATE]
+    # What makes any dashboard work in the stack: datasources resolve, PromQL parses once the
+    # variables are filled in.
+    assert dashboards.DashboardCheck(model).problems == []
+
+
+def test_the_kubernetes_dashboard_keeps_the_house_style(every_panel):
+    """The checks the stacks' dashboards get above, on every panel of this one."""
+    model = every_panel
+    assert model["uid"] == "kubernetes" and model["title"] == "Kubernetes" and model["description"]
+    for panel in panels(model):
+        where = panel["title"]
+        assert panel["description"] and panel["fieldConfig"]["defaults"]["unit"], where
+        for datasource in [panel["datasource"], *(t["datasource"] for t in panel["targets"])]:
+            assert datasource == {"type": "prometheus", "uid": "${datasource}"}, where
+        for target in panel["targets"]:
+            assert bad_rate_windows(target["expr"]) == [], where
+            assert target.get("exemplar", False) == ("histogram_quantile" in target["expr"]), where
+            if panel["type"] == "table":
+                assert (target.get("instant"), target.get("format")) == (True, "table"), where
+        assert set(panel) <= set(GRAFANA["panel_keys"]) and panel["type"] in GRAFANA["panel_types"], where
+    assert set(model) <= set(GRAFANA["dashboard_keys"])
+    # Rows are expanded and hold no panels of their own: every panel is in the dashboard's list,
+    # where Grafana shows it under its row and the checks above see it.
+    rows = [p for p in model["panels"] if p["type"] == "row"]
+    assert [r["title"] for r in rows] == ROWS
+    for r in rows:
+        assert (r["collapsed"], r["panels"]) == (False, []) and set(r) <= set(GRAFANA["row_panel_keys"])
+        assert r["gridPos"]["x"] == 0 and r["gridPos"]["w"] == 24
+    # Rates over $__rate_interval; the one fixed window is the 6 hours a prediction of days takes.
+    windows = {str(n.range) for _, expr in promql_targets([model])
+               for n in nodes(promql(expr), promql_parser.MatrixSelector)}
+    assert windows - {str(promql_parser.parse_duration("5m"))} == {str(promql_parser.parse_duration("6h"))}
+
+
+def test_the_desired_and_available_tables_join_their_two_queries_into_columns(every_panel):
+    tables = [p for p in panels(every_panel) if p["title"].endswith(": desired and available")]
+    assert [p["title"].split(":")[0] for p in tables] == ["Deployments", "StatefulSets", "DaemonSets"]
+    for table in tables:
+        assert [(t["refId"], t["legendFormat"]) for t in table["targets"]] == [("A", "desired"), ("B", "available")]
+        # Grafana names each instant query's value column "Value #<refId>"; merge joins the rows
+        # on their labels, organize names the columns.
+        assert [t["id"] for t in table["transformations"]] == ["merge", "organize"]
+        assert table["transformations"][1]["options"]["renameByName"] == {"Value #A": "desired", "Value #B": "available"}
+
+
+def test_the_namespace_variable_lists_the_namespaces_that_hold_pods(every_panel):
+    variables = {v["name"]: v for v in every_panel["templating"]["list"]}
+    assert list(variables) == ["datasource", "namespace"]
+    namespace = variables["namespace"]
+    assert namespace["type"] == "query" and namespace["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+    assert namespace["query"] == "label_values(kube_pod_info, namespace)"
+    # Several namespaces at once, or all: "All" is a regex for any namespace, not a list of them.
+    assert (namespace["multi"], namespace["includeAll"], namespace["allValue"]) == (True, True, ".+")
+    assert set(namespace) <= VARIABLE_KEYS
+
+
+def test_the_namespace_variable_filters_every_panel_below_the_cluster_row(every_panel):
+    rows = by_row(every_panel)
+    assert list(rows) == ROWS
+    for title, members in rows.items():
+        for panel in members:
+            for target in panel["targets"]:
+                found = selectors(target["expr"])
+                assert found, (title, panel["title"])
+                for selector in found:
+                    by_namespace = [(m.op, m.value) for m in selector.matchers.matchers if m.name == "namespace"]
+                    if title == "Cluster":
+                        # The cluster as a whole: the namespace chosen changes nothing here.
+                        assert by_namespace == [], (panel["title"], str(selector))
+                    else:
+                        assert by_namespace == [(promql_parser.MatchOp.Re, "$namespace")], (panel["title"], str(selector))

@@ -273,7 +273,8 @@ DEV_DASHBOARDS = {
     "llm-rag": "llm-rag",
     "gpu-ml": "gpu-ml",
 }
-KUBERNETES_DASHBOARDS = {**DEV_DASHBOARDS, "databases": "databases"}
+# staging and prod run database exporters and kube-state-metrics (on by default on kubernetes).
+KUBERNETES_DASHBOARDS = {**DEV_DASHBOARDS, "databases": "databases", "kubernetes": "platform"}
 
 
 @pytest.mark.parametrize("stack, expected", [

@@ -11,7 +11,7 @@ import pytest
 from components.alerting import user_rules
 from components.grafana import dashboards
 from components.settings import ConfigError, parse
-from conftest import ROOT, Run, run_program, stack_config, stack_secrets
+from conftest import ROOT, Run, run_program, scrape_jobs, stack_config, stack_secrets
 
 DASHBOARD = "grafana:oss/dashboard:Dashboard"
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "dashboards"
@@ -510,11 +510,14 @@ class TestTheUpstreamMetricListsAgree:
 
     @pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
     def test_the_producers_are_the_services_the_stack_deploys(self, stack_runs, stack):
-        services = set(stack_runs[stack].outputs["services"])
-        expected = {s for s in services if s in user_rules.yaml_text.load(user_rules.METRICS.read_text())}
+        """The services, and the jobs Prometheus scrapes of the cluster itself (kubelet, cadvisor,
+        apiserver, coredns on kubernetes): each job is named after its producer."""
+        run = stack_runs[stack]
+        services = set(run.outputs["services"])
+        catalog_keys = set(user_rules.yaml_text.load(user_rules.METRICS.read_text()))
+        expected = (services | set(scrape_jobs(run))) & catalog_keys
         if "gpu-exporter" in services:
             expected.add(f"gpu-exporter/{stack_config(stack)['exporters']['gpu']['exporter']}")
-        catalog_keys = set(user_rules.yaml_text.load(user_rules.METRICS.read_text()))
         assert user_rules.deployed_producers(settings_of(stack)) & catalog_keys == expected
 
 
