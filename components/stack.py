@@ -94,7 +94,8 @@ class ObservabilityStack(pulumi.ComponentResource):
             self.grafana_admin_password = admin_password(settings, parent=self)
             server = grafana.Grafana(
                 grafana.NAME, args_of(settings.grafana, GrafanaServerArgs),
-                admin_password=self.grafana_admin_password, platform=platform, opts=child,
+                admin_password=self.grafana_admin_password, platform=platform,
+                datasources=outside_datasources(settings), opts=child,
             )
             self.services[server.workload.name] = server
             self.workloads.append(server.workload)
@@ -206,6 +207,11 @@ def render_workloads(settings: Settings, platform: Platform) -> list[tuple[type[
         (jaeger.Jaeger, traces),
         *exporter_workloads,
     ]
+
+
+def outside_datasources(settings: Settings) -> list[str]:
+    """The datasource URLs the stack file points at instead of the stack's own services."""
+    return [url for url in settings.grafana.datasource_urls.model_dump().values() if url is not None]
 
 
 def cluster_targets(settings: Settings) -> Optional[ClusterTargets]:

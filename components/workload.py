@@ -53,6 +53,16 @@ class Port:
 
 
 @dataclass(frozen=True)
+class Egress:
+    """Kubernetes: where a workload connects beyond the stack's own pods (which every workload may
+    call, each admitting only its own callers): these TCP `ports` (every port when empty) at any
+    address, in the cluster or outside it. `why` names what it reaches there."""
+
+    why: str
+    ports: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class ConfigFile:
     """A rendered, non-secret file at an absolute path inside the container."""
 
@@ -174,6 +184,9 @@ class Workload:
     # {"NODE_NAME": "spec.nodeName"}. Docker has one host and no pods: it sets none of them.
     field_env: dict[str, str] = field(default_factory=dict)
     ingress: Optional[Ingress] = None
+    # Where it connects beyond the stack's own pods, the cluster's DNS and (with `discovery`) the
+    # API server, which every workload reaches as it needs.
+    egress: tuple[Egress, ...] = ()
     # The port Prometheus scrapes, by name, and its path.
     metrics_port: Optional[str] = None
     metrics_path: str = "/metrics"

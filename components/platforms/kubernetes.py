@@ -16,8 +16,8 @@ import pulumi_kubernetes as k8s
 from components.platforms import Platform, data_options
 from components.settings import KubernetesSettings
 from components.workload import (
-    ANYONE, CONFIG_HASH, HOST_ACCESS_BECAUSE, PROMETHEUS, ROOT_BECAUSE, SECRETS_DIR, ApiRead, PodDiscovery, ScrapeJob,
-    Workload,
+    ANYONE, CONFIG_HASH, HOST_ACCESS_BECAUSE, PROMETHEUS, ROOT_BECAUSE, SECRETS_DIR, ApiRead, Egress, PodDiscovery,
+    ScrapeJob, Workload,
 )
 
 def node_agents_namespace(settings: KubernetesSettings) -> str:
@@ -70,17 +70,18 @@ class KubernetesPlatform(Platform):
             metadata={"name": namespace, "labels": labels},
             opts=pulumi.ResourceOptions(parent=parent, provider=self.provider),
         )
-        # No pod of the namespace takes a connection unless a workload's own policy admits it
-        # (see _network_policy). Outgoing traffic is not limited: scrape targets, remote write,
-        # buckets and receivers live anywhere.
-        policy = "default-deny-ingress" if namespace == self.namespace else "node-agents-default-deny-ingress"
-        k8s.networking.v1.NetworkPolicy(
-            policy,
-            metadata={"name": "default-deny-ingress", "namespace": namespace, "labels": self._labels("network")},
-            spec={"podSelector": {}, "policyTypes": ["Ingress"]},
-            opts=pulumi.ResourceOptions(parent=parent, provider=self.provider, depends_on=[resource],
-                                        delete_before_replace=True),
-        )
+        # No pod of the namespace takes or makes a connection unless its workload's own policy
+        # allows it (see _network_policy).
+        prefix = "" if namespace == self.namespace else "node-agents-"
+        for direction in ("Ingress", "Egress"):
+            k8s.networking.v1.NetworkPolicy(
+                f"{prefix}default-deny-{direction.lower()}",
+                metadata={"name": f"default-deny-{direction.lower()}", "namespace": namespace,
+                          "labels": self._labels("network")},
+                spec={"podSelector": {}, "policyTypes": [direction]},
+                opts=pulumi.ResourceOptions(parent=parent, provider=self.provider, depends_on=[resource],
+                                            delete_before_replace=True),
+            )
         return resource
 
     def namespace_of(self, w: Workload) -> str:
@@ -335,6 +336,9 @@ class KubernetesPlatform(Platform):
             # A pod on the node's network is not subject to NetworkPolicies.
             return
         rules = []
+        # A pod of the stack runs in either of its namespaces (the node agents in theirs).
+        stack = {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In",
+                                       "values": [self.namespace, self.agents_namespace]}]}
         for p in w.ports:
             clients = set(p.clients) | ({PROMETHEUS} if p.name == w.metrics_port else set())
             ports = [{"protocol": "TCP", "port": p.container_port}]
@@ -343,9 +347,6 @@ class KubernetesPlatform(Platform):
             if ANYONE in clients:
                 rules.append({"ports": ports})  # no `from`: every source
                 continue
-            # A client may run in either of the stack's namespaces (the node agents in theirs).
-            stack = {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In",
-                                           "values": [self.namespace, self.agents_namespace]}]}
             sources = [{"namespaceSelector": stack, "podSelector": self._pods(name)} for name in sorted(clients)]
             if w.ingress is not None and w.ingress.port == p.name:
                 sources.append({"namespaceSelector": {"matchLabels": {
@@ -355,9 +356,35 @@ class KubernetesPlatform(Platform):
         k8s.networking.v1.NetworkPolicy(
             f"{w.name}-network-policy",
             metadata=named,
-            spec={"podSelector": self._pods(w.name), "policyTypes": ["Ingress"], "ingress": rules},
+            spec={"podSelector": self._pods(w.name), "policyTypes": ["Ingress", "Egress"], "ingress": rules,
+                  "egress": self._egress(w, stack)},
             opts=fixed,
         )
+
+    def _egress(self, w: Workload, stack: dict) -> list[dict]:
+        """Where the workload may connect: the cluster's DNS; any pod of the stack (each admits only
+        its own callers, so this opens no port the callee does not); the API server, for a
+        workload that reads it; and what its Workload.egress names, at any address."""
+        dns = self.settings.coredns
+        rules: list[dict] = [
+            {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": dns.namespace}},
+                     "podSelector": {"matchLabels": dict(dns.pod_labels)}}],
+             "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
+            {"to": [{"namespaceSelector": stack,
+                     "podSelector": {"matchLabels": {"app.kubernetes.io/instance": self.environment}}}]},
+        ]
+        # Addresses a policy cannot name in advance: the API server's, the nodes', and those
+        # outside the cluster; pods anywhere in the cluster too (a database in another namespace).
+        anywhere = [{"ipBlock": {"cidr": "0.0.0.0/0"}}, {"ipBlock": {"cidr": "::/0"}}, {"namespaceSelector": {}}]
+        reaches = list(w.egress)
+        if w.discovery:
+            # The API server, at its endpoints' addresses (443 on most clusters, 6443 on kubeadm's).
+            reaches.insert(0, Egress("the Kubernetes API", (443, 6443)))
+        for reach in reaches:
+            # TCP alone: every port of it where the workload names none.
+            ports = [{"protocol": "TCP", "port": port} for port in sorted(set(reach.ports))] or [{"protocol": "TCP"}]
+            rules.append({"to": anywhere, "ports": ports})
+        return rules
 
     def _ingress(self, w: Workload, named: dict, fixed: pulumi.ResourceOptions) -> None:
         i = w.ingress

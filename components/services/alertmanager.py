@@ -11,7 +11,7 @@ from components import CONFIGS, images, yaml_text
 from components.platforms import Platform
 from components.services.component import ServiceComponent
 from components.settings import AlertmanagerArgs
-from components.workload import PROMETHEUS, ConfigFile, DataVolume, HealthCheck, Port, SecretFile, Workload
+from components.workload import PROMETHEUS, ConfigFile, DataVolume, Egress, HealthCheck, Port, SecretFile, Workload
 
 CONFIG_SOURCE = CONFIGS / "alertmanager"
 CONFIG_DIR = "/etc/alertmanager"
@@ -172,6 +172,9 @@ def workload(
             *templates(),
         ),
         secret_files=tuple(secrets),
+        # The settings hold each receiver's URL to these ports on kubernetes.
+        egress=(Egress("the receivers: Slack, PagerDuty, the dead man's switch", tuple(args.receiver_ports)),)
+        if secrets else (),
         data=DataVolume(DATA_DIR, args.storage_size),
         health=HealthCheck("web", "/-/ready"),
         replicas=args.replicas,

@@ -7,7 +7,7 @@ which also configures a Grafana the stack does not run.
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from typing import Optional, Sequence
 from urllib.parse import urlsplit
 
 import pulumi
@@ -15,8 +15,8 @@ import pulumi
 from components import images
 from components.platforms import Platform
 from components.services.component import ServiceComponent
-from components.settings import GrafanaServerArgs, Settings
-from components.workload import DataVolume, HealthCheck, Ingress, Port, SecretFile, Workload
+from components.settings import GrafanaServerArgs, Settings, url_port
+from components.workload import DataVolume, Egress, HealthCheck, Ingress, Port, SecretFile, Workload
 
 NAME = "grafana"
 PORT = 3000
@@ -24,9 +24,10 @@ DATA_DIR = "/var/lib/grafana"
 PASSWORD_FILE = "grafana_admin_password"
 
 
-def base(args: GrafanaServerArgs, platform: Platform, name: str = NAME) -> Workload:
+def base(args: GrafanaServerArgs, platform: Platform, name: str = NAME, datasources: Sequence[str] = ()) -> Workload:
     """Grafana without its admin password: enough to address and scrape it before the
-    password (perhaps a generated one) exists."""
+    password (perhaps a generated one) exists. datasources: the URLs of datasources it reads
+    outside the stack (grafana.datasource_urls), which its network policy lets it reach."""
     server = Workload(
         name=name,
         image=images.GRAFANA,
@@ -42,6 +43,7 @@ def base(args: GrafanaServerArgs, platform: Platform, name: str = NAME) -> Workl
             "GF_ANALYTICS_CHECK_FOR_UPDATES": "false",
         },
         data=DataVolume(DATA_DIR, args.storage_size),
+        egress=tuple(Egress(f"the datasource at {url}", (url_port(url),)) for url in datasources),
         # The image (Alpine) has wget; pulumi up waits for /api/health before configuring Grafana.
         health=HealthCheck("http", "/api/health"),
         run_as_user=472,
@@ -80,10 +82,10 @@ def _ingress(args: GrafanaServerArgs) -> Optional[Ingress]:
 
 
 def workload(args: GrafanaServerArgs, platform: Platform, admin_password: pulumi.Input[str],
-             name: str = NAME) -> Workload:
+             name: str = NAME, datasources: Sequence[str] = ()) -> Workload:
     # A secret in the state and the preview, whatever the caller passed.
     password = SecretFile(PASSWORD_FILE, pulumi.Output.secret(admin_password))
-    return dataclasses.replace(base(args, platform, name), secret_files=(password,))
+    return dataclasses.replace(base(args, platform, name, datasources), secret_files=(password,))
 
 
 class Grafana(ServiceComponent):
@@ -91,20 +93,22 @@ class Grafana(ServiceComponent):
 
     args: the stack file's server keys of `grafana:` (GrafanaServerArgs: port, url, admin
     user, ingress, storage size, resources; the stacks' defaults when left out). admin_password:
-    the admin's password, kept secret and mounted as a file. Its content (folders, datasources,
+    the admin's password, kept secret and mounted as a file. datasources: URLs of datasources
+    outside the stack, which its network policy lets it reach on kubernetes. Its content (folders, datasources,
     dashboards, rules) is GrafanaContent's. See ServiceComponent for the output properties.
     """
 
     kind = "Grafana"
 
     def __init__(self, name: str, args: Optional[GrafanaServerArgs] = None, *, admin_password: pulumi.Input[str],
-                 platform: Platform, opts: Optional[pulumi.ResourceOptions] = None):
-        super().__init__(name, platform, opts, args=args or GrafanaServerArgs(), admin_password=admin_password)
+                 platform: Platform, datasources: Sequence[str] = (), opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__(name, platform, opts, args=args or GrafanaServerArgs(), admin_password=admin_password,
+                         datasources=datasources)
 
     @classmethod
     def render(cls, name: str, platform: Platform, *, args: GrafanaServerArgs,
-               admin_password: pulumi.Input[str]) -> Workload:
-        return workload(args, platform, admin_password, name)
+               admin_password: pulumi.Input[str], datasources: Sequence[str] = ()) -> Workload:
+        return workload(args, platform, admin_password, name, datasources)
 
 
 def url(settings: Settings) -> str:

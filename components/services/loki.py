@@ -10,7 +10,7 @@ from components import images, yaml_text
 from components.platforms import Platform
 from components.services.component import ServiceComponent
 from components.settings import LokiArgs
-from components.workload import ConfigFile, DataVolume, HealthCheck, Port, SecretFile, Workload
+from components.workload import ConfigFile, DataVolume, Egress, HealthCheck, Port, SecretFile, Workload
 
 NAME = "loki"
 CONFIG = "/etc/loki/loki.yml"
@@ -115,6 +115,17 @@ def _credentials(
     return (), {}
 
 
+def _bucket_egress(args: LokiArgs) -> tuple[Egress, ...]:
+    """The bucket's endpoint: its own port, or https's (http's for an insecure S3 endpoint)."""
+    s = args.storage
+    if s.type == "filesystem":
+        return ()
+    port = 80 if s.type == "s3" and s.insecure else 443
+    if s.type == "s3" and s.endpoint and ":" in s.endpoint:
+        port = int(s.endpoint.rsplit(":", 1)[1])
+    return (Egress(f"the {s.type} bucket", (port,)),)
+
+
 def workload(
     args: LokiArgs,
     *,
@@ -144,6 +155,7 @@ def workload(
         env=env,
         config_files=(ConfigFile(CONFIG, render_config(args)),),
         secret_files=secret_files,
+        egress=_bucket_egress(args),
         data=DataVolume(DATA_DIR, args.storage_size),
         # /ready answers once the ingester has joined its ring. The image is distroless (no
         # shell, wget or curl), so docker runs Loki's own `-health` check against it.

@@ -11,7 +11,7 @@ from components import images
 from components.platforms import Platform
 from components.services.component import ServiceComponent
 from components.settings import PostgresExporterArgs
-from components.workload import HealthCheck, Port, SecretFile, Workload
+from components.workload import Egress, HealthCheck, Port, SecretFile, Workload
 
 NAME = "postgres-exporter"
 PORT = 9187
@@ -34,6 +34,7 @@ def workload(args: PostgresExporterArgs, password: pulumi.Input[str], name: str 
             "DATA_SOURCE_PASS_FILE": password.path,
         },
         secret_files=(password,),
+        egress=(Egress("the PostgreSQL server", (args.port,)),),
         health=HealthCheck("metrics", "/"),
         run_as_user=65534,
         metrics_port="metrics",

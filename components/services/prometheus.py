@@ -11,10 +11,11 @@ from components import CONFIGS, images, yaml_text
 from components.alerting import user_rules
 from components.platforms import Platform
 from components.services.component import ServiceComponent
-from components.settings import ClusterTargets, PrometheusArgs, Settings
+from components.settings import ClusterTargets, PrometheusArgs, Settings, url_port
 from components.workload import (
     ApiRead,
     ConfigFile,
+    Egress,
     DataVolume,
     PROMETHEUS,
     HealthCheck,
@@ -240,6 +241,32 @@ def cluster_jobs(targets: ClusterTargets) -> list[dict]:
     return jobs
 
 
+# The kubelet's port: the node role's targets are at it (most clusters keep its default).
+KUBELET_PORT = 10250
+
+
+def scrape_egress(args: PrometheusArgs, platform: Platform, scrape_jobs: Sequence[ScrapeJob],
+                  cluster_targets: Optional[ClusterTargets]) -> tuple[Egress, ...]:
+    """Kubernetes: what Prometheus reaches beyond the stack's own pods."""
+    egress = []
+    if args.discovery and platform.kind == "kubernetes":
+        egress.append(Egress("annotated pods and Services, on the ports they name"))
+    per_node = sorted({j.pods.port for j in scrape_jobs if j.pods is not None})
+    if per_node:
+        # A per-node agent on its node's network (node-exporter) is at the node's address.
+        egress.append(Egress("the per-node agents on their node's network", tuple(per_node)))
+    if cluster_targets is not None:
+        egress.append(Egress("the kubelets", (KUBELET_PORT,)))
+        if cluster_targets.coredns.enabled:
+            egress.append(Egress("CoreDNS", (cluster_targets.coredns.port,)))
+    targets = sorted({int(t.rsplit(":", 1)[1]) for job in args.scrape_targets for t in job.targets})
+    if targets:
+        egress.append(Egress("prometheus.scrape_targets", tuple(targets)))
+    if args.remote_write is not None:
+        egress.append(Egress("remote write", (url_port(args.remote_write.url),)))
+    return tuple(egress)
+
+
 def cluster_reads(targets: ClusterTargets) -> tuple[ApiRead, ...]:
     roles = ["node", "endpointslice"] + (["pod"] if targets.coredns.enabled else [])
     return (*(read for role in roles for read in SD_ROLE_READS[role]), *CLUSTER_SCRAPE_READS)
@@ -400,6 +427,7 @@ def workload(
     reads = [read for role in sorted(roles) for read in SD_ROLE_READS[role]]
     if cluster_targets is not None:
         reads += cluster_reads(cluster_targets)
+    egress = scrape_egress(args, platform, scrape_jobs, cluster_targets)
     # Prometheus scrapes every replica of itself too; its addresses do not depend on its config.
     jobs = [platform.scrape_job(prometheus), *scrape_jobs, *user_scrape_jobs(args)]
     password = next((f.path for f in prometheus.secret_files), None)
@@ -408,6 +436,7 @@ def workload(
     return dataclasses.replace(
         prometheus,
         discovery=merged(reads),
+        egress=egress,
         config_files=(ConfigFile(f"{CONFIG_DIR}/prometheus.yml", config), *rules),
     )
 

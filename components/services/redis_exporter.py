@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Optional
+from urllib.parse import urlsplit
 
 import pulumi
 
@@ -11,7 +12,7 @@ from components import images
 from components.platforms import Platform
 from components.services.component import ServiceComponent
 from components.settings import RedisExporterArgs
-from components.workload import HealthCheck, Port, SecretFile, Workload
+from components.workload import Egress, HealthCheck, Port, SecretFile, Workload
 
 NAME = "redis-exporter"
 PORT = 9121
@@ -32,6 +33,8 @@ def workload(args: RedisExporterArgs, password: Optional[pulumi.Input[str]] = No
         resources=args.resources,
         env=env,
         secret_files=secrets,
+        # Redis's own default port where the address names none.
+        egress=(Egress("the Redis server", (urlsplit(args.address).port or 6379,)),),
         health=HealthCheck("metrics", "/health", docker_tool="wget"),
         run_as_user=65534,
         metrics_port="metrics",

@@ -763,6 +763,8 @@ class AlertmanagerSettings(Model):
     group_interval: Duration = "5m"
     repeat_interval: Duration = "4h"
     receivers: Receivers = Field(default_factory=Receivers)
+    # Kubernetes: the TCP ports its network policy lets it reach its receivers on, anywhere.
+    receiver_ports: list[Port] = Field(default_factory=lambda: [443], min_length=1)
     storage_size: Quantity = "1Gi"
     resources: Resources = resources("50m", "64Mi", "200m", "128Mi")
 
@@ -1249,6 +1251,18 @@ def _cross_checks(s: Settings) -> list[tuple[str, str]]:
                 )
 
     k = s.kubernetes
+    if s.platform == "kubernetes":
+        # Alertmanager's network policy lets it reach its receivers on alertmanager.receiver_ports
+        # alone. The URL is secret: the message names neither it nor its port.
+        ports = s.alertmanager.receiver_ports
+        for key, on in (("slack_webhook_url", receivers.slack.enabled), ("watchdog_url", receivers.watchdog.enabled)):
+            value = getattr(s.secrets, key)
+            if on and value is not None and url_port(value.strip()) not in ports:
+                problems.append((f"secrets.{key}", "its port is not in alertmanager.receiver_ports, the only ports "
+                                 "Alertmanager may reach on kubernetes: add it there"))
+        if receivers.pagerduty.enabled and 443 not in ports:
+            problems.append(("alertmanager.receiver_ports", "must hold 443 because alertmanager.receivers.pagerduty.enabled "
+                             "is true (PagerDuty's events API is served over https)"))
     if s.platform == "kubernetes" and k.node_agents_namespace is None and len(f"{k.namespace}-node-agents") > 63:
         problems.append(("kubernetes.node_agents_namespace", f"required because {k.namespace}-node-agents, the "
                          "default, is longer than the 63 characters of a namespace's name"))
@@ -1270,6 +1284,12 @@ def _cross_checks(s: Settings) -> list[tuple[str, str]]:
                     (f"{key}.replicas", "docker runs one replica; use the kubernetes platform for HA")
                 )
     return problems
+
+
+def url_port(url: str) -> int:
+    """The TCP port an http(s) URL is reached on: its own, or its scheme's."""
+    parts = urlsplit(url)
+    return parts.port or (443 if parts.scheme == "https" else 80)
 
 
 def quantity_bytes(value: str) -> int:

@@ -6,6 +6,7 @@ from what the program renders: every address in a container's files and argument
 jobs, and the addresses Grafana is given for its datasources and contact point.
 """
 
+import ipaddress
 import json
 import re
 
@@ -70,6 +71,61 @@ def admitted(policies: list[dict], source: dict, target_labels: dict, port: int,
             if not peers or any(peer_admits(peer, policy["metadata"]["namespace"], source) for peer in peers):
                 return True
     return False
+
+
+def reaches(peer: dict, policy_namespace: str, destination: dict) -> bool:
+    """Whether an egress peer covers a destination: a pod ({namespace, labels}) or an address
+    outside the cluster ({ip})."""
+    if "ipBlock" in peer:
+        if "ip" not in destination:
+            return False
+        block = peer["ipBlock"]
+        address = ipaddress.ip_address(destination["ip"])
+        network = ipaddress.ip_network(block["cidr"])
+        return address.version == network.version and address in network and not any(
+            address in ipaddress.ip_network(e) for e in block.get("except", []))
+    if "ip" in destination:
+        return False
+    return peer_admits(peer, policy_namespace, destination)
+
+
+def sends(policies: list[dict], source: dict, destination: dict, port: int, protocol: str = "TCP") -> bool:
+    """Whether `source` ({namespace, labels}) may open a connection to `destination` on `port`,
+    as its namespace's egress policies decide it."""
+    isolating = [p for p in policies
+                 if p["metadata"]["namespace"] == source["namespace"] and "Egress" in p["spec"]["policyTypes"]
+                 and selects(p["spec"]["podSelector"], source["labels"])]
+    if not isolating:
+        return True
+    for policy in isolating:
+        for rule in policy["spec"].get("egress", []):
+            ports = rule.get("ports")
+            # A port entry without a number covers every port of its protocol.
+            if ports and not any(p.get("port", port) == port and p.get("protocol", "TCP") == protocol for p in ports):
+                continue
+            peers = rule.get("to")
+            if not peers or any(reaches(peer, policy["metadata"]["namespace"], destination) for peer in peers):
+                return True
+    return False
+
+
+def test_the_egress_reader_follows_kubernetes_semantics():
+    me = {"namespace": "ns", "labels": {"app.kubernetes.io/name": "loki"}}
+    deny = {"metadata": {"namespace": "ns"}, "spec": {"podSelector": {}, "policyTypes": ["Egress"]}}
+    https_out = {"metadata": {"namespace": "ns"}, "spec": {
+        "podSelector": {"matchLabels": me["labels"]}, "policyTypes": ["Egress"],
+        "egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8"]}}],
+                    "ports": [{"protocol": "TCP", "port": 443}]}]}}
+    outside, inside = {"ip": "203.0.113.7"}, {"ip": "10.1.2.3"}
+    pod = {"namespace": "ns", "labels": {"app.kubernetes.io/name": "jaeger"}}
+    assert sends([], me, outside, 443)
+    assert not sends([deny], me, outside, 443)
+    assert sends([deny, https_out], me, outside, 443)
+    assert not sends([deny, https_out], me, outside, 80)
+    assert not sends([deny, https_out], me, inside, 443)
+    # An address block is not a pod selector, and a policy of another namespace changes nothing.
+    assert not sends([deny, https_out], me, pod, 443)
+    assert sends([deny], {**me, "namespace": "other"}, outside, 443)
 
 
 def test_the_policy_reader_follows_kubernetes_semantics():
@@ -217,6 +273,103 @@ def test_nothing_else_is_admitted(stack_runs, stack):
     assert not extra, sorted(extra)
 
 
+# --- egress ---------------------------------------------------------------------------------
+
+OUTSIDE = {"ip": "203.0.113.10"}
+OUTSIDE_V6 = {"ip": "2001:db8::10"}
+# Ports a probe tries beyond those any policy names: a pod that reaches these reaches every port.
+PROBE_PORTS = (22, 25, 80, 3306, 8080, 27017)
+EVERY_PORT = "every port"
+
+
+def outside_ports(run, service: str, destination: dict) -> set:
+    """The TCP ports `service` may reach at `destination`, or EVERY_PORT."""
+    named = {p["port"] for policy in policies(run) for rule in policy["spec"].get("egress", [])
+             for p in rule.get("ports", []) if "port" in p}
+    source = {"namespace": namespace_of(run, service), "labels": pod_labels(run, service)}
+    ports = {port for port in named | set(PROBE_PORTS) if sends(policies(run), source, destination, port)}
+    return EVERY_PORT if set(PROBE_PORTS) <= ports else ports
+
+
+# docs/platforms.md "Network policies": where each workload may go beyond the stack's own pods,
+# from the stack file. The API server's port (443, or 6443 on kubeadm) for those that read it;
+# Prometheus, which discovers annotated pods anywhere, every port.
+API = {443, 6443}
+REACH = {
+    "staging": {"prometheus": EVERY_PORT, "alertmanager": {443}, "loki": set(), "alloy": API,
+                "kube-state-metrics": API, "postgres-exporter": {5432}, "redis-exporter": {6379},
+                "otel-collector": set(), "jaeger": set(), "grafana": set(), "gpu-exporter": set()},
+    # Loki keeps its chunks in S3, over https; Redis is reached over TLS on 6380.
+    "prod": {"prometheus": EVERY_PORT, "alertmanager": {443}, "loki": {443}, "alloy": API,
+             "kube-state-metrics": API, "postgres-exporter": {5432}, "redis-exporter": {6380},
+             "otel-collector": set(), "jaeger": set(), "grafana": set(), "gpu-exporter": set()},
+}
+
+
+@pytest.mark.parametrize("stack", KUBERNETES_STACKS)
+def test_every_connection_the_stack_makes_may_leave_its_client(stack_runs, stack):
+    run = stack_runs[stack]
+    for client, server, port in connections(run) - {("ingress controller", "grafana", "http")}:
+        number = {name: n for n, name in ports_of(run, server).items()}[port]
+        source = {"namespace": namespace_of(run, client), "labels": pod_labels(run, client)}
+        destination = {"namespace": namespace_of(run, server), "labels": pod_labels(run, server)}
+        assert sends(policies(run), source, destination, number), (client, server, port)
+
+
+@pytest.mark.parametrize("stack", KUBERNETES_STACKS)
+def test_each_workload_reaches_outside_the_stack_only_where_it_must(stack_runs, stack):
+    run = stack_runs[stack]
+    reach = {s: outside_ports(run, s, OUTSIDE) for s in run.outputs["services"] if not on_node_network(run, s)}
+    assert reach == REACH[stack]
+    # The same over IPv6, and for a pod of another namespace (a database in the cluster).
+    assert {s: outside_ports(run, s, OUTSIDE_V6) for s in reach} == REACH[stack]
+    other = {"namespace": "databases", "labels": {"app.kubernetes.io/name": "postgres"}}
+    assert {s: outside_ports(run, s, other) for s in reach} == REACH[stack]
+
+
+@pytest.mark.parametrize("stack", KUBERNETES_STACKS)
+def test_every_pod_resolves_names_at_the_clusters_dns_and_nowhere_else(stack_runs, stack):
+    run = stack_runs[stack]
+    dns = {"namespace": "kube-system", "labels": {"k8s-app": "kube-dns"}}
+    elsewhere = {"namespace": "kube-system", "labels": {"k8s-app": "metrics-server"}}
+    for service in run.outputs["services"]:
+        if on_node_network(run, service):
+            continue
+        source = {"namespace": namespace_of(run, service), "labels": pod_labels(run, service)}
+        assert sends(policies(run), source, dns, 53, "UDP") and sends(policies(run), source, dns, 53), service
+        assert not sends(policies(run), source, elsewhere, 53, "UDP"), service
+        assert not sends(policies(run), source, OUTSIDE, 53, "UDP"), service
+
+
+def test_egress_follows_the_stack_file():
+    config = merge(stack_config("prod"), {
+        "prometheus": {"discovery": False, "remote_write": {"url": "https://mimir.example:8443/api/v1/push",
+                                                            "username": "prod"}},
+        "loki": {"storage": {"endpoint": "minio.storage.svc:9000"}},
+        "grafana": {"datasource_urls": {"jaeger": "http://tempo.tracing.svc:3200"}},
+    })
+    run = run_program("prod", config, SECRETS)
+    # Without discovery: the node agents on their node's network, the kubelets, CoreDNS, the
+    # api job, remote write, and the API server it discovers the per-node agents through.
+    assert outside_ports(run, "prometheus", OUTSIDE) == API | {9100, 9400, 12345, 10250, 9153, 8000, 8443}
+    assert outside_ports(run, "loki", OUTSIDE) == {9000}
+    assert outside_ports(run, "grafana", OUTSIDE) == {3200}
+
+
+def test_default_deny_covers_both_directions_in_both_namespaces(stack_runs):
+    run = stack_runs["prod"]
+    for name, namespace, direction in (
+        ("default-deny-egress", NAMESPACE, "Egress"), ("node-agents-default-deny-egress", AGENTS_NAMESPACE, "Egress"),
+    ):
+        policy = run.one(POLICY, name).inputs
+        assert policy["metadata"]["namespace"] == namespace
+        assert policy["spec"] == {"podSelector": {}, "policyTypes": [direction]}
+    # A pod someone else starts in the namespace reaches nothing, not even DNS.
+    stranger = {"namespace": NAMESPACE, "labels": {"app.kubernetes.io/name": "debug"}}
+    assert not sends(policies(run), stranger, {"namespace": "kube-system", "labels": {"k8s-app": "kube-dns"}}, 53, "UDP")
+    assert not sends(policies(run), stranger, OUTSIDE, 443)
+
+
 def test_clustered_alertmanagers_gossip_over_tcp_and_udp(stack_runs):
     run = stack_runs["prod"]
     assert ("alertmanager", "alertmanager", "cluster") in connections(run)
@@ -237,7 +390,9 @@ def test_every_pod_of_the_namespace_is_isolated(stack_runs, stack):
         assert default["spec"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
     # Each workload has its own policy, except node-exporter: on the node's network, no
     # NetworkPolicy applies to it (docs/known-limits.md says so).
-    assert {r.name for r in run.of_type(POLICY)} == {"default-deny-ingress", "node-agents-default-deny-ingress"} | {
+    assert {r.name for r in run.of_type(POLICY)} == {
+        "default-deny-ingress", "node-agents-default-deny-ingress", "default-deny-egress", "node-agents-default-deny-egress",
+    } | {
         f"{s}-network-policy" for s in run.outputs["services"] if not on_node_network(run, s)
     }
     assert [s for s in run.outputs["services"] if on_node_network(run, s)] == ["node-exporter"]

@@ -4,6 +4,7 @@ posted to it are routed and inhibited as the stack intends, and reach stand-in r
 import json
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -17,8 +18,10 @@ DEADLINE_S = 60
 def alertmanager(tmp_path_factory):
     root = tmp_path_factory.mktemp("alertmanager")
     with receiving() as receiver:
-        # Prod's configuration; only the waits are shortened, through the stack's own settings.
-        fast = {"alertmanager": {"group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h"}}
+        # Prod's configuration; only the waits are shortened, through the stack's own settings,
+        # and the receiver's port is one Alertmanager may reach.
+        fast = {"alertmanager": {"group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h",
+                                 "receiver_ports": [443, urlsplit(receiver.url).port]}}
         run = run_program("prod", merge(stack_config("prod"), fast), {**SECRETS, **receiver_secrets(receiver)})
         address = f"127.0.0.1:{free_port()}"
         with running_alertmanager(run, root, receiver, address):

@@ -221,3 +221,27 @@ def test_the_node_agents_namespace_is_a_valid_other_namespace(kubernetes, proble
     with pytest.raises(ConfigError) as error:
         parse("staging", merge(stack_config("staging"), {"kubernetes": kubernetes}), secret_keys={"secrets"})
     assert f"key 'kubernetes.node_agents_namespace': {problem}" in str(error.value)
+
+
+@pytest.mark.parametrize("url", ["http://hooks.internal/alerts", "https://hooks.internal:8443/alerts"])
+def test_kubernetes_receivers_are_on_the_ports_alertmanager_may_reach_without_the_url_in_the_message(url):
+    values = merge(stack_config("prod"), {"secrets": {**stack_secrets("prod"), "watchdog_url": url}})
+    with pytest.raises(ConfigError) as error:
+        parse("prod", values, secret_keys={"secrets"})
+    assert ("key 'secrets.watchdog_url': its port is not in alertmanager.receiver_ports, the only ports "
+            "Alertmanager may reach on kubernetes: add it there") in str(error.value)
+    assert "hooks.internal" not in str(error.value) and "8443" not in str(error.value)
+    # Listed, the port is reachable; docker's Alertmanager reaches any port.
+    port = 80 if url.startswith("http:") else 8443
+    listed = merge(values, {"alertmanager": {"receiver_ports": [443, port]}})
+    assert parse("prod", listed, secret_keys={"secrets"}).secrets.watchdog_url == url
+    docker = merge(stack_config("dev"), {"alertmanager": {"receivers": {"watchdog": {"enabled": True}}},
+                                         "secrets": {"watchdog_url": url}})
+    assert parse("dev", docker, secret_keys={"secrets"}).secrets.watchdog_url == url
+
+
+def test_pagerduty_needs_the_https_port():
+    values = merge(stack_config("prod"), {"secrets": stack_secrets("prod"), "alertmanager": {"receiver_ports": [8443]}})
+    with pytest.raises(ConfigError, match="key 'alertmanager.receiver_ports': must hold 443 because "
+                                          "alertmanager.receivers.pagerduty.enabled is true"):
+        parse("prod", values, secret_keys={"secrets"})
