@@ -175,6 +175,7 @@ def render_workloads(settings: Settings, platform: Platform) -> list[tuple[type[
     collector_inputs = {
         "args": settings.otel_collector,
         "environment": settings.environment,
+        "token": settings.optional_secret("otlp_token"),
         "jaeger": platform.addresses(traces, "otlp-grpc")[0],
         "loki": loki_http,
         "prometheus": platform.addresses(

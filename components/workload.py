@@ -39,6 +39,15 @@ def grafana_clients(settings: Settings) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
+class Sources:
+    """Kubernetes: callers of a port from outside the stack: the pods of these namespaces (every
+    namespace when None) and these address blocks (nodes, machines outside the cluster)."""
+
+    namespaces: Optional[tuple[str, ...]] = None
+    cidrs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Port:
     name: str
     container_port: int
@@ -50,6 +59,8 @@ class Port:
     clients: tuple[str, ...] = ()
     # Also UDP on the same number (Alertmanager's cluster gossip).
     udp: bool = False
+    # Callers from outside the stack (applications sending telemetry), beside `clients`.
+    outside: Optional[Sources] = None
 
 
 @dataclass(frozen=True)

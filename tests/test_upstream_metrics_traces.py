@@ -32,6 +32,7 @@ from conftest import (
     run_program,
     scrape_jobs,
     stack_config,
+    stack_secrets,
 )
 
 UPSTREAM = ROOT / "tests" / "upstream"
@@ -333,6 +334,15 @@ def component_problems(data: dict, config: dict, available: dict[str, set[str]])
 def test_every_collector_component_is_in_the_contrib_image_with_upstream_keys(stack_runs, stack):
     available = {kind: distribution_types(kind) for kind in KINDS}
     assert component_problems(upstream("collector"), collector_config(stack_runs[stack]), available) == []
+
+
+def test_the_collectors_token_check_is_in_the_contrib_image_with_upstream_keys():
+    config = merge(stack_config("prod"), {"otel_collector": {"require_token": True}})
+    run = run_program("prod", config, {**stack_secrets("prod"), "otlp_token": "t0ken"})
+    available = {kind: distribution_types(kind) for kind in KINDS}
+    rendered = collector_config(run)
+    assert "bearertokenauth" in rendered["extensions"]
+    assert component_problems(upstream("collector"), rendered, available) == []
 
 
 def test_the_component_check_rejects_a_missing_component_and_a_bad_key():

@@ -17,7 +17,7 @@ from components.platforms import Platform, data_options
 from components.settings import KubernetesSettings
 from components.workload import (
     ANYONE, CONFIG_HASH, HOST_ACCESS_BECAUSE, PROMETHEUS, ROOT_BECAUSE, SECRETS_DIR, ApiRead, Egress, PodDiscovery,
-    ScrapeJob, Workload,
+    ScrapeJob, Sources, Workload,
 )
 
 def node_agents_namespace(settings: KubernetesSettings) -> str:
@@ -348,6 +348,8 @@ class KubernetesPlatform(Platform):
                 rules.append({"ports": ports})  # no `from`: every source
                 continue
             sources = [{"namespaceSelector": stack, "podSelector": self._pods(name)} for name in sorted(clients)]
+            if p.outside is not None:
+                sources += _outside_sources(p.outside)
             if w.ingress is not None and w.ingress.port == p.name:
                 sources.append({"namespaceSelector": {"matchLabels": {
                     "kubernetes.io/metadata.name": w.ingress.controller_namespace}}})
@@ -417,6 +419,17 @@ class KubernetesPlatform(Platform):
             subjects=[{"kind": "ServiceAccount", "name": account.metadata.name, "namespace": self.namespace_of(w)}],
             opts=fixed,
         )
+
+
+def _outside_sources(outside: Sources) -> list[dict]:
+    """Peers of an ingress rule for callers outside the stack."""
+    peers: list[dict] = []
+    if outside.namespaces is None:
+        peers.append({"namespaceSelector": {}})  # every pod of the cluster
+    elif outside.namespaces:
+        peers.append({"namespaceSelector": {"matchExpressions": [
+            {"key": "kubernetes.io/metadata.name", "operator": "In", "values": sorted(outside.namespaces)}]}})
+    return peers + [{"ipBlock": {"cidr": cidr}} for cidr in outside.cidrs]
 
 
 def _rule(read: ApiRead) -> dict:

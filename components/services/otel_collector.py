@@ -10,7 +10,7 @@ from components import images, yaml_text
 from components.platforms import Platform
 from components.services.component import ServiceComponent
 from components.settings import OtelCollectorArgs, go_duration, milliseconds
-from components.workload import ANYONE, ConfigFile, HealthCheck, Port, Workload
+from components.workload import ConfigFile, HealthCheck, Port, SecretFile, Sources, Workload
 
 NAME = "otel-collector"
 CONFIG = "/etc/otelcol-contrib/config.yaml"
@@ -47,6 +47,11 @@ def sampling_processor(collector: OtelCollectorArgs) -> dict | None:
     }
 
 
+# The file holding the token OTLP requests must carry (otel_collector.require_token).
+TOKEN = SecretFile("otlp_token", None)
+AUTHENTICATOR = "bearertokenauth"
+
+
 def render_config(
     collector: OtelCollectorArgs, environment: str, jaeger_otlp: str, loki_http: str, prometheus_http: Sequence[str]
 ) -> str:
@@ -80,22 +85,23 @@ def render_config(
         trace_processors.append("tail_sampling")
     trace_processors.append("batch")
 
+    grpc: dict = {"endpoint": f"0.0.0.0:{GRPC_PORT}"}
+    http: dict = {"endpoint": f"0.0.0.0:{HTTP_PORT}"}
+    # Bound to all interfaces: probes come from outside the container.
+    extensions: dict = {"health_check": {"endpoint": f"0.0.0.0:{HEALTH_PORT}"}}
+    if collector.require_token:
+        # Both protocols answer 401 (gRPC: Unauthenticated) to a request without
+        # `Authorization: Bearer <token>`; the extension reads the token from its secret file.
+        extensions[AUTHENTICATOR] = {"filename": TOKEN.path}
+        grpc["auth"] = http["auth"] = {"authenticator": AUTHENTICATOR}
     return yaml_text.dump(
         {
-            "receivers": {
-                "otlp": {
-                    "protocols": {
-                        "grpc": {"endpoint": f"0.0.0.0:{GRPC_PORT}"},
-                        "http": {"endpoint": f"0.0.0.0:{HTTP_PORT}"},
-                    }
-                }
-            },
+            "receivers": {"otlp": {"protocols": {"grpc": grpc, "http": http}}},
             "processors": processors,
             "exporters": exporters,
-            # Bound to all interfaces: probes come from outside the container.
-            "extensions": {"health_check": {"endpoint": f"0.0.0.0:{HEALTH_PORT}"}},
+            "extensions": extensions,
             "service": {
-                "extensions": ["health_check"],
+                "extensions": list(extensions),
                 "pipelines": {
                     "traces": {"receivers": ["otlp"], "processors": trace_processors, "exporters": ["otlp_grpc/jaeger"]},
                     "logs": {"receivers": ["otlp"], "processors": ["memory_limiter", "resource", "batch"], "exporters": ["otlp_http/loki"]},
@@ -114,21 +120,34 @@ def workload(
     jaeger: str,
     loki: str,
     prometheus: Sequence[str],
+    token: Optional[pulumi.Input[str]] = None,
     name: str = NAME,
 ) -> Workload:
+    """token: required with require_token, kept secret and mounted as a file."""
+    secrets = ()
+    if collector.require_token:
+        if token is None:
+            raise ValueError(f"{name}: require_token is set, so the otlp_token is required")
+        secrets = (SecretFile(TOKEN.name, pulumi.Output.secret(token)),)
+    clients = collector.clients
+    applications = Sources(
+        namespaces=None if clients.namespaces is None else tuple(clients.namespaces), cidrs=tuple(clients.cidrs),
+    )
     return Workload(
         name=name,
         image=images.OTEL_COLLECTOR,
         ports=(
-            # Applications anywhere send their telemetry here.
-            Port("otlp-grpc", GRPC_PORT, host_port=collector.grpc_port, clients=(ANYONE,)),
-            Port("otlp-http", HTTP_PORT, host_port=collector.http_port, clients=(ANYONE,)),
+            # Applications send their telemetry here: on kubernetes those of the namespaces and
+            # address blocks the args name.
+            Port("otlp-grpc", GRPC_PORT, host_port=collector.grpc_port, outside=applications),
+            Port("otlp-http", HTTP_PORT, host_port=collector.http_port, outside=applications),
             Port("metrics", METRICS_PORT),
             Port("health", HEALTH_PORT),
         ),
         resources=collector.resources,
         args=(f"--config={CONFIG}",),
         config_files=(ConfigFile(CONFIG, render_config(collector, environment, jaeger, loki, prometheus)),),
+        secret_files=secrets,
         # A distroless image: kubernetes probes the health_check extension, docker cannot.
         health=HealthCheck("health", "/", docker_tool=None),
         run_as_user=10001,
@@ -144,6 +163,7 @@ class OtelCollector(ServiceComponent):
     left out). environment: deployment.environment.name on everything it forwards. jaeger:
     host:port of Jaeger's OTLP gRPC port; loki: host:port of Loki's HTTP port; prometheus:
     host:port of each Prometheus replica (their addresses["web"]), which must accept OTLP.
+    token: the bearer token applications must send, required with args.require_token.
     On kubernetes Jaeger, Loki and Prometheus admit it by the name "otel-collector".
     See ServiceComponent for the output properties.
     """
@@ -151,9 +171,10 @@ class OtelCollector(ServiceComponent):
     kind = "OtelCollector"
 
     def __init__(self, name: str, args: Optional[OtelCollectorArgs] = None, *, platform: Platform, environment: str,
-                 jaeger: str, loki: str, prometheus: Sequence[str], opts: Optional[pulumi.ResourceOptions] = None):
+                 jaeger: str, loki: str, prometheus: Sequence[str], token: Optional[pulumi.Input[str]] = None,
+                 opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__(name, platform, opts, args=args or OtelCollectorArgs(), environment=environment,
-                         jaeger=jaeger, loki=loki, prometheus=prometheus)
+                         jaeger=jaeger, loki=loki, prometheus=prometheus, token=token)
 
     @classmethod
     def render(cls, name: str, platform: Platform, *, args: OtelCollectorArgs, **inputs) -> Workload:

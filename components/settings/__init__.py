@@ -921,9 +921,32 @@ class SamplingSettings(Model):
     decision_wait: Duration = "10s"
 
 
+def _cidr(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        raise _bad("must be an address block in CIDR notation, its host bits zero", "10.20.0.0/16") from None
+    return value
+
+
+Cidr = Annotated[str, AfterValidator(_cidr)]
+
+
+class OtlpClients(Model):
+    """Kubernetes: who may send OTLP to the collector."""
+
+    # The namespaces whose pods may send; every namespace when unset, none when empty.
+    namespaces: Optional[list[Name]] = Field(default=None, examples=[["app"]])
+    # Senders outside the pod network (nodes, virtual machines), as address blocks.
+    cidrs: list[Cidr] = Field(default_factory=list, examples=[["10.20.0.0/16"]])
+
+
 class OtelCollectorSettings(Model):
     grpc_port: Port = 4317
     http_port: Port = 4318
+    clients: OtlpClients = Field(default_factory=OtlpClients)
+    # Require `Authorization: Bearer <secrets.otlp_token>` on every OTLP request, both protocols.
+    require_token: bool = False
     sampling: SamplingSettings = Field(default_factory=SamplingSettings)
     resources: Resources = resources("100m", "256Mi", "1", "512Mi")
 
@@ -1074,6 +1097,14 @@ def _secret_value(value: str) -> str:
 SecretValue = Annotated[str, AfterValidator(_secret_value)]
 
 
+def _bearer_token(value: str) -> str:
+    # Never echoed. RFC 6750's b64token: what an Authorization header carries after "Bearer ".
+    if not re.fullmatch(r"[A-Za-z0-9._~+/-]+=*", value.strip()):
+        raise ValueError("must be one token of letters, digits and -._~+/ (then = padding only), "
+                         "as an Authorization header carries it after 'Bearer'")
+    return value
+
+
 class SecretsSettings(Model):
     """The `secrets` key: set each one with `pulumi config set --secret --path secrets.<name>`."""
 
@@ -1090,6 +1121,8 @@ class SecretsSettings(Model):
     loki_s3_secret_access_key: Optional[SecretValue] = None
     loki_gcs_service_account: Optional[SecretValue] = None
     grafana_admin_password: Optional[SecretValue] = None
+    # The token applications send to the collector (otel_collector.require_token).
+    otlp_token: Optional[Annotated[str, AfterValidator(_bearer_token)]] = None
     grafana_api_token: Optional[SecretValue] = None
 
 
@@ -1162,6 +1195,9 @@ def _cross_checks(s: Settings) -> list[tuple[str, str]]:
     rw = s.prometheus.remote_write
     if rw is not None and rw.username is not None:
         need_secret("remote_write_password", "prometheus.remote_write.username is set")
+
+    if s.otel_collector.require_token:
+        need_secret("otlp_token", "otel_collector.require_token is true")
 
     if milliseconds(s.loki.retention) < _UNIT_MS["d"]:
         # The compactor deletes by whole index periods (24h); Loki refuses shorter retention.

@@ -27,7 +27,7 @@ import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterator, Optional
@@ -265,6 +265,8 @@ class Context:
     deadline: Deadline
     emit: Emitter
     started: float
+    # What every OTLP request carries: the collector's token, where the stack requires one.
+    otlp_headers: dict[str, str] = field(default_factory=dict)
 
     def get(self, name: str, path: str, **kwargs) -> tuple[int, Any]:
         return call("GET", self.urls[name] + path, self.deadline, **kwargs)
@@ -396,10 +398,14 @@ def _send(ctx: Context, path: str, payload: dict, what: str, rejected: str) -> O
     be starting); None once it took it, else the failure."""
 
     def attempt() -> Outcome:
-        status, body = call("POST", ctx.urls["otlp_http"] + path, ctx.deadline, body=payload)
+        status, body = call("POST", ctx.urls["otlp_http"] + path, ctx.deadline, body=payload, headers=ctx.otlp_headers)
         refused = int(((body.get("partialSuccess") or {}).get(rejected) or 0)) if isinstance(body, dict) else 0
         if status == 200 and not refused:
             return Outcome(True, "")
+        if status == 401:
+            hint = "a token it refuses" if ctx.otlp_headers else "no token, and it requires one"
+            return Outcome(False, f"the collector refused the {what} (401): the request carried {hint} "
+                                  "(otel_collector.require_token): pass --otlp-token-file or set OTLP_TOKEN", final=True)
         # A 4xx other than 429 (the collector shedding load), or a partial rejection, says the
         # export itself is wrong: sending it again cannot help.
         wrong = status == 200 or (400 <= status < 500 and status != 429)
@@ -569,11 +575,23 @@ def docker_emitter(host: str, image: str, runner: Runner = subprocess.run) -> Em
     return emit
 
 
+def restricted_pod(name: str) -> str:
+    """kubectl run's override for a pod the namespace's Pod Security level (restricted) admits:
+    as nobody, no token, no escalation, no capabilities, the runtime's seccomp profile."""
+    return json.dumps({"apiVersion": "v1", "spec": {
+        "automountServiceAccountToken": False,
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 65534, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [{"name": name, "securityContext": {
+            "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}}],
+    }}, separators=(",", ":"))
+
+
 def kubernetes_emitter(context: Optional[str], namespace: str, image: str, runner: Runner = subprocess.run) -> Emitter:
     @contextmanager
     def emit(name: str, line: str, seconds: float) -> Iterator[None]:
         kubectl = ["kubectl", *(["--context", context] if context else []), "-n", namespace]
-        runner([*kubectl, "run", name, "--restart=Never", f"--image={image}", "--command", "--",
+        runner([*kubectl, "run", name, "--restart=Never", f"--image={image}",
+                "--override-type=strategic", f"--overrides={restricted_pod(name)}", "--command", "--",
                 "/bin/sh", "-c", EMIT_SCRIPT, line, str(int(seconds))], check=True, capture_output=True, timeout=min(60.0, seconds))
         try:
             yield
@@ -631,7 +649,15 @@ def parser() -> Parser:
         p.add_argument(flag, dest=name, type=_url, help=f"URL of {name}, instead of the stack output's")
     p.add_argument("--grafana-user", help="Grafana user for basic auth (default: the stack's grafana.admin_user)")
     p.add_argument("--grafana-password-file", type=_readable, help="file holding the Grafana password")
+    p.add_argument("--otlp-token-file", type=_readable,
+                   help="file holding the collector's token (otel_collector.require_token); or set OTLP_TOKEN")
     return p
+
+
+def otlp_headers(args: argparse.Namespace) -> dict[str, str]:
+    """The Authorization header OTLP requests carry: the token file's, or OTLP_TOKEN's, if any."""
+    token = args.otlp_token_file.read_text().strip() if args.otlp_token_file else os.environ.get("OTLP_TOKEN", "").strip()
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 def main(argv: Optional[list[str]] = None, emit: Optional[Emitter] = None,
@@ -659,7 +685,7 @@ def main(argv: Optional[list[str]] = None, emit: Optional[Emitter] = None,
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
 
-    ctx = Context(args.stack, urls, auth, e, deadline, emit or platform_emitter(e), started)
+    ctx = Context(args.stack, urls, auth, e, deadline, emit or platform_emitter(e), started, otlp_headers(args))
     failed = 0
     # Every check runs at once, each polling until it passes or the deadline comes, so a check
     # that waits for a log line does not eat the others' time. Lines print in a fixed order.

@@ -44,6 +44,9 @@ def selects(selector: dict, labels: dict) -> bool:
 
 
 def peer_admits(peer: dict, policy_namespace: str, source: dict) -> bool:
+    """Whether an ingress peer covers a source: a pod ({namespace, labels}) or an address ({ip})."""
+    if "ipBlock" in peer or "ip" in source:
+        return reaches(peer, policy_namespace, source)
     namespace_labels = {"kubernetes.io/metadata.name": source["namespace"]}
     if "namespaceSelector" in peer:
         if not selects(peer["namespaceSelector"], namespace_labels):
@@ -236,8 +239,9 @@ def without_an_address(run) -> set[tuple[str, str, str]]:
         ("loki", "loki", "grpc"),
         # Only through its Ingress is Grafana reachable from outside.
         ("ingress controller", "grafana", "http"),
-        # Applications anywhere send their telemetry to the collector.
-        *{(source, "otel-collector", port) for port in ("otlp-grpc", "otlp-http") for source in sources(run)},
+        # Applications send their telemetry to the collector: staging's and prod's are in `app`
+        # (otel_collector.clients.namespaces).
+        *{("another namespace", "otel-collector", port) for port in ("otlp-grpc", "otlp-http")},
     }
 
 
@@ -396,6 +400,25 @@ def test_every_pod_of_the_namespace_is_isolated(stack_runs, stack):
         f"{s}-network-policy" for s in run.outputs["services"] if not on_node_network(run, s)
     }
     assert [s for s in run.outputs["services"] if on_node_network(run, s)] == ["node-exporter"]
+
+
+@pytest.mark.parametrize("clients, admitted_from", [
+    # Unset: the pods of every namespace, and nothing outside the pod network.
+    ({}, {"app", "observability", "ingress-nginx", "monitoring"}),
+    ({"namespaces": ["app", "monitoring"]}, {"app", "monitoring"}),
+    ({"namespaces": [], "cidrs": ["10.20.0.0/16"]}, {"10.20.3.4"}),
+])
+def test_otlp_is_admitted_from_the_namespaces_and_address_blocks_the_stack_file_names(clients, admitted_from):
+    config = merge(stack_config("staging"), {"otel_collector": {"clients": clients}})
+    config["otel_collector"]["clients"] = clients  # replaced, not merged with the stack file's
+    run = run_program("staging", config, SECRETS)
+    collector = pod_labels(run, "otel-collector")
+    callers = {namespace: {"namespace": namespace, "labels": {"app.kubernetes.io/name": "api"}}
+               for namespace in ("app", "observability", "ingress-nginx", "monitoring")}
+    callers |= {ip: {"ip": ip} for ip in ("10.20.3.4", "10.30.0.1")}
+    for port in (4317, 4318):
+        found = {name for name, caller in callers.items() if admitted(policies(run), caller, collector, port)}
+        assert found == admitted_from, port
 
 
 def test_an_external_grafana_reaches_the_datasources_from_wherever_it_runs():

@@ -295,3 +295,48 @@ def test_kubernetes_probes_the_health_check_extension(stack_runs, stack):
     assert container["readinessProbe"]["httpGet"] == {"path": "/", "port": "health"}
     assert {"name": "health", "containerPort": 13133} in container["ports"]
     assert container["args"] == ["--config=/etc/otelcol-contrib/config.yaml"]
+
+
+# --- who may send ------------------------------------------------------------------------------
+
+
+TOKEN = "app-t0ken.v1"
+
+
+def with_token(stack: str) -> Run:
+    config = merge(stack_config(stack), {"otel_collector": {"require_token": True}})
+    return run_program(stack, config, {**stack_secrets(stack), "otlp_token": TOKEN})
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_required_token_guards_both_protocols_and_reaches_the_collector_as_a_secret_file(stack):
+    run = with_token(stack)
+    config = collector_config(run)
+    assert config["extensions"]["bearertokenauth"] == {"filename": "/run/secrets/otlp_token"}
+    assert "bearertokenauth" in config["service"]["extensions"]
+    for protocol in ("grpc", "http"):
+        assert config["receivers"]["otlp"]["protocols"][protocol]["auth"] == {"authenticator": "bearertokenauth"}
+    # The token is in neither the config nor an argument: only in the secret file the extension reads.
+    files = container_files(run, "otel-collector")
+    assert TOKEN not in files[CONFIG] + str(container_args(run, "otel-collector"))
+    assert files["/run/secrets/otlp_token"] == TOKEN
+
+
+def test_without_require_token_no_request_is_asked_for_one(stack_runs):
+    config = collector_config(stack_runs["prod"])
+    assert "bearertokenauth" not in config["extensions"]
+    assert all("auth" not in p for p in config["receivers"]["otlp"]["protocols"].values())
+
+
+def test_require_token_without_the_token_is_refused():
+    config = merge(stack_config("dev"), {"otel_collector": {"require_token": True}})
+    with pytest.raises(ConfigError, match="key 'secrets.otlp_token': required because otel_collector.require_token is true"):
+        run_program("dev", config, {})
+
+
+def test_a_token_no_header_can_carry_is_refused_without_echoing_it():
+    config = merge(stack_config("dev"), {"otel_collector": {"require_token": True}})
+    with pytest.raises(ConfigError) as error:
+        run_program("dev", config, {"otlp_token": "two words"})
+    assert "key 'secrets.otlp_token': must be one token" in str(error.value)
+    assert "two words" not in str(error.value)

@@ -95,6 +95,7 @@ BAD = {
     "loki retention under a day": ({"loki": {"retention": "12h"}}, "loki.retention", "must be at least 24h"),
     "bad docker network name": ({"docker": {"network": "Observability Net"}}, "docker.network", "not a valid name"),
     "kube-state-metrics on docker": ({"exporters": {"kube_state_metrics": {"enabled": True}}}, "exporters.kube_state_metrics.enabled", "kube-state-metrics reports on a Kubernetes cluster; the docker platform has none"),
+    "otlp client block with host bits": ({"otel_collector": {"clients": {"cidrs": ["10.20.0.1/16"]}}}, "otel_collector.clients.cidrs[0]", "its host bits zero"),
     "coredns without pod labels": ({"kubernetes": {"coredns": {"pod_labels": {}}}}, "kubernetes.coredns.pod_labels", "at least 1 item"),
 }
 

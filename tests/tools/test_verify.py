@@ -547,8 +547,15 @@ def test_the_emitters_run_a_container_that_prints_the_line_and_remove_it():
     line = '{"level":"warn","msg":"verify-0a1b2c3d4e5f"}'
     with verify.kubernetes_emitter("prod", "observability", "prom/prometheus:v3.14.0", runner)("verify-0a1b2c3d4e5f", line, 90):
         assert calls == [["kubectl", "--context", "prod", "-n", "observability", "run", "verify-0a1b2c3d4e5f",
-                          "--restart=Never", "--image=prom/prometheus:v3.14.0", "--command", "--",
+                          "--restart=Never", "--image=prom/prometheus:v3.14.0", "--override-type=strategic",
+                          f"--overrides={verify.restricted_pod('verify-0a1b2c3d4e5f')}", "--command", "--",
                           "/bin/sh", "-c", verify.EMIT_SCRIPT, line, "90"]]
+        # The namespace enforces Pod Security's restricted level: the pod meets it, as the stack's own do.
+        override = json.loads(verify.restricted_pod("verify-0a1b2c3d4e5f"))["spec"]
+        assert override["securityContext"] == {"runAsNonRoot": True, "runAsUser": 65534,
+                                               "seccompProfile": {"type": "RuntimeDefault"}}
+        assert override["containers"] == [{"name": "verify-0a1b2c3d4e5f", "securityContext": {
+            "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}}]
     assert calls[1] == ["kubectl", "--context", "prod", "-n", "observability", "delete", "pod", "verify-0a1b2c3d4e5f",
                         "--now", "--wait=false", "--ignore-not-found"]
     calls.clear()
@@ -559,3 +566,32 @@ def test_the_emitters_run_a_container_that_prints_the_line_and_remove_it():
     # The script as a shell runs it: the line exactly as given, then the wait.
     done = subprocess.run(["/bin/sh", "-c", verify.EMIT_SCRIPT, line, "0"], capture_output=True, text=True, timeout=10)
     assert (done.returncode, done.stdout) == (0, line + "\n")
+
+
+def test_otlp_requests_carry_the_collectors_token_and_a_refusal_says_how_to_give_it(tmp_path, monkeypatch):
+    seen = []
+
+    def collector(method, path, headers, body):
+        seen.append(headers.get("Authorization"))
+        if headers.get("Authorization") != "Bearer s3cr3t-t0ken":
+            return 401, {"code": 16, "message": "missing or invalid bearer token"}
+        return 200, {}
+
+    token_file = tmp_path / "otlp-token"
+    token_file.write_text("s3cr3t-t0ken\n")
+    with serving(collector) as url:
+        def context(argv):
+            args = verify.parser().parse_args(["--stack", "dev", *argv])
+            return verify.Context("dev", {"otlp_http": url}, "", None, verify.Deadline(10), None, 0.0,
+                                  verify.otlp_headers(args))
+
+        logs = {"resourceLogs": []}
+        assert verify._send(context(["--otlp-token-file", str(token_file)]), "/v1/logs", logs, "log", "rejectedLogRecords") is None
+        monkeypatch.setenv("OTLP_TOKEN", "s3cr3t-t0ken")
+        assert verify._send(context([]), "/v1/logs", logs, "log", "rejectedLogRecords") is None
+        monkeypatch.delenv("OTLP_TOKEN")
+        refused = verify._send(context([]), "/v1/logs", logs, "log", "rejectedLogRecords")
+    assert seen == ["Bearer s3cr3t-t0ken", "Bearer s3cr3t-t0ken", None]
+    assert not refused.ok and refused.final
+    assert "(401): the request carried no token, and it requires one (otel_collector.require_token): " \
+           "pass --otlp-token-file or set OTLP_TOKEN" in refused.detail

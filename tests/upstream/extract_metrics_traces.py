@@ -1311,6 +1311,7 @@ def main(argv: Optional[list[str]] = None) -> None:
             "processors/resource": f"{CONTRIB}/processor/resourceprocessor.Config",
             "processors/tail_sampling": f"{CONTRIB}/processor/tailsamplingprocessor.Config",
             "extensions/health_check": f"{CONTRIB}/internal/healthcheck.Config",
+            "extensions/bearertokenauth": f"{CONTRIB}/extension/bearertokenauthextension.Config",
         })
     resolved, types = collector_schema(world, roots)
     instruments = telemetry_instruments(core)
