@@ -25,6 +25,7 @@ from conftest import (
     ROOT,
     STACKS,
     Run,
+    container_args,
     container_files,
     merge,
     prometheus_config,
@@ -800,3 +801,58 @@ def test_each_rule_keeps_its_field_order(stack_runs):
         assert list(rule) == expected, rule["alert"]
         assert list(rule["annotations"]) == ["summary", "description", "runbook_url"], rule["alert"]
     assert text.index("alert: Watchdog") < text.index("expr: vector(1)")
+
+
+# --- the stack's own storage ----------------------------------------------------------------------
+
+
+def own_claims(run: Run) -> list[tuple[str, str]]:
+    """(namespace, claim) of every volume claim the stack's StatefulSets make: data-<set>-<replica>."""
+    claims = []
+    for r in run.of_type("kubernetes:apps/v1:StatefulSet"):
+        spec = r.inputs["spec"]
+        for template in spec.get("volumeClaimTemplates", []):
+            claims += [(r.inputs["metadata"]["namespace"], f"{template['metadata']['name']}-{r.name}-{i}")
+                       for i in range(spec["replicas"])]
+    return sorted(claims)
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_every_claim_the_stack_owns_is_watched_filling_up(stack_runs, stack, tmp_path):
+    """Each of the stack's own claims, nearly full, is in the critical filling-up alert's result."""
+    promtool = require_tool("promtool")
+    run = stack_runs[stack]
+    claims = own_claims(run)
+    # Prometheus's, Alertmanager's, Loki's, Jaeger's (badger) and Grafana's.
+    assert {c.split("-")[1] for _, c in claims} == {"prometheus", "alertmanager", "loki", "jaeger", "grafana"}
+    (critical,) = [r for r in rendered_rules(run)
+                   if r["alert"] == "KubePersistentVolumeFillingUp" and r["labels"]["severity"] == "critical"]
+    series, samples = [], []
+    for namespace, claim in claims:
+        labels = f'job="kubelet", instance="node-a", namespace="{namespace}", persistentvolumeclaim="{claim}"'
+        series += [{"series": f"kubelet_volume_stats_available_bytes{{{labels}}}", "values": "2x10"},
+                   {"series": f"kubelet_volume_stats_capacity_bytes{{{labels}}}", "values": "100x10"},
+                   {"series": f'kube_persistentvolumeclaim_access_mode{{job="kube-state-metrics", '
+                              f'namespace="{namespace}", persistentvolumeclaim="{claim}", access_mode="ReadWriteOnce"}}',
+                    "values": "1x10"}]
+        samples.append({"labels": f"{{{labels}}}", "value": 2})
+    test = {"rule_files": ["catalog.yml"], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m", "input_series": series,
+        "promql_expr_test": [{"expr": critical["expr"], "eval_time": "5m", "exp_samples": samples}],
+    }]}
+    result = promtool_test(promtool, tmp_path, rendered_text(run), "own_claims_test.yml", yaml.safe_dump(test))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_on_docker_the_volumes_filesystem_is_watched_by_the_host_disk_alerts(stack_runs):
+    """Named volumes are directories of the filesystem that holds /var/lib/docker: node-exporter
+    keeps that filesystem (it leaves out only the mounts below it), and HostDiskSpaceLow reads
+    every filesystem it keeps."""
+    run = stack_runs["dev"]
+    (exclude,) = [a.split("=", 1)[1] for a in container_args(run, "node-exporter")
+                  if a.startswith("--collector.filesystem.mount-points-exclude=")]
+    assert not re.match(exclude, "/var/lib/docker") and not re.match(exclude, "/")
+    assert re.match(exclude, "/var/lib/docker/overlay2/abc/merged")
+    (low,) = [r for r in rendered_rules(run) if r["alert"] == "HostDiskSpaceLow" and r["labels"]["severity"] == "warning"]
+    assert "mountpoint" not in low["expr"]
+    assert {v.inputs["name"] for v in run.of_type("docker:index/volume:Volume")}

@@ -67,7 +67,7 @@ def docker_container(ports=(), labels=(), envs=()) -> dict:
 # The pack ----------------------------------------------------------------------------------------
 
 
-def test_the_pack_has_the_six_policies_all_mandatory():
+def test_the_pack_has_the_eight_policies_all_mandatory():
     assert [policy.name for policy in p.POLICIES] == [
         "images-pinned",
         "kubernetes-requests-and-limits",
@@ -75,6 +75,8 @@ def test_the_pack_has_the_six_policies_all_mandatory():
         "prod-high-availability",
         "prod-data-protected",
         "no-public-ports-without-setting",
+        "kubernetes-pods-least-privilege",
+        "grafana-https-cookies-and-hsts",
     ]
     assert all(policy.enforcement_level == EnforcementLevel.MANDATORY for policy in p.POLICIES)
     assert all(len(policy.description) > 60 for policy in p.POLICIES)
@@ -86,7 +88,7 @@ def test_importing_the_policies_starts_no_server():
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "6\n"
+    assert result.stdout == "8\n"
 
 
 def test_the_entry_point_serves_the_pack_to_the_engine(tmp_path):
@@ -363,6 +365,92 @@ def check(run, edit=lambda r, inputs: inputs) -> list[str]:
         for policy in p.POLICIES:
             found += [f"{policy.name} {message}" for message in violations(policy, args)]
     return found
+
+
+# kubernetes-pods-least-privilege ------------------------------------------------------------------
+
+LOCKED = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}
+
+
+def pod(containers=None, annotations=None, **spec) -> dict:
+    props = workload(*(containers or [container(securityContext=dict(LOCKED))]))
+    template = props["spec"]["template"]
+    template["metadata"]["annotations"] = annotations or {}
+    template["spec"]["securityContext"] = {"runAsNonRoot": True, "runAsUser": 65534,
+                                           "seccompProfile": {"type": "RuntimeDefault"}}
+    template["spec"].update(spec)
+    return props
+
+
+def least_privilege(props, type_=DAEMON_SET) -> list[str]:
+    return violations(p.kubernetes_pods_least_privilege, resource(type_, props, name="agent"))
+
+
+def test_a_restricted_pod_passes():
+    assert least_privilege(pod()) == []
+
+
+def test_root_a_capability_or_the_host_without_a_reason_is_flagged_and_passes_with_one():
+    root = pod(containers=[container(securityContext={**LOCKED, "capabilities": {"drop": ["ALL"], "add": ["SYS_ADMIN"]}})])
+    root["spec"]["template"]["spec"]["securityContext"] = {"runAsUser": 0, "seccompProfile": {"type": "RuntimeDefault"}}
+    host = pod(hostNetwork=True, hostPID=True, volumes=[{"name": "h", "hostPath": {"path": "/var/log/pods"}}])
+    assert least_privilege(root) == [
+        f"DaemonSet 'agent': runs as root and adds SYS_ADMIN without the annotation {p.ROOT_BECAUSE} saying why"]
+    assert least_privilege(host) == [
+        "DaemonSet 'agent': uses hostNetwork, hostPID, hostPath /var/log/pods without the annotation "
+        f"{p.HOST_ACCESS_BECAUSE} saying why"]
+    root["spec"]["template"]["metadata"]["annotations"] = {p.ROOT_BECAUSE: "NVML needs root"}
+    host["spec"]["template"]["metadata"]["annotations"] = {p.HOST_ACCESS_BECAUSE: "reads the node's logs"}
+    assert least_privilege(root) == [] and least_privilege(host) == []
+
+
+def test_what_no_pod_may_hold_is_flagged_whatever_the_annotations():
+    loose = pod(containers=[container(securityContext={"privileged": True})],
+                annotations={p.ROOT_BECAUSE: "x", p.HOST_ACCESS_BECAUSE: "y"},
+                tolerations=[{"operator": "Exists"}])
+    loose["spec"]["template"]["spec"]["securityContext"] = {"runAsNonRoot": True, "runAsUser": 1}
+    assert least_privilege(loose) == [f"DaemonSet 'agent': {problem}" for problem in (
+        "container 'app' is privileged",
+        "container 'app' does not set allowPrivilegeEscalation: false",
+        "container 'app' does not set readOnlyRootFilesystem: true",
+        "container 'app' does not drop ALL capabilities",
+        "container 'app' has no RuntimeDefault (or Localhost) seccomp profile",
+        "tolerates every taint (operator Exists with no key and no effect)",
+    )]
+    # A toleration of one taint, or of every taint of one effect, is not every taint.
+    assert least_privilege(pod(tolerations=[{"operator": "Exists", "effect": "NoSchedule"},
+                                            {"key": "nvidia.com/gpu", "operator": "Exists"}])) == []
+
+
+def test_prod_with_node_agents_tolerating_every_taint_is_caught():
+    config = merge(stack_config("prod"), {"kubernetes": {"node_agent_tolerations": [{"operator": "Exists"}]}})
+    found = check(run_program("prod", config, stack_secrets("prod")))
+    assert sorted(found) == sorted(
+        f"kubernetes-pods-least-privilege DaemonSet '{agent}': tolerates every taint (operator Exists with no key "
+        "and no effect)" for agent in ("node-exporter", "alloy", "gpu-exporter"))
+
+
+# grafana-https-cookies-and-hsts -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env, flagged", [
+    ({"GF_SERVER_ROOT_URL": "https://grafana.example"},
+     "GF_SECURITY_COOKIE_SECURE=true, GF_SECURITY_STRICT_TRANSPORT_SECURITY=true"),
+    ({"GF_SERVER_ROOT_URL": "https://grafana.example", "GF_SECURITY_COOKIE_SECURE": "true"},
+     "GF_SECURITY_STRICT_TRANSPORT_SECURITY=true"),
+    ({"GF_SERVER_ROOT_URL": "https://grafana.example", "GF_SECURITY_COOKIE_SECURE": "true",
+      "GF_SECURITY_STRICT_TRANSPORT_SECURITY": "true"}, None),
+    ({"GF_SERVER_ROOT_URL": "http://127.0.0.1:3000"}, None),
+])
+def test_grafana_over_https_needs_secure_cookies_and_hsts(env, flagged):
+    docker = resource(CONTAINER, docker_container(envs=[f"{k}={v}" for k, v in env.items()]), name="grafana")
+    kubernetes = resource(STATEFUL_SET, workload(container(env=[{"name": k, "value": v} for k, v in env.items()])),
+                          name="grafana")
+    found = violations(p.grafana_https_cookies_and_hsts, docker) + violations(p.grafana_https_cookies_and_hsts, kubernetes)
+    assert found == ([] if flagged is None else [
+        f"Container 'grafana': container serves Grafana over https without {flagged}",
+        f"StatefulSet 'grafana': container 'app' serves Grafana over https without {flagged}",
+    ])
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -25,7 +25,7 @@ from pulumi_policy import (
 
 from components.services.log_pipeline import redactions
 from components.platforms import PUBLIC_PORTS_LABEL
-from components.workload import SECRETS_DIR
+from components.workload import HOST_ACCESS_BECAUSE, ROOT_BECAUSE, SECRETS_DIR
 
 REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
 DOCKER_CONTAINER = "docker:index/container:Container"
@@ -294,6 +294,76 @@ def _validate_public_ports(args: ResourceValidationArgs, report_violation: Repor
             )
 
 
+def pod_privilege_problems(props: Mapping) -> list[str]:
+    """What a workload's pod template holds without saying why, or must never hold."""
+    problems = []
+    template = _get(props, "spec", "template")
+    pod = _get(template, "spec")
+    annotations = dict(_entries(_get(template, "metadata", "annotations")))
+    security = _get(pod, "securityContext")
+    containers = list(_containers(props))
+    root = _get(security, "runAsNonRoot") is not True or not _number(_get(security, "runAsUser"))
+    added = [str(c) for _, container in containers
+             for c in _items(_get(container, "securityContext", "capabilities", "add"))]
+    if (root or added) and not str(annotations.get(ROOT_BECAUSE) or "").strip():
+        held = " and ".join(part for part in ("runs as root" if root else "", f"adds {', '.join(added)}" if added else "") if part)
+        problems.append(f"{held} without the annotation {ROOT_BECAUSE} saying why")
+    host = [flag for flag in ("hostNetwork", "hostPID", "hostIPC") if _get(pod, flag) is True]
+    host += [f"hostPath {_get(v, 'hostPath', 'path')}" for v in _items(_get(pod, "volumes")) if _get(v, "hostPath") is not None]
+    if host and not str(annotations.get(HOST_ACCESS_BECAUSE) or "").strip():
+        problems.append(f"uses {', '.join(host)} without the annotation {HOST_ACCESS_BECAUSE} saying why")
+    pod_seccomp = _get(security, "seccompProfile", "type")
+    for name, container in containers:
+        context = _get(container, "securityContext")
+        if _get(context, "privileged") is True:
+            problems.append(f"{name} is privileged")
+        if _get(context, "allowPrivilegeEscalation") is not False:
+            problems.append(f"{name} does not set allowPrivilegeEscalation: false")
+        if _get(context, "readOnlyRootFilesystem") is not True:
+            problems.append(f"{name} does not set readOnlyRootFilesystem: true")
+        if "ALL" not in [str(c) for c in _items(_get(context, "capabilities", "drop"))]:
+            problems.append(f"{name} does not drop ALL capabilities")
+        if (_get(context, "seccompProfile", "type") or pod_seccomp) not in ("RuntimeDefault", "Localhost"):
+            problems.append(f"{name} has no RuntimeDefault (or Localhost) seccomp profile")
+    for toleration in _items(_get(pod, "tolerations")):
+        if _get(toleration, "key") in (None, "") and _get(toleration, "effect") in (None, "") \
+                and _get(toleration, "operator") == "Exists":
+            problems.append("tolerates every taint (operator Exists with no key and no effect)")
+    return problems
+
+
+def _validate_pod_privileges(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if not workload_kind(args.resource_type):
+        return
+    for problem in pod_privilege_problems(args.props):
+        report_violation(f"{_describe(args)}: {problem}", None)
+
+
+# Grafana's settings for a server reached over https: its session cookie is marked Secure and
+# browsers are told (HSTS) to come back over https only.
+GRAFANA_HTTPS_SETTINGS = {"GF_SECURITY_COOKIE_SECURE": "true", "GF_SECURITY_STRICT_TRANSPORT_SECURITY": "true"}
+
+
+def _environment(args: ResourceValidationArgs) -> Iterator[tuple[str, dict[str, str]]]:
+    """(container, its literal environment) of a docker container or a workload's containers."""
+    if args.resource_type == DOCKER_CONTAINER:
+        envs = [str(e).split("=", 1) for e in _items(_get(args.props, "envs"))]
+        yield "container", {e[0]: e[1] for e in envs if len(e) == 2}
+    elif workload_kind(args.resource_type):
+        for name, container in _containers(args.props):
+            yield name, {str(_get(e, "name")): str(_get(e, "value")) for e in _items(_get(container, "env"))
+                         if _get(e, "value") is not None}
+
+
+def _validate_grafana_https(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    for name, env in _environment(args):
+        if not env.get("GF_SERVER_ROOT_URL", "").startswith("https://"):
+            continue
+        missing = [f"{key}={value}" for key, value in GRAFANA_HTTPS_SETTINGS.items() if env.get(key) != value]
+        if missing:
+            report_violation(f"{_describe(args)}: {name} serves Grafana over https without {', '.join(missing)}", None)
+
+
 # The policies ----------------------------------------------------------------------------------
 
 images_pinned = ResourceValidationPolicy(
@@ -363,6 +433,30 @@ no_public_ports_without_setting = ResourceValidationPolicy(
     validate=_validate_public_ports,
 )
 
+kubernetes_pods_least_privilege = ResourceValidationPolicy(
+    name="kubernetes-pods-least-privilege",
+    description=(
+        "Every container of kubernetes Deployments, StatefulSets and DaemonSets is unprivileged, "
+        "cannot escalate, has a read-only root filesystem, drops ALL capabilities and runs under a "
+        "RuntimeDefault (or Localhost) seccomp profile. A pod that runs as root or adds a capability "
+        f"says why in the annotation {ROOT_BECAUSE}; one that uses the node's network, PID or IPC "
+        f"namespace or a hostPath volume in {HOST_ACCESS_BECAUSE}. No pod tolerates every taint."
+    ),
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_validate_pod_privileges,
+)
+
+grafana_https_cookies_and_hsts = ResourceValidationPolicy(
+    name="grafana-https-cookies-and-hsts",
+    description=(
+        "A Grafana container (docker or kubernetes) whose GF_SERVER_ROOT_URL is https:// sets "
+        "GF_SECURITY_COOKIE_SECURE=true and GF_SECURITY_STRICT_TRANSPORT_SECURITY=true: its session "
+        "cookie travels over https only and browsers are told to use nothing else."
+    ),
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_validate_grafana_https,
+)
+
 POLICIES = [
     images_pinned,
     kubernetes_requests_and_limits,
@@ -370,4 +464,6 @@ POLICIES = [
     prod_high_availability,
     prod_data_protected,
     no_public_ports_without_setting,
+    kubernetes_pods_least_privilege,
+    grafana_https_cookies_and_hsts,
 ]
