@@ -22,15 +22,17 @@ def cpus(cpu: str) -> str:
 
 
 def capabilities(w: Workload, user: Optional[str]) -> Optional[docker.ContainerCapabilitiesArgs]:
-    """What the container may do beyond an unprivileged process: the capabilities a workload asks
-    for; none at all for one that runs as its own unprivileged user, as on kubernetes. Root in a
-    container that must read the engine's socket keeps the engine's defaults: without them it could
-    not write the files its image gives to another user (Prometheus's data directory)."""
-    if w.capabilities:
-        return docker.ContainerCapabilitiesArgs(adds=list(w.capabilities))
-    if w.unrestricted_because is None and user is not None and user != "0":
-        return docker.ContainerCapabilitiesArgs(drops=["ALL"])
-    return None
+    """What the container may do beyond an unprivileged process: every capability dropped, as
+    its pod does on kubernetes, and only those it needs added back: those the workload names
+    (DCGM's SYS_ADMIN), and DAC_OVERRIDE for root that is root only to open the engine's socket
+    and writes a data directory its image gives to another user (Prometheus's /prometheus,
+    Alloy's /var/lib/alloy). A privileged container (cAdvisor) holds every capability anyway."""
+    if w.privileged:
+        return None
+    adds = list(w.capabilities)
+    if w.discovery and user == "0" and w.data is not None:
+        adds.append("DAC_OVERRIDE")
+    return docker.ContainerCapabilitiesArgs(drops=["ALL"], adds=adds or None)
 
 
 def health_command(health: HealthCheck, port: int) -> list[str]:

@@ -175,13 +175,14 @@ def test_dcgm_may_read_profiling_counters_and_nothing_more(stack_runs, docker_ru
         "readOnlyRootFilesystem": True,
         "capabilities": {"drop": ["ALL"], "add": ["SYS_ADMIN"]},
     }
-    assert docker_runs("dcgm").one(CONTAINER, "gpu-exporter").inputs["capabilities"] == {"adds": ["SYS_ADMIN"]}
+    assert docker_runs("dcgm").one(CONTAINER, "gpu-exporter").inputs["capabilities"] == {
+        "drops": ["ALL"], "adds": ["SYS_ADMIN"]}
 
 
 def test_the_nvidia_smi_exporter_gets_no_extra_capability(stack_runs, docker_runs):
     [container] = pod_of(stack_runs["staging"])["spec"]["containers"]
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
-    assert "capabilities" not in docker_runs("nvidia_smi").one(CONTAINER, "gpu-exporter").inputs
+    assert docker_runs("nvidia_smi").one(CONTAINER, "gpu-exporter").inputs["capabilities"] == {"drops": ["ALL"]}
 
 
 def test_dcgm_collects_the_counters_the_dashboards_and_alerts_read(stack_runs, docker_runs):
