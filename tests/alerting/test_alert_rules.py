@@ -564,10 +564,10 @@ KUBERNETES_TESTS = {
 
 
 @pytest.mark.parametrize("stack, expected", [
-    ("dev", {"hosts.node-exporter", "containers.cadvisor", "containers.cadvisor+platform-docker"}),
-    ("staging", {"hosts.node-exporter", "containers.cadvisor", "postgresql.postgres-exporter",
+    ("dev", {"hosts.node-exporter", "containers.cadvisor+platform-docker"}),
+    ("staging", {"hosts.node-exporter", "containers.cadvisor+platform-kubernetes", "postgresql.postgres-exporter",
                  "redis.redis-exporter", "gpu.gpu-exporter-nvidia_smi", *KUBERNETES_TESTS}),
-    ("prod", {"hosts.node-exporter", "containers.cadvisor", "postgresql.postgres-exporter",
+    ("prod", {"hosts.node-exporter", "containers.cadvisor+platform-kubernetes", "postgresql.postgres-exporter",
               "redis.redis-exporter", "gpu.gpu-exporter-dcgm", *KUBERNETES_TESTS}),
 ])
 def test_each_stack_runs_the_rule_tests_of_what_it_renders(stack_runs, stack, expected):
