@@ -21,13 +21,14 @@ SHIPPERS = ("alloy", "promtail")
 
 # docs/platforms.md "Kubernetes", least privilege: each service that reads the API may do exactly
 # what it needs. Prometheus's discovery roles (Prometheus v3.14.0, discovery/kubernetes/): pod
-# reads pods; endpoints reads endpoints, services and pods; endpointslice (the API server job)
-# reads endpointslices, services and pods; node (the kubelet and cAdvisor jobs) reads nodes.
+# reads pods; endpointslice (the API server job, and annotated Services) reads endpointslices,
+# services and pods; node (the kubelet and cAdvisor jobs) reads nodes. No role reads the
+# deprecated Endpoints API.
 # Scraping the kubelets takes `get` of nodes/metrics, the API server `get` of /metrics. The log
 # shippers find the node's pods with the pod role. kube-state-metrics lists and watches the ten
 # kinds of object it reports on, and nothing else.
 PROMETHEUS_GRANTS = frozenset(
-    {("", resource, verb) for resource in ("pods", "services", "endpoints", "nodes") for verb in ("get", "list", "watch")}
+    {("", resource, verb) for resource in ("pods", "services", "nodes") for verb in ("get", "list", "watch")}
     | {("discovery.k8s.io", "endpointslices", verb) for verb in ("get", "list", "watch")}
     | {("", "nodes/metrics", "get"), ("nonResourceURL", "/metrics", "get")}
 )

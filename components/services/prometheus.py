@@ -116,7 +116,8 @@ def discovery_jobs(platform: str, docker_network: str) -> list[dict]:
     jobs = []
     for role, kind, job_source in (
         ("pod", "pod", "__meta_kubernetes_pod_label_app_kubernetes_io_name"),
-        ("endpoints", "service", "__meta_kubernetes_service_name"),
+        # EndpointSlices: the Endpoints API is deprecated since Kubernetes 1.33.
+        ("endpointslice", "service", "__meta_kubernetes_service_name"),
     ):
         meta = f"__meta_kubernetes_{kind}_annotation"
         relabel = [
@@ -144,13 +145,11 @@ def discovery_jobs(platform: str, docker_network: str) -> list[dict]:
     return jobs
 
 
-# What each Kubernetes discovery role lists and watches (discovery/kubernetes/kubernetes.go at
-# Prometheus v3.14.0, without attach_metadata): the pod role, pods; the endpoints role,
-# endpoints, services and pods; the endpointslice role, endpointslices, services and pods; the
-# node role, nodes.
+# What each Kubernetes discovery role the stack uses lists and watches
+# (discovery/kubernetes/kubernetes.go at Prometheus v3.14.0, without attach_metadata): the pod
+# role, pods; the endpointslice role, endpointslices, services and pods; the node role, nodes.
 SD_ROLE_READS = {
     "pod": (ApiRead(("pods",)),),
-    "endpoints": (ApiRead(("endpoints", "pods", "services")),),
     "endpointslice": (ApiRead(("endpointslices",), "discovery.k8s.io"), ApiRead(("pods", "services"))),
     "node": (ApiRead(("nodes",)),),
 }
@@ -423,7 +422,7 @@ def workload(
     # single address and are always found through the API, and for the cluster itself.
     roles = {"pod"} if any(j.pods for j in scrape_jobs) else set()
     if args.discovery:
-        roles |= {"pod", "endpoints"}  # discovery_jobs(): kubernetes-pods and kubernetes-services
+        roles |= {"pod", "endpointslice"}  # discovery_jobs(): kubernetes-pods and kubernetes-services
     reads = [read for role in sorted(roles) for read in SD_ROLE_READS[role]]
     if cluster_targets is not None:
         reads += cluster_reads(cluster_targets)

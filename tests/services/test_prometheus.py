@@ -177,7 +177,7 @@ def test_docker_discovery_scrapes_opted_in_containers_on_the_stack_network(stack
 @pytest.mark.parametrize("stack", ["staging", "prod"])
 def test_kubernetes_discovery_scrapes_annotated_pods_and_services(stack_runs, stack):
     found = scrape_jobs(stack_runs[stack])
-    for name, role, meta in (("kubernetes-pods", "pod", "pod"), ("kubernetes-services", "endpoints", "service")):
+    for name, role, meta in (("kubernetes-pods", "pod", "pod"), ("kubernetes-services", "endpointslice", "service")):
         assert found[name]["kubernetes_sd_configs"] == [{"role": role}]
         keeps = [r for r in found[name]["relabel_configs"] if r.get("action") == "keep"]
         assert keeps == [{
