@@ -22,7 +22,6 @@ from components.platforms import Platform
 from components.services.component import ServiceComponent
 from components.settings import (
     CadvisorArgs,
-    ClusterTargets,
     ConfigError,
     GpuExporterArgs,
     GrafanaContentArgs,
@@ -34,6 +33,7 @@ from components.settings import (
     RedisExporterArgs,
     Settings,
     args_of,
+    cluster_targets,
 )
 from components.workload import Workload, grafana_clients
 
@@ -190,8 +190,7 @@ def render_workloads(settings: Settings, platform: Platform) -> list[tuple[type[
     else:
         scraped = others
     targets = cluster_targets(settings)
-    cluster_jobs = [job["job_name"] for job in prometheus.cluster_jobs(targets)] if targets else []
-    catalog = alert_rules.render(settings, ["prometheus", *(w.name for w in scraped), *cluster_jobs])
+    catalog = alert_rules.render(settings, ["prometheus", *(w.name for w in scraped), *prometheus.cluster_job_names(targets)])
     metrics_inputs |= {
         "cluster_targets": targets,
         "scrape_jobs": [platform.scrape_job(w) for w in scraped],
@@ -213,18 +212,6 @@ def render_workloads(settings: Settings, platform: Platform) -> list[tuple[type[
 def outside_datasources(settings: Settings) -> list[str]:
     """The datasource URLs the stack file points at instead of the stack's own services."""
     return [url for url in settings.grafana.datasource_urls.model_dump().values() if url is not None]
-
-
-def cluster_targets(settings: Settings) -> Optional[ClusterTargets]:
-    """What Prometheus scrapes of the cluster the stack runs in (kubernetes only)."""
-    if settings.platform != "kubernetes":
-        return None
-    k = settings.kubernetes
-    return ClusterTargets(
-        cadvisor=settings.exporters.cadvisor.enabled,
-        verify_kubelet_certificates=k.verify_kubelet_certificates,
-        coredns=k.coredns,
-    )
 
 
 def admin_password(settings: Settings, parent: pulumi.Resource) -> pulumi.Output:

@@ -20,7 +20,7 @@ import pulumi
 from components import CONFIGS, yaml_text
 from components.alerting import alert_rules
 from components.settings import grammar
-from components.settings import Settings
+from components.settings import Settings, cluster_targets
 
 SOURCE = CONFIGS / "prometheus" / "rules"
 # The rendered alert catalog's file name in the same folder.
@@ -115,19 +115,20 @@ def recorded_metrics() -> set[str]:
 def deployed_producers(settings: Settings) -> set[str]:
     """What the stack deploys and scrapes, as configs/metrics/catalog.yml names producers.
     Prometheus, Alertmanager, Loki, the collector and Jaeger run in every stack; exporters where
-    enabled; on kubernetes also the cluster's own jobs (prometheus.cluster_jobs: the kubelets, the
-    API server, CoreDNS where enabled), and `cadvisor` is the kubelets' cAdvisor there."""
+    enabled; on kubernetes also the cluster's own jobs, as Prometheus renders them (the kubelets
+    and their cAdvisor, the API server, CoreDNS where enabled)."""
+    # Here, not at the top: the Prometheus module reads this one's rule files.
+    from components.services.prometheus import cluster_job_names
+
     exporters = settings.exporters
-    kubernetes = settings.platform == "kubernetes"
     services = {"prometheus", "alertmanager", "loki", "otel-collector", "jaeger"}
     services |= {name for name, enabled in (
         ("node-exporter", exporters.node.enabled), ("cadvisor", exporters.cadvisor.enabled),
         ("postgres-exporter", exporters.postgres.enabled), ("redis-exporter", exporters.redis.enabled),
         ("gpu-exporter", exporters.gpu.enabled),
-        ("kube-state-metrics", kubernetes and exporters.kube_state_metrics.enabled),
-        ("kubelet", kubernetes), ("apiserver", kubernetes),
-        ("coredns", kubernetes and settings.kubernetes.coredns.enabled),
+        ("kube-state-metrics", settings.platform == "kubernetes" and exporters.kube_state_metrics.enabled),
     ) if enabled}
+    services |= set(cluster_job_names(cluster_targets(settings)))
     return alert_rules.producers(settings, sorted(services))
 
 

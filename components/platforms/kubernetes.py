@@ -233,9 +233,9 @@ class KubernetesPlatform(Platform):
             container["env"].append({"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"})
         if w.per_node:
             tolerations = pod_spec.setdefault("tolerations", [])
-            for t in self.settings.node_agent_tolerations:
-                if t.model_dump(exclude_none=True) not in tolerations:
-                    tolerations.append(t.model_dump(exclude_none=True))
+            for toleration in (t.model_dump(exclude_none=True) for t in self.settings.node_agent_tolerations):
+                if toleration not in tolerations:  # the GPU exporter's own may repeat one
+                    tolerations.append(toleration)
         # An account of its own: no workload acts as another, or as the namespace's default.
         # Only those that call the API carry its token; for the rest, neither the account nor
         # the pod mounts one.

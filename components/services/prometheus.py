@@ -266,6 +266,11 @@ def scrape_egress(args: PrometheusArgs, platform: Platform, scrape_jobs: Sequenc
     return tuple(egress)
 
 
+def cluster_job_names(targets: Optional[ClusterTargets]) -> list[str]:
+    """The jobs cluster_jobs renders: what the alert catalog's `requires` may name of the cluster."""
+    return [job["job_name"] for job in cluster_jobs(targets)] if targets is not None else []
+
+
 def cluster_reads(targets: ClusterTargets) -> tuple[ApiRead, ...]:
     roles = ["node", "endpointslice"] + (["pod"] if targets.coredns.enabled else [])
     return (*(read for role in roles for read in SD_ROLE_READS[role]), *CLUSTER_SCRAPE_READS)

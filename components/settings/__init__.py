@@ -1322,6 +1322,17 @@ def _cross_checks(s: Settings) -> list[tuple[str, str]]:
     return problems
 
 
+def cluster_targets(s: Settings) -> Optional[ClusterTargets]:
+    """What Prometheus scrapes of the cluster the stack runs in (kubernetes only)."""
+    if s.platform != "kubernetes":
+        return None
+    return ClusterTargets(
+        cadvisor=s.exporters.cadvisor.enabled,
+        verify_kubelet_certificates=s.kubernetes.verify_kubelet_certificates,
+        coredns=s.kubernetes.coredns,
+    )
+
+
 def url_port(url: str) -> int:
     """The TCP port an http(s) URL is reached on: its own, or its scheme's."""
     parts = urlsplit(url)
