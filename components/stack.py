@@ -19,7 +19,7 @@ from components.services import (
 )
 from components.settings import config_checks
 from components.platforms import Platform
-from components.services.component import ServiceComponent
+from components.services.component import Rendered, ServiceComponent, roles
 from components.settings import (
     CadvisorArgs,
     ConfigError,
@@ -79,7 +79,7 @@ class ObservabilityStack(pulumi.ComponentResource):
         except ValueError as error:
             raise ConfigError(f"stack {pulumi.get_stack()!r}: cannot render the stack: {error}") from None
         # The safety net: files Prometheus or Alertmanager would refuse are never shipped.
-        self.workloads = [w for _, w in rendered]
+        self.workloads = [w for _, service in rendered for w in roles(service)]
         problems = config_checks.check(settings, self.workloads)
         if problems:
             raise ConfigError(config_checks.message(pulumi.get_stack(), problems))
@@ -87,7 +87,8 @@ class ObservabilityStack(pulumi.ComponentResource):
         platform.provision(parent=self)
         child = pulumi.ResourceOptions(parent=self)
         # Each service's component, with the workload that was rendered and checked.
-        self.services = {w.name: cls.from_rendered(w, platform, child) for cls, w in rendered}
+        self.services = {roles(service)[0].service: cls.from_rendered(service, platform, child)
+                         for cls, service in rendered}
 
         self.grafana_admin_password: Optional[pulumi.Output] = None
         if settings.grafana.mode == "deploy":
@@ -126,7 +127,7 @@ PROMTAIL_END_OF_LIFE = (
 )
 
 
-def render_workloads(settings: Settings, platform: Platform) -> list[tuple[type[ServiceComponent], Workload]]:
+def render_workloads(settings: Settings, platform: Platform) -> list[tuple[type[ServiceComponent], Rendered]]:
     """Every service of the stack that has a component class, Prometheus first, with every config
     file rendered: the class and its workload. Grafana's server comes later, with its password.
 
@@ -183,17 +184,19 @@ def render_workloads(settings: Settings, platform: Platform) -> list[tuple[type[
         ),
     }
     collector = otel_collector.OtelCollector.render(otel_collector.NAME, platform, **collector_inputs)
-    others = [alerts, logs, shipper, collector, traces, *(w for _, w in exporter_workloads)]
+    others = [w for service in (alerts, logs, shipper, collector, traces, *(w for _, w in exporter_workloads))
+              for w in roles(service)]
     if settings.grafana.mode == "deploy":
         # Its address and scrape job; the server itself is registered once its admin password is.
         scraped = [*others, grafana.base(args_of(settings.grafana, GrafanaServerArgs), platform)]
     else:
         scraped = others
     targets = cluster_targets(settings)
-    catalog = alert_rules.render(settings, ["prometheus", *(w.name for w in scraped), *prometheus.cluster_job_names(targets)])
+    scrape_jobs = platform.scrape_jobs(scraped)
+    catalog = alert_rules.render(settings, ["prometheus", *(j.name for j in scrape_jobs), *prometheus.cluster_job_names(targets)])
     metrics_inputs |= {
         "cluster_targets": targets,
-        "scrape_jobs": [platform.scrape_job(w) for w in scraped],
+        "scrape_jobs": scrape_jobs,
         "alertmanagers": platform.addresses(alerts, "web"),
         "rule_files": {posixpath.basename(f.path): f.content for f in prometheus.rule_files(catalog, settings)},
     }

@@ -158,6 +158,24 @@ class ApiRead:
 
 
 @dataclass(frozen=True)
+class Autoscale:
+    """Kubernetes: a HorizontalPodAutoscaler keeps between `min_replicas` and `max_replicas` pods,
+    adding pods while their average CPU use is above `cpu_utilization` percent of the request."""
+
+    min_replicas: int
+    max_replicas: int
+    cpu_utilization: int
+
+    def __post_init__(self):
+        if not 1 <= self.min_replicas <= self.max_replicas:
+            raise ValueError(f"autoscaling needs 1 <= min_replicas <= max_replicas, not {self.min_replicas} and {self.max_replicas}")
+
+
+# The port every member of a memberlist ring gossips on (Workload.ring), TCP and UDP.
+MEMBERLIST_PORT = 7946
+
+
+@dataclass(frozen=True)
 class Workload:
     name: str
     image: str
@@ -201,6 +219,18 @@ class Workload:
     # The port Prometheus scrapes, by name, and its path.
     metrics_port: Optional[str] = None
     metrics_path: str = "/metrics"
+    # The service this workload is one role of, when a service runs as several (Loki's
+    # distributor is a role of "loki"): Prometheus scrapes all of a service's roles as one job
+    # named after the service, each series labelled with its role (`component`).
+    part_of: Optional[str] = None
+    # Kubernetes: replicas set by a HorizontalPodAutoscaler rather than by `replicas`.
+    autoscale: Optional[Autoscale] = None
+    # Kubernetes: the memberlist ring it joins. The platform gives each ring a headless Service
+    # named after it, over the MEMBERLIST_PORT of every member, which members join through.
+    ring: Optional[str] = None
+    # Seconds a pod has to finish once asked to stop (an ingester flushing what it holds), when
+    # the platform's default (30 s on kubernetes, 10 s on docker) is too short.
+    stop_grace_seconds: Optional[int] = None
 
     def __post_init__(self):
         if self.unrestricted_because is None and self.run_as_user is None:
@@ -211,6 +241,25 @@ class Workload:
                              "them in unrestricted_because")
         if self.host_access() and self.host_access_because is None:
             raise ValueError(f"{self.name}: say why it needs the node's namespaces or files in host_access_because")
+        if self.autoscale is not None and (self.data is not None or self.per_node):
+            raise ValueError(f"{self.name}: only a stateless workload with a replica count is autoscaled")
+        if self.part_of is not None and not self.name.startswith(f"{self.part_of}-"):
+            raise ValueError(f"{self.name}: a role of {self.part_of} is named {self.part_of}-<role>")
+
+    @property
+    def service(self) -> str:
+        """The service it belongs to: its scrape job, and what the alert catalog `requires`."""
+        return self.part_of or self.name
+
+    @property
+    def role(self) -> Optional[str]:
+        """Its role in its service (`distributor`), or None for a service of one workload."""
+        return self.name.removeprefix(f"{self.part_of}-") if self.part_of else None
+
+    @property
+    def min_replicas(self) -> int:
+        """The fewest pods it runs when all is well: what every path through it can count on."""
+        return self.autoscale.min_replicas if self.autoscale else self.replicas
 
     def host_access(self) -> bool:
         """Whether it reaches into the node it runs on (kubernetes keeps per-node data on the node)."""
@@ -234,11 +283,14 @@ class Workload:
 
 @dataclass(frozen=True)
 class PodDiscovery:
-    """Kubernetes: scrape every pod of a workload (per-node workloads have no single address)."""
+    """Kubernetes: scrape every pod of these workloads (`apps`, by name), where no single address
+    reaches each pod: per-node workloads (`by_node`: each pod named by its node), and Deployments
+    of several pods or of several roles (each named by its pod, labelled with its role)."""
 
     namespace: str
-    app: str
+    apps: tuple[str, ...]
     port: int
+    by_node: bool = False
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ A platform knows how to run and address containers; it never knows what Promethe
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import pulumi
 
@@ -58,6 +58,20 @@ class Platform:
             targets=tuple(self.addresses(workload, port)),
             metrics_path=workload.metrics_path,
         )
+
+    def scrape_jobs(self, workloads: Sequence[Workload]) -> list[ScrapeJob]:
+        """One job per service, in the order the services first appear: a workload's own, or
+        one over every role of a service that runs as several (Workload.part_of)."""
+        by_service: dict[str, list[Workload]] = {}
+        for w in workloads:
+            if w.metrics_port is not None:
+                by_service.setdefault(w.service, []).append(w)
+        return [self.scrape_job(roles[0]) if len(roles) == 1 and roles[0].part_of is None
+                else self.service_scrape_job(service, roles) for service, roles in by_service.items()]
+
+    def service_scrape_job(self, service: str, roles: Sequence[Workload]) -> ScrapeJob:
+        """One job over every role of a service."""
+        raise ValueError(f"{service}: {self.kind} runs no service as several roles")
 
 
 def create(settings: Settings) -> Platform:

@@ -16,9 +16,12 @@ import pulumi_kubernetes as k8s
 from components.platforms import Platform, data_options
 from components.settings import KubernetesSettings
 from components.workload import (
-    ANYONE, CONFIG_HASH, HOST_ACCESS_BECAUSE, PROMETHEUS, ROOT_BECAUSE, SECRETS_DIR, ApiRead, Egress, PodDiscovery,
-    ScrapeJob, Sources, Workload,
+    ANYONE, CONFIG_HASH, HOST_ACCESS_BECAUSE, MEMBERLIST_PORT, PROMETHEUS, ROOT_BECAUSE, SECRETS_DIR, ApiRead, Egress,
+    PodDiscovery, ScrapeJob, Sources, Workload,
 )
+
+# The pod label naming the memberlist ring a pod is a member of (Workload.ring).
+RING = "observability.dev/ring"
 
 def node_agents_namespace(settings: KubernetesSettings) -> str:
     return settings.node_agents_namespace or f"{settings.namespace}-node-agents"
@@ -47,6 +50,8 @@ class KubernetesPlatform(Platform):
         self.environment = environment
         self.namespace = self.settings.namespace
         self.agents_namespace = node_agents_namespace(self.settings)
+        # The memberlist rings whose Service is made (with their first member).
+        self._rings: set[str] = set()
 
     def provision(self, parent: Optional[pulumi.Resource] = None) -> None:
         self.provider = k8s.Provider(
@@ -121,13 +126,34 @@ class KubernetesPlatform(Platform):
         }
 
     def scrape_job(self, w: Workload) -> ScrapeJob:
-        if not w.per_node:
-            return super().scrape_job(w)
+        if w.part_of is not None:
+            return self.service_scrape_job(w.service, [w])
+        if w.per_node or self._behind_one_address(w):
+            return ScrapeJob(
+                name=w.name,
+                pods=PodDiscovery(self.namespace_of(w), (w.name,), w.port(w.metrics_port).container_port,
+                                  by_node=w.per_node),
+                metrics_path=w.metrics_path,
+            )
+        return super().scrape_job(w)
+
+    def service_scrape_job(self, service: str, roles) -> ScrapeJob:
+        """Every pod of every role, found through the API: a role's Service would hand each
+        scrape to any one of its pods."""
+        ports = {w.port(w.metrics_port).container_port for w in roles}
+        paths = {w.metrics_path for w in roles}
+        namespaces = {self.namespace_of(w) for w in roles}
+        if len(ports) != 1 or len(paths) != 1 or len(namespaces) != 1:
+            raise ValueError(f"{service}: its roles serve metrics on one port and path, in one namespace")
         return ScrapeJob(
-            name=w.name,
-            pods=PodDiscovery(self.namespace_of(w), w.name, w.port(w.metrics_port).container_port),
-            metrics_path=w.metrics_path,
+            name=service,
+            pods=PodDiscovery(namespaces.pop(), tuple(w.name for w in roles), ports.pop()),
+            metrics_path=paths.pop(),
         )
+
+    def _behind_one_address(self, w: Workload) -> bool:
+        """A Deployment of several pods: its Service's one address reaches any one of them."""
+        return not w.per_node and not self._stateful(w) and (w.replicas > 1 or w.autoscale is not None)
 
     def deploy(self, w: Workload, parent: pulumi.Resource) -> None:
         namespace = self.namespace_of(w)
@@ -252,24 +278,29 @@ class KubernetesPlatform(Platform):
 
         selector = self._pods(w.name)["matchLabels"]
         self._network_policy(w, {**meta, "name": w.name}, fixed)
-        if w.replicas > 1 and not w.per_node:
-            # Replicas on different nodes where the cluster can, and never all drained at once.
-            pod_spec["affinity"] = {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
-                {"weight": 100, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname",
-                                                    "labelSelector": {"matchLabels": selector}}},
-            ]}}
+        if w.stop_grace_seconds is not None:
+            pod_spec["terminationGracePeriodSeconds"] = w.stop_grace_seconds
+        if (w.replicas > 1 or w.autoscale is not None) and not w.per_node:
+            pod_spec["topologySpreadConstraints"] = spread(selector)
+            # Never more than one pod down to an eviction (a node drain, an upgrade).
             k8s.policy.v1.PodDisruptionBudget(
                 f"{w.name}-disruption-budget",
                 metadata={**meta, "name": w.name},
                 spec={"maxUnavailable": 1, "selector": {"matchLabels": selector}},
                 opts=fixed,
             )
+        pod_labels = dict(labels)
+        if w.role is not None:
+            pod_labels["app.kubernetes.io/component"] = w.role
+        if w.ring is not None:
+            pod_labels[RING] = w.ring
+            self._ring_service(w, meta, fixed)
         annotations = {CONFIG_HASH: w.config_hash()}
         if w.unrestricted_because is not None:
             annotations[ROOT_BECAUSE] = w.unrestricted_because
         if w.host_access():
             annotations[HOST_ACCESS_BECAUSE] = w.host_access_because
-        template = {"metadata": {"labels": labels, "annotations": annotations}, "spec": pod_spec}
+        template = {"metadata": {"labels": pod_labels, "annotations": annotations}, "spec": pod_spec}
         named = {**meta, "name": w.name}
         if w.per_node:
             k8s.apps.v1.DaemonSet(
@@ -306,12 +337,14 @@ class KubernetesPlatform(Platform):
                 opts=pulumi.ResourceOptions.merge(fixed, self.data_options),
             )
         else:
-            k8s.apps.v1.Deployment(
-                w.name,
-                metadata=named,
-                spec={"replicas": w.replicas, "selector": {"matchLabels": selector}, "template": template},
-                opts=fixed,
-            )
+            spec = {"selector": {"matchLabels": selector}, "template": template}
+            if w.autoscale is None:
+                spec["replicas"] = w.replicas
+            # Autoscaled: the replica count is the autoscaler's alone. The Deployment leaves it
+            # unset, so a `pulumi up` never resets what the autoscaler chose.
+            deployment = k8s.apps.v1.Deployment(w.name, metadata=named, spec=spec, opts=fixed)
+            if w.autoscale is not None:
+                self._autoscaler(w, named, deployment, fixed)
         service_spec: dict = {
             "selector": selector,
             "ports": [{"name": p.name, "port": p.container_port, "targetPort": p.name} for p in w.ports],
@@ -324,6 +357,40 @@ class KubernetesPlatform(Platform):
         k8s.core.v1.Service(w.name, metadata=named, spec=service_spec, opts=fixed)
         if w.ingress is not None:
             self._ingress(w, named, fixed)
+
+    def _autoscaler(self, w: Workload, named: dict, deployment, fixed: pulumi.ResourceOptions) -> None:
+        a = w.autoscale
+        k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            f"{w.name}-autoscaler",
+            metadata=named,
+            spec={
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment.metadata.name},
+                "minReplicas": a.min_replicas,
+                "maxReplicas": a.max_replicas,
+                "metrics": [{"type": "Resource", "resource": {
+                    "name": "cpu", "target": {"type": "Utilization", "averageUtilization": a.cpu_utilization}}}],
+            },
+            opts=fixed,
+        )
+
+    def _ring_service(self, w: Workload, meta: dict, fixed: pulumi.ResourceOptions) -> None:
+        """The ring's headless Service, made with its first member: every member's address, ready
+        or not, so a starting member finds the others and they find it."""
+        if w.ring in self._rings:
+            return
+        self._rings.add(w.ring)
+        k8s.core.v1.Service(
+            f"{w.ring}-ring",
+            metadata={**meta, "name": w.ring, "labels": self._labels(w.ring)},
+            spec={
+                "clusterIP": "None",
+                "publishNotReadyAddresses": True,
+                "selector": {RING: w.ring, "app.kubernetes.io/instance": self.environment},
+                "ports": [{"name": "memberlist", "port": MEMBERLIST_PORT, "targetPort": MEMBERLIST_PORT,
+                           "protocol": "TCP"}],
+            },
+            opts=fixed,
+        )
 
     def _pods(self, name: str) -> dict:
         return {"matchLabels": {"app.kubernetes.io/name": name, "app.kubernetes.io/instance": self.environment}}
@@ -419,6 +486,17 @@ class KubernetesPlatform(Platform):
             subjects=[{"kind": "ServiceAccount", "name": account.metadata.name, "namespace": self.namespace_of(w)}],
             opts=fixed,
         )
+
+
+def spread(selector: dict[str, str]) -> list[dict]:
+    """A workload's pods spread evenly over nodes, which the scheduler enforces, so that losing
+    one node loses at most its share of them; and over zones where the cluster has them, as far
+    as it can. A cordoned or tainted node counts for nothing (nodeTaintsPolicy Honor), so a drain
+    can move its pods onto the others."""
+    def over(key: str, when: str) -> dict:
+        return {"maxSkew": 1, "topologyKey": key, "whenUnsatisfiable": when,
+                "labelSelector": {"matchLabels": selector}, "nodeTaintsPolicy": "Honor"}
+    return [over("kubernetes.io/hostname", "DoNotSchedule"), over("topology.kubernetes.io/zone", "ScheduleAnyway")]
 
 
 def _outside_sources(outside: Sources) -> list[dict]:

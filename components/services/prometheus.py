@@ -51,12 +51,12 @@ def rule_files(catalog_rules: str, settings: Optional[Settings] = None) -> list[
 def _static_job(job: ScrapeJob) -> dict:
     config: dict = {"job_name": job.name}
     if job.pods is not None:
-        # Every pod of a per-node workload, named by the node it runs on.
+        # Every pod of the workloads, named by its node (one per node) or by itself.
         config["kubernetes_sd_configs"] = [{"role": "pod", "namespaces": {"names": [job.pods.namespace]}}]
         config["relabel_configs"] = [
             {
                 "source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_name"],
-                "regex": job.pods.app,
+                "regex": "|".join(job.pods.apps),
                 "action": "keep",
             },
             {
@@ -64,8 +64,16 @@ def _static_job(job: ScrapeJob) -> dict:
                 "regex": str(job.pods.port),
                 "action": "keep",
             },
-            {"source_labels": ["__meta_kubernetes_pod_node_name"], "target_label": "instance"},
+            {"source_labels": ["__meta_kubernetes_pod_node_name" if job.pods.by_node else "__meta_kubernetes_pod_name"],
+             "target_label": "instance"},
         ]
+        if not job.pods.by_node:
+            # The role of a service that runs as several (Loki's distributor), as Kubernetes'
+            # recommended label names it; absent for a service of one role.
+            config["relabel_configs"].append({
+                "source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_component"],
+                "target_label": "component",
+            })
     else:
         group: dict = {"targets": list(job.targets)}
         if job.labels:
@@ -250,7 +258,7 @@ def scrape_egress(args: PrometheusArgs, platform: Platform, scrape_jobs: Sequenc
     egress = []
     if args.discovery and platform.kind == "kubernetes":
         egress.append(Egress("annotated pods and Services, on the ports they name"))
-    per_node = sorted({j.pods.port for j in scrape_jobs if j.pods is not None})
+    per_node = sorted({j.pods.port for j in scrape_jobs if j.pods is not None and j.pods.by_node})
     if per_node:
         # A per-node agent on its node's network (node-exporter) is at the node's address.
         egress.append(Egress("the per-node agents on their node's network", tuple(per_node)))

@@ -236,17 +236,23 @@ def test_prod_protects_its_data_and_keeps_it_on_destroy(stack_runs):
 def test_replicated_services_spread_over_nodes_and_keep_one_pod_up_in_a_drain(stack_runs):
     run = stack_runs["prod"]
     budgets = {r.name: r.inputs for r in run.of_type("kubernetes:policy/v1:PodDisruptionBudget")}
-    assert set(budgets) == {"prometheus-disruption-budget", "alertmanager-disruption-budget"}
+    assert {"prometheus-disruption-budget", "alertmanager-disruption-budget"} <= set(budgets)
     for service in ("prometheus", "alertmanager"):
         budget = budgets[f"{service}-disruption-budget"]
         selector = controller(run, service).inputs["spec"]["selector"]["matchLabels"]
         assert budget["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": selector}}
-        affinity = controller(run, service).inputs["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
-        (term,) = affinity["preferredDuringSchedulingIgnoredDuringExecution"]
-        assert term["podAffinityTerm"] == {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": selector}}
+        spec = controller(run, service).inputs["spec"]["template"]["spec"]
+        by_node, by_zone = spec["topologySpreadConstraints"]
+        # The scheduler refuses a second pod on a node while another node has none...
+        assert by_node == {"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule",
+                           "labelSelector": {"matchLabels": selector}, "nodeTaintsPolicy": "Honor"}
+        # ...and spreads over zones where it can; a cordoned node is no domain to even out.
+        assert by_zone["topologyKey"] == "topology.kubernetes.io/zone"
+        assert by_zone["whenUnsatisfiable"] == "ScheduleAnyway" and by_zone["nodeTaintsPolicy"] == "Honor"
+        assert "affinity" not in spec
     # One replica has nothing to spread or to keep up.
     assert not stack_runs["staging"].of_type("kubernetes:policy/v1:PodDisruptionBudget")
-    assert "affinity" not in controller(run, "loki").inputs["spec"]["template"]["spec"]
+    assert "topologySpreadConstraints" not in controller(stack_runs["staging"], "loki").inputs["spec"]["template"]["spec"]
 
 
 def test_each_prometheus_replica_labels_its_series_and_alerts_still_deduplicate(stack_runs):

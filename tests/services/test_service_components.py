@@ -63,7 +63,7 @@ def test_a_component_named_otherwise_names_its_workload_so(tmp_path: Path):
         platform = KubernetesPlatform(KubernetesSettings(namespace="monitoring"), environment="lab")
         platform.provision()
         hosts = NodeExporter("hosts", platform=platform)
-        pulumi.export("pods", hosts.scrape_job.pods.app)
+        pulumi.export("pods", list(hosts.scrape_job.pods.apps))
         pulumi.export("namespace", hosts.scrape_job.pods.namespace)
     """)
     daemonset = run.one(DAEMONSET, "hosts").inputs
@@ -72,7 +72,7 @@ def test_a_component_named_otherwise_names_its_workload_so(tmp_path: Path):
     assert daemonset["metadata"]["namespace"] == "monitoring-node-agents"
     assert daemonset["metadata"]["labels"]["app.kubernetes.io/instance"] == "lab"
     assert run.names(DAEMONSET) == {"hosts"}
-    assert run.outputs["pods"] == "hosts" and run.outputs["namespace"] == "monitoring-node-agents"
+    assert run.outputs["pods"] == ["hosts"] and run.outputs["namespace"] == "monitoring-node-agents"
 
 
 def test_cadvisor_refuses_kubernetes_where_the_kubelets_serve_its_metrics(tmp_path: Path):
