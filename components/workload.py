@@ -171,8 +171,16 @@ class Autoscale:
             raise ValueError(f"autoscaling needs 1 <= min_replicas <= max_replicas, not {self.min_replicas} and {self.max_replicas}")
 
 
-# The port every member of a memberlist ring gossips on (Workload.ring), TCP and UDP.
-MEMBERLIST_PORT = 7946
+@dataclass(frozen=True)
+class Peers:
+    """Kubernetes: a headless Service named `service` that lists the address of every pod that
+    shares it (of one workload or of several) on `port`: how members of a memberlist ring, or a
+    load balancer spreading work over a tier's pods, find each one. `only_ready`: only pods that
+    are ready; otherwise every pod, so that starting members find each other."""
+
+    service: str
+    port: int
+    only_ready: bool = False
 
 
 @dataclass(frozen=True)
@@ -219,15 +227,19 @@ class Workload:
     # The port Prometheus scrapes, by name, and its path.
     metrics_port: Optional[str] = None
     metrics_path: str = "/metrics"
-    # The service this workload is one role of, when a service runs as several (Loki's
-    # distributor is a role of "loki"): Prometheus scrapes all of a service's roles as one job
+    # The service this workload is one `role` of, when a service runs as several (Loki's
+    # "distributor" is a role of "loki"): Prometheus scrapes all of a service's roles as one job
     # named after the service, each series labelled with its role (`component`).
     part_of: Optional[str] = None
+    role: Optional[str] = None
     # Kubernetes: replicas set by a HorizontalPodAutoscaler rather than by `replicas`.
     autoscale: Optional[Autoscale] = None
-    # Kubernetes: the memberlist ring it joins. The platform gives each ring a headless Service
-    # named after it, over the MEMBERLIST_PORT of every member, which members join through.
-    ring: Optional[str] = None
+    # Kubernetes: the headless Services listing its pods' addresses, with those of the other
+    # workloads that name the same Service.
+    peers: tuple[Peers, ...] = ()
+    # Directories it writes but need not keep (an emptyDir on kubernetes, where the
+    # root filesystem is read-only; docker's writable root holds them).
+    scratch: tuple[str, ...] = ()
     # Seconds a pod has to finish once asked to stop (an ingester flushing what it holds), when
     # the platform's default (30 s on kubernetes, 10 s on docker) is too short.
     stop_grace_seconds: Optional[int] = None
@@ -243,18 +255,13 @@ class Workload:
             raise ValueError(f"{self.name}: say why it needs the node's namespaces or files in host_access_because")
         if self.autoscale is not None and (self.data is not None or self.per_node):
             raise ValueError(f"{self.name}: only a stateless workload with a replica count is autoscaled")
-        if self.part_of is not None and not self.name.startswith(f"{self.part_of}-"):
-            raise ValueError(f"{self.name}: a role of {self.part_of} is named {self.part_of}-<role>")
+        if (self.part_of is None) != (self.role is None):
+            raise ValueError(f"{self.name}: a role of a service names both the service (part_of) and its role")
 
     @property
     def service(self) -> str:
         """The service it belongs to: its scrape job, and what the alert catalog `requires`."""
         return self.part_of or self.name
-
-    @property
-    def role(self) -> Optional[str]:
-        """Its role in its service (`distributor`), or None for a service of one workload."""
-        return self.name.removeprefix(f"{self.part_of}-") if self.part_of else None
 
     @property
     def min_replicas(self) -> int:

@@ -89,10 +89,10 @@ class DockerPlatform(Platform):
         return {p.name: f"http://{host}:{p.host_port}" for p in workload.ports if p.host_port is not None}
 
     def deploy(self, w: Workload, parent: pulumi.Resource) -> None:
-        if w.replicas > 1 or w.autoscale is not None or w.ring is not None:
+        if w.replicas > 1 or w.autoscale is not None or w.peers:
             # One engine is one machine: there is nothing to spread replicas over.
             raise ValueError(f"{w.name}: docker runs one container per service; replicas, autoscaling "
-                             "and rings are kubernetes'")
+                             "and peer Services are kubernetes'")
         opts = pulumi.ResourceOptions(parent=parent, provider=self.provider)
         image = docker.RemoteImage(f"{w.name}-image", name=w.image, keep_locally=True, opts=opts)
 

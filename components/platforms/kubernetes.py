@@ -16,12 +16,13 @@ import pulumi_kubernetes as k8s
 from components.platforms import Platform, data_options
 from components.settings import KubernetesSettings
 from components.workload import (
-    ANYONE, CONFIG_HASH, HOST_ACCESS_BECAUSE, MEMBERLIST_PORT, PROMETHEUS, ROOT_BECAUSE, SECRETS_DIR, ApiRead, Egress,
+    ANYONE, CONFIG_HASH, HOST_ACCESS_BECAUSE, PROMETHEUS, ROOT_BECAUSE, SECRETS_DIR, ApiRead, Egress, Peers,
     PodDiscovery, ScrapeJob, Sources, Workload,
 )
 
-# The pod label naming the memberlist ring a pod is a member of (Workload.ring).
-RING = "observability.dev/ring"
+# The prefix of the pod label that puts a pod in the headless Service of Workload.peers:
+# <PEERS><service>: "true", one label per Service, so that a pod may be in several.
+PEERS = "peers.observability.dev/"
 
 def node_agents_namespace(settings: KubernetesSettings) -> str:
     return settings.node_agents_namespace or f"{settings.namespace}-node-agents"
@@ -50,8 +51,8 @@ class KubernetesPlatform(Platform):
         self.environment = environment
         self.namespace = self.settings.namespace
         self.agents_namespace = node_agents_namespace(self.settings)
-        # The memberlist rings whose Service is made (with their first member).
-        self._rings: set[str] = set()
+        # The headless Services of Workload.peers made so far (each with its first member).
+        self._peers: set[Peers] = set()
 
     def provision(self, parent: Optional[pulumi.Resource] = None) -> None:
         self.provider = k8s.Provider(
@@ -244,6 +245,9 @@ class KubernetesPlatform(Platform):
         }
         volumes.append({"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}})
         mounts.append({"name": "tmp", "mountPath": "/tmp"})
+        for i, path in enumerate(w.scratch):
+            volumes.append({"name": f"scratch-{i}", "emptyDir": {}})
+            mounts.append({"name": f"scratch-{i}", "mountPath": path})
         if w.host_pid:
             pod_spec["hostPID"] = True
         if w.host_network:
@@ -292,9 +296,9 @@ class KubernetesPlatform(Platform):
         pod_labels = dict(labels)
         if w.role is not None:
             pod_labels["app.kubernetes.io/component"] = w.role
-        if w.ring is not None:
-            pod_labels[RING] = w.ring
-            self._ring_service(w, meta, fixed)
+        for peers in w.peers:
+            pod_labels[f"{PEERS}{peers.service}"] = "true"
+            self._peers_service(peers, meta, fixed)
         annotations = {CONFIG_HASH: w.config_hash()}
         if w.unrestricted_because is not None:
             annotations[ROOT_BECAUSE] = w.unrestricted_because
@@ -373,21 +377,21 @@ class KubernetesPlatform(Platform):
             opts=fixed,
         )
 
-    def _ring_service(self, w: Workload, meta: dict, fixed: pulumi.ResourceOptions) -> None:
-        """The ring's headless Service, made with its first member: every member's address, ready
-        or not, so a starting member finds the others and they find it."""
-        if w.ring in self._rings:
+    def _peers_service(self, peers: Peers, meta: dict, fixed: pulumi.ResourceOptions) -> None:
+        """A headless Service over the pods that share it, made with the first of them."""
+        if peers in self._peers:
             return
-        self._rings.add(w.ring)
+        if any(p.service == peers.service for p in self._peers):
+            raise ValueError(f"{peers.service}: every workload that shares it names the same port and readiness")
+        self._peers.add(peers)
         k8s.core.v1.Service(
-            f"{w.ring}-ring",
-            metadata={**meta, "name": w.ring, "labels": self._labels(w.ring)},
+            f"{peers.service}-peers",
+            metadata={**meta, "name": peers.service, "labels": self._labels(peers.service)},
             spec={
                 "clusterIP": "None",
-                "publishNotReadyAddresses": True,
-                "selector": {RING: w.ring, "app.kubernetes.io/instance": self.environment},
-                "ports": [{"name": "memberlist", "port": MEMBERLIST_PORT, "targetPort": MEMBERLIST_PORT,
-                           "protocol": "TCP"}],
+                "publishNotReadyAddresses": not peers.only_ready,
+                "selector": {f"{PEERS}{peers.service}": "true", "app.kubernetes.io/instance": self.environment},
+                "ports": [{"name": "peers", "port": peers.port, "targetPort": peers.port, "protocol": "TCP"}],
             },
             opts=fixed,
         )
