@@ -96,7 +96,9 @@ class ObservabilityStack(pulumi.ComponentResource):
             server = grafana.Grafana(
                 grafana.NAME, args_of(settings.grafana, GrafanaServerArgs),
                 admin_password=self.grafana_admin_password, platform=platform,
-                datasources=outside_datasources(settings), opts=child,
+                datasources=outside_datasources(settings),
+                database_password=settings.optional_secret("grafana_database_password"),
+                database_ca_cert=settings.optional_secret("grafana_database_ca_cert"), opts=child,
             )
             self.services[server.workload.name] = server
             self.workloads.append(server.workload)
@@ -106,12 +108,14 @@ class ObservabilityStack(pulumi.ComponentResource):
             auth, ready = settings.secret("grafana_api_token"), []
         content = GrafanaContentArgs(
             url=grafana.url(settings), folders=settings.grafana.folders,
-            datasource_urls=settings.grafana.datasource_urls, alerts=settings.grafana.alerts,
+            datasource_urls=settings.grafana.datasource_urls, long_term_metrics=settings.grafana.long_term_metrics,
+            alerts=settings.grafana.alerts,
             runbook_url=settings.alerts.runbook_url,
         )
         GrafanaContent(
             "grafana", content, dashboards=dashboards, endpoints=grafana_endpoints(self.workloads, platform),
-            auth=auth, depends_on=ready, opts=child,
+            auth=auth, long_term_metrics_password=settings.optional_secret("long_term_metrics_password"),
+            depends_on=ready, opts=child,
         )
 
         self.endpoints = endpoints(self.workloads, platform)
@@ -155,7 +159,7 @@ def render_workloads(settings: Settings, platform: Platform) -> list[tuple[type[
         "gcs_service_account": settings.optional_secret("loki_gcs_service_account"),
     }
     logs = loki.Loki.render(loki.NAME, platform, **logs_inputs)
-    loki_http = platform.addresses(logs, "http")[0]
+    loki_http = loki.push_address(platform, logs)
     shipper_inputs = {
         "args": args_of(settings.log_shipper, LogShipperArgs),
         "loki": loki_http,
@@ -164,7 +168,10 @@ def render_workloads(settings: Settings, platform: Platform) -> list[tuple[type[
     }
     shipper_class = SHIPPERS[settings.log_shipper.type]
     shipper = shipper_class.render(settings.log_shipper.type, platform, **shipper_inputs)
-    traces_inputs = {"args": settings.jaeger, "readers": readers, "writers": ("otel-collector",)}
+    traces_inputs = {"args": settings.jaeger, "readers": readers,
+                     "writers": otel_collector.jaeger_writers(settings.otel_collector),
+                     "elasticsearch_password": settings.optional_secret("jaeger_elasticsearch_password"),
+                     "cassandra_password": settings.optional_secret("jaeger_cassandra_password")}
     traces = jaeger.Jaeger.render(jaeger.NAME, platform, **traces_inputs)
     metrics_inputs = {
         "args": settings.prometheus,
@@ -177,7 +184,7 @@ def render_workloads(settings: Settings, platform: Platform) -> list[tuple[type[
         "args": settings.otel_collector,
         "environment": settings.environment,
         "token": settings.optional_secret("otlp_token"),
-        "jaeger": platform.addresses(traces, "otlp-grpc")[0],
+        "jaeger": jaeger.otlp_address(platform, traces),
         "loki": loki_http,
         "prometheus": platform.addresses(
             prometheus.base(settings.prometheus, platform, readers, metrics_inputs["remote_write_password"]), "web"
@@ -213,8 +220,11 @@ def render_workloads(settings: Settings, platform: Platform) -> list[tuple[type[
 
 
 def outside_datasources(settings: Settings) -> list[str]:
-    """The datasource URLs the stack file points at instead of the stack's own services."""
-    return [url for url in settings.grafana.datasource_urls.model_dump().values() if url is not None]
+    """The datasource URLs the stack file points at instead of the stack's own services, and the
+    long-term metrics store."""
+    urls = [url for url in settings.grafana.datasource_urls.model_dump().values() if url is not None]
+    long_term = settings.grafana.long_term_metrics
+    return urls + ([long_term.url] if long_term is not None else [])
 
 
 def admin_password(settings: Settings, parent: pulumi.Resource) -> pulumi.Output:
@@ -238,7 +248,7 @@ def grafana_endpoints(workloads: list[Workload], platform: Platform) -> Endpoint
 
     return Endpoints(
         prometheus=service("prometheus", "web"),
-        loki=service("loki", "http"),
+        loki=service(loki.query_address_of(workloads), "http"),
         jaeger=service("jaeger", "ui"),
         alertmanagers=tuple(f"http://{a}" for a in platform.addresses(by_name["alertmanager"], "web")),
     )

@@ -121,6 +121,10 @@ class HealthCheck:
     # exporter's) has None: no docker health check, and `pulumi up` does not wait for it;
     # Kubernetes probes it anyway.
     docker_tool: Optional[Literal["wget", "curl", "bash", "loki"]] = "wget"
+    # Kubernetes: also restart the container when it keeps failing (a liveness probe). False where
+    # not being ready is no fault of the container: a Loki ingester replaying its write-ahead log,
+    # or waiting for its ring to be healthy, is not ready for minutes and must not be killed.
+    restart_when_failing: bool = True
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,10 @@ SECRETS = {
     "loki_gcs_service_account": '{"type": "service_account", "private_key": "gcs-secret-d4e5"}',
     "grafana_admin_password": "grafana-secret-f7a8",
     "grafana_api_token": "glsa_grafana-token-secret-b9c0",
+    "grafana_database_password": "grafana-db-secret-3e7d",
+    "long_term_metrics_password": "long-term-secret-5a6b",
+    "jaeger_elasticsearch_password": "jaeger-es-secret-8c1d",
+    "jaeger_cassandra_password": "jaeger-cassandra-secret-2f9e",
 }
 
 

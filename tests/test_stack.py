@@ -14,12 +14,18 @@ SERVICES = {
     "staging": sorted([*CORE, *KUBERNETES_EXPORTERS, "alloy"]),
     "prod": sorted([*CORE, *KUBERNETES_EXPORTERS, "alloy"]),
 }
+# Workloads that are a further role of one of those services, under that service's component.
+ROLES = {"dev": [], "staging": [], "prod": ["otel-collector-sampler", "jaeger-collector", *(
+    f"loki-{role}" for role in ("distributor", "ingester", "querier", "query-frontend", "query-scheduler",
+                                "index-gateway", "compactor"))]}
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_stack_deploys_its_services_and_exports_where_to_find_them(stack_runs, stack):
     run = stack_runs[stack]
-    assert run.outputs["services"] == SERVICES[stack]
+    # prod's Loki is its roles alone (loki.mode: microservices): no workload is named loki.
+    workloads = [s for s in SERVICES[stack] if not (s == "loki" and stack == "prod")]
+    assert run.outputs["services"] == sorted(workloads + ROLES[stack])
     assert run.outputs["environment"] == stack
     components = {r.name for r in run.resources if r.type.startswith("observability:services:")}
     assert components == set(SERVICES[stack])
@@ -42,7 +48,9 @@ def test_kubernetes_endpoints_are_cluster_services(stack_runs):
     assert stack_runs["prod"].outputs["endpoints"] == {
         "prometheus": "http://prometheus.observability.svc:9090",
         "alertmanager": "http://alertmanager.observability.svc:9093",
-        "loki": "http://loki.observability.svc:3100",
+        # Loki's roles: pushes go to the distributors, queries to the frontends.
+        "loki-distributor": "http://loki-distributor.observability.svc:3100",
+        "loki-query-frontend": "http://loki-query-frontend.observability.svc:3100",
         "jaeger": "http://jaeger.observability.svc:16686",
         "otel-collector-otlp-grpc": "http://otel-collector.observability.svc:4317",
         "otel-collector-otlp-http": "http://otel-collector.observability.svc:4318",
@@ -62,8 +70,9 @@ def test_every_resource_belongs_to_the_stack_component_tree(stack_runs, stack):
         parent = by_urn.get(resource.parent)
         assert parent is not None, f"{resource.type} {resource.name} is outside the stack component"
         if resource.type.startswith(("docker:index/container", "kubernetes:apps/")):
-            # A service's resources sit under that service's component.
-            assert parent.type.startswith("observability:services:") and parent.name == resource.name
+            # A service's resources sit under that service's component, a role's (<service>-<role>) too.
+            assert parent.type.startswith("observability:services:") and (
+                parent.name == resource.name or resource.name.startswith(f"{parent.name}-")), resource.name
 
 
 def leaks(value, path="", found=None):
@@ -91,13 +100,20 @@ EVERYTHING_WITH_SECRETS = {
         "redis": {"enabled": True, "address": "redis://redis:6379"},
     },
     "prometheus": {"remote_write": {"url": "https://mimir/api/v1/push", "username": "p"}},
+    "grafana": {"long_term_metrics": {"url": "https://mimir/prometheus", "type": "mimir", "username": "g"}},
 }
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_no_secret_value_appears_outside_a_secret(stack, stack_runs):
-    # GCS is the other choice of Loki store; the API token is for an external Grafana.
-    secrets = {k: v for k, v in SECRETS.items() if k not in ("loki_gcs_service_account", "grafana_api_token")}
+    # GCS is the other choice of Loki store; the API token is for an external Grafana. Jaeger's
+    # store passwords: prod's Elasticsearch's (Cassandra is the other choice; dev and staging keep
+    # traces themselves). test_jaeger_distributed.py scans a Cassandra stack the same way.
+    unused = {"loki_gcs_service_account", "grafana_api_token", "jaeger_cassandra_password"}
+    unused |= {"jaeger_elasticsearch_password"} if stack != "prod" else set()
+    # Grafana's database: prod's (staging's Grafana keeps SQLite on its claim, dev's on its volume).
+    unused |= {"grafana_database_password"} if stack != "prod" else set()
+    secrets = {k: v for k, v in SECRETS.items() if k not in unused}
     run = run_program(stack, merge(stack_config(stack), EVERYTHING_WITH_SECRETS), secrets)
     for resource in run.resources:
         assert leaks(resource.raw_inputs) == [], f"{resource.type} {resource.name}"
@@ -126,11 +142,10 @@ def test_the_stack_renders_each_service_once_and_deploys_what_it_checked(stack, 
     """One path: the workload a service's component deploys is the one the stack rendered and
     checked, not a second rendering of the same inputs."""
     from components import stack as _  # noqa: F401 (imports every service's class)
-    from components.services.component import ServiceComponent
-    from components.workload import Workload
+    from components.services.component import Rendered, ServiceComponent, roles
 
     rendered: list[str] = []
-    deployed: list[Workload] = []
+    deployed: list[Rendered] = []
     classes = set(ServiceComponent.__subclasses__())
     classes |= {sub for c in classes for sub in c.__subclasses__()}  # the shippers' base has its own
     for cls in classes:
@@ -152,6 +167,7 @@ def test_the_stack_renders_each_service_once_and_deploys_what_it_checked(stack, 
 
     monkeypatch.setattr(ServiceComponent, "_deploy", recording)
     run = run_program(stack, stack_config(stack), {name: SECRETS[name] for name in SECRETS})
-    services = run.outputs["services"]
-    assert sorted(rendered) == sorted(services), "each service rendered exactly once"
-    assert sorted(w.name for w in deployed) == sorted(services)
+    # A service of several roles is rendered once, as all of its workloads.
+    workloads = [w for service in deployed for w in roles(service)]
+    assert sorted(rendered) == sorted({w.service for w in workloads}), "each service rendered exactly once"
+    assert sorted(w.name for w in workloads) == sorted(run.outputs["services"])

@@ -105,28 +105,45 @@ def loki_keys() -> KeyPaths:
     return KeyPaths.of(upstream("loki")["keys"])
 
 
-def loki_config(run: Run) -> dict:
-    return yaml.safe_load(container_files(run, "loki")[LOKI_CONFIG])
+def loki_pods(run: Run) -> list[str]:
+    """Loki's one pod, or (microservices mode) each of its roles' pods."""
+    return [s for s in run.outputs["services"] if s == "loki" or s.startswith("loki-")]
+
+
+def loki_configs(run: Run) -> dict[str, dict]:
+    return {pod: yaml.safe_load(container_files(run, pod)[LOKI_CONFIG]) for pod in loki_pods(run)}
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_loki_key_exists_in_loki(stack_runs, stack):
-    unknown = loki_keys().unknown(loki_config(stack_runs[stack]))
-    assert not unknown, f"{stack}: {LOKI_CONFIG} has keys Loki 3.7.6 does not know: {unknown}"
+    for pod, config in loki_configs(stack_runs[stack]).items():
+        unknown = loki_keys().unknown(config)
+        assert not unknown, f"{stack}: {pod}'s {LOKI_CONFIG} has keys Loki 3.7.6 does not know: {unknown}"
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_loki_schema_uses_valid_store_object_store_and_schema(stack_runs, stack):
     valid = upstream("loki")["schema_config"]
-    for period in loki_config(stack_runs[stack])["schema_config"]["configs"]:
-        assert period["store"] in valid["store"], period
-        assert period["object_store"] in valid["object_store"], period
-        assert period["schema"] in valid["schema"], period
+    for config in loki_configs(stack_runs[stack]).values():
+        for period in config["schema_config"]["configs"]:
+            assert period["store"] in valid["store"], period
+            assert period["object_store"] in valid["object_store"], period
+            assert period["schema"] in valid["schema"], period
+
+
+def test_every_loki_role_is_a_target_loki_has(stack_runs):
+    # The targets pkg/loki/modules.go names at v3.7.6 (lines 114-146); the flags list holds only
+    # `-target` itself, not its values.
+    targets = {"distributor", "ingester", "querier", "query-frontend", "query-scheduler", "index-gateway", "compactor",
+               "all", "read", "write", "backend", "ruler", "overrides-exporter", "pattern-ingester"}
+    used = {arg.split("=", 1)[1] for pod in loki_pods(stack_runs["prod"])
+            for arg in container_args(stack_runs["prod"], pod) if arg.startswith("-target=")}
+    assert len(used) == 7 and used <= targets
 
 
 def loki_command_lines(run: Run) -> list[list[str]]:
     """Loki's args, and the docker health check when it runs the loki binary itself."""
-    lines = [container_args(run, "loki")]
+    lines = [container_args(run, pod) for pod in loki_pods(run)]
     for container in run.of_type(CONTAINER):
         if container.name == "loki":
             test = (container.inputs.get("healthcheck") or {}).get("tests") or []

@@ -282,12 +282,23 @@ def test_the_flag_and_env_checks_reject_what_upstream_lacks():
 # --- the collector and Jaeger -------------------------------------------------------------------
 
 
-def collector_config(run: Run) -> dict:
-    return yaml.safe_load(container_files(run, "otel-collector")[COLLECTOR_CONFIG])
+def collector_config(run: Run, service: str = "otel-collector") -> dict:
+    return yaml.safe_load(container_files(run, service)[COLLECTOR_CONFIG])
 
 
-def jaeger_config(run: Run) -> dict:
-    return yaml.safe_load(container_files(run, "jaeger")[JAEGER_CONFIG])
+def collector_configs(run: Run) -> dict[str, dict]:
+    """The config of every collector workload: the one collector, or each tier of a scaled-out one."""
+    return {s: collector_config(run, s) for s in run.outputs["services"]
+            if s == "otel-collector" or s.startswith("otel-collector-")}
+
+
+def jaeger_config(run: Run, service: str = "jaeger") -> dict:
+    return yaml.safe_load(container_files(run, service)[JAEGER_CONFIG])
+
+
+def jaeger_configs(run: Run) -> dict[str, dict]:
+    """The config of every Jaeger workload: the one Jaeger, or each role's on a distributed store."""
+    return {s: jaeger_config(run, s) for s in run.outputs["services"] if s == "jaeger" or s.startswith("jaeger-")}
 
 
 KINDS = ("receivers", "processors", "exporters", "extensions", "connectors")
@@ -333,7 +344,11 @@ def component_problems(data: dict, config: dict, available: dict[str, set[str]])
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_collector_component_is_in_the_contrib_image_with_upstream_keys(stack_runs, stack):
     available = {kind: distribution_types(kind) for kind in KINDS}
-    assert component_problems(upstream("collector"), collector_config(stack_runs[stack]), available) == []
+    configs = collector_configs(stack_runs[stack])
+    # prod runs the collector in two tiers: both configs are checked.
+    assert len(configs) == (2 if stack == "prod" else 1)
+    for service, config in configs.items():
+        assert component_problems(upstream("collector"), config, available) == [], service
 
 
 def test_the_collectors_token_check_is_in_the_contrib_image_with_upstream_keys():
@@ -367,16 +382,18 @@ def jaeger_available() -> dict[str, set[str]]:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_jaeger_component_is_in_its_binary_with_upstream_keys(stack_runs, stack):
-    assert component_problems(upstream("jaeger"), jaeger_config(stack_runs[stack]), jaeger_available()) == []
+    for service, config in jaeger_configs(stack_runs[stack]).items():
+        assert component_problems(upstream("jaeger"), config, jaeger_available()) == [], service
 
 
-@pytest.mark.parametrize("stack, backend", [("dev", "memory"), ("staging", "badger"), ("prod", "badger")])
+@pytest.mark.parametrize("stack, backend", [("dev", "memory"), ("staging", "badger"), ("prod", "elasticsearch")])
 def test_jaeger_storage_backend_keys_exist_upstream(stack_runs, stack, backend):
     data = upstream("jaeger")
-    backends = jaeger_config(stack_runs[stack])["extensions"]["jaeger_storage"]["backends"]
-    assert [next(iter(b)) for b in backends.values()] == [backend]
     root = data["config"]["components"]["extensions/jaeger_storage"]
-    assert key_problems(data["config"]["types"], root, {"backends": backends}, "jaeger_storage") == []
+    for service, config in jaeger_configs(stack_runs[stack]).items():
+        backends = config["extensions"]["jaeger_storage"]["backends"]
+        assert [next(iter(b)) for b in backends.values()] == [backend], service
+        assert key_problems(data["config"]["types"], root, {"backends": backends}, "jaeger_storage") == [], service
 
 
 def test_the_jaeger_check_rejects_a_backend_key_of_another_version():
@@ -538,10 +555,12 @@ def _exposed(stack_runs, source: str, stack: Optional[str]) -> tuple[set[str], t
     if source in ("otel-collector", "jaeger"):
         data = upstream("collector" if source == "otel-collector" else "jaeger")
         for stack in STACKS:
-            config = collector_config(stack_runs[stack]) if source == "otel-collector" else jaeger_config(stack_runs[stack])
-            assert reader_adds_no_suffixes(data, config), (
-                f"{stack}: the {source} reader adds suffixes; the upstream data lists the names without them"
-            )
+            run = stack_runs[stack]
+            configs = (collector_configs(run) if source == "otel-collector" else jaeger_configs(run)).values()
+            for config in configs:
+                assert reader_adds_no_suffixes(data, config), (
+                    f"{stack}: the {source} reader adds suffixes; the upstream data lists the names without them"
+                )
         return set(data["telemetry"]["exposed_metrics"]), ()
     raise KeyError(source)
 

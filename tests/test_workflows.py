@@ -581,12 +581,21 @@ UPSTREAM_CHECKS = {
     "promtail": [(None, ["-check-syntax", "-config.file=/etc/promtail/promtail.yml"])],
     "alloy": [(None, ["validate", "/etc/alloy/config.alloy"])],
     "otel-collector": [(None, ["validate", "--config=/etc/otelcol-contrib/config.yaml"])],
+    # prod's collector sampler tier (otel_collector.scale_out): the same binary and file.
+    "otel-collector-sampler": [(None, ["validate", "--config=/etc/otelcol-contrib/config.yaml"])],
     "jaeger": [(None, ["validate", "--config=/etc/jaeger/config.yaml"])],
+    # prod's Jaeger collectors (jaeger.storage: elasticsearch): the same binary and file.
+    "jaeger-collector": [(None, ["validate", "--config=/etc/jaeger/config.yaml"])],
 }
+# prod's Loki roles (loki.mode: microservices): the same binary, each role's own file.
+LOKI_ROLES = [f"loki-{role}" for role in ("distributor", "ingester", "querier", "query-frontend", "query-scheduler",
+                                          "index-gateway", "compactor")]
+UPSTREAM_CHECKS |= {role: UPSTREAM_CHECKS["loki"] for role in LOKI_ROLES}
 # The pinned image of each checked service, by its name in components/images.py.
 CHECK_IMAGES = {
     "prometheus": "PROMETHEUS", "alertmanager": "ALERTMANAGER", "loki": "LOKI", "promtail": "PROMTAIL",
-    "alloy": "ALLOY", "otel-collector": "OTEL_COLLECTOR", "jaeger": "JAEGER",
+    "alloy": "ALLOY", "otel-collector": "OTEL_COLLECTOR", "otel-collector-sampler": "OTEL_COLLECTOR",
+    "jaeger": "JAEGER", "jaeger-collector": "JAEGER", **{role: "LOKI" for role in LOKI_ROLES},
 }
 # Services given a config file that no command of their image can check.
 NO_CHECK = {"grafana", "gpu-exporter"}
@@ -693,7 +702,10 @@ def test_image_checks_step_checks_every_stack_with_docker(rendered: Path, tmp_pa
             assert (stack, image) in checked, f"{stack}: no check ran {image}"
     assert ("dev-promtail", "grafana/promtail") in checked
     failed = [line for line in result.stdout.splitlines() if line.startswith("FAILED ")]
-    assert failed == [f"FAILED {stack}/loki: -verify-config -config.file=/etc/loki/loki.yml" for stack in sorted(stacks())]
+    # Every Loki check: the one pod's, and in prod each role's.
+    loki_pods = {stack: LOKI_ROLES if stack == "prod" else ["loki"] for stack in stacks()}
+    assert failed == [f"FAILED {stack}/{pod}: -verify-config -config.file=/etc/loki/loki.yml"
+                      for stack in sorted(stacks()) for pod in sorted(loki_pods[stack])]
     assert not list(render_dir.glob(".variants-*")), "the variant's scratch folder is removed"
 
 

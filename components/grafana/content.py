@@ -17,11 +17,17 @@ import pulumi
 import pulumiverse_grafana as grafana
 
 from components.grafana.dashboards import Dashboard, folder_uid
-from components.settings import DatasourceUrls, GrafanaAlerts, GrafanaContentArgs
+from components.settings import DatasourceUrls, GrafanaAlerts, GrafanaContentArgs, LongTermMetrics
 
 CONTACT_POINT = "alertmanager"
 # Datasource uids: fixed, so dashboards, links and rules can name them.
 PROMETHEUS, LOKI, JAEGER, ALERTMANAGER = "prometheus", "loki", "jaeger", "alertmanager"
+LONG_TERM = "long-term-metrics"
+# jsonData prometheusType of each long-term store: Grafana's PromApplication values
+# (@grafana/prometheus 13.2.3, PromApplication: Cortex, Mimir, Prometheus, Thanos).
+PROMETHEUS_TYPES = {"mimir": "Mimir", "thanos": "Thanos", "prometheus": "Prometheus"}
+# The header that names a Mimir tenant (Mimir's authentication and authorization guide).
+TENANT_HEADER = "X-Scope-OrgID"
 
 
 @dataclass(frozen=True)
@@ -42,8 +48,29 @@ class Endpoints:
         )
 
 
-def datasources(endpoints: Endpoints) -> list[dict]:
+def long_term_datasource(given: LongTermMetrics) -> dict:
+    """The long-term store, as a second Prometheus-type datasource: the same queries over a longer
+    past. Its credentials: basic auth as `basic_auth_username` (the password is the caller's),
+    and the tenant as a header (the provider turns http_headers into jsonData httpHeaderName1 and
+    secureJsonData httpHeaderValue1, and refuses those keys anywhere else)."""
+    source = {
+        "uid": LONG_TERM, "name": "Long-term metrics", "type": "prometheus", "url": given.url, "is_default": False,
+        "json_data": {"httpMethod": "POST", "prometheusType": PROMETHEUS_TYPES[given.type]},
+    }
+    if given.username is not None:
+        source["basic_auth_username"] = given.username
+    if given.tenant is not None:
+        source["http_headers"] = {TENANT_HEADER: given.tenant}
+    return source
+
+
+def datasources(endpoints: Endpoints, long_term: Optional[LongTermMetrics] = None) -> list[dict]:
     """Arguments of each oss.DataSource; json_data is serialised with sorted keys."""
+    extra = [long_term_datasource(long_term)] if long_term is not None else []
+    return _stack_datasources(endpoints) + extra
+
+
+def _stack_datasources(endpoints: Endpoints) -> list[dict]:
     return [
         {
             "uid": PROMETHEUS, "name": "Prometheus", "type": "prometheus", "url": endpoints.prometheus, "is_default": True,
@@ -138,15 +165,21 @@ class GrafanaContent(pulumi.ComponentResource):
     args: the Grafana to configure (url) and what goes in it (GrafanaContentArgs). dashboards:
     each in one of args.folders. endpoints: where that Grafana reaches Prometheus, Loki, Jaeger
     and each Alertmanager (args.datasource_urls override them). auth: "<user>:<password>" or a
-    service account token. depends_on: what must be ready first (a Grafana component).
+    service account token. long_term_metrics_password: the basic-auth password of
+    args.long_term_metrics.username (required with it), kept secret. depends_on: what must be
+    ready first (a Grafana component).
     """
 
     def __init__(self, name: str, args: GrafanaContentArgs, *, dashboards: Sequence[Dashboard], endpoints: Endpoints,
-                 auth: pulumi.Input[str], depends_on: Optional[list[pulumi.Resource]] = None,
+                 auth: pulumi.Input[str], long_term_metrics_password: Optional[pulumi.Input[str]] = None,
+                 depends_on: Optional[list[pulumi.Resource]] = None,
                  opts: Optional[pulumi.ResourceOptions] = None):
         misplaced = [f"{d.uid} (in {d.folder!r})" for d in dashboards if d.folder not in args.folders]
         if misplaced:
             raise ValueError(f"{name}: dashboards in a folder that folders does not list: {', '.join(misplaced)}")
+        long_term = args.long_term_metrics
+        if long_term is not None and long_term.username is not None and long_term_metrics_password is None:
+            raise ValueError(f"{name}: long_term_metrics.username is set, so long_term_metrics_password is required")
         super().__init__("observability:grafana:Content", name, None, opts)
         # Bound to the Grafana the stack deploys, created once that Grafana answers (the
         # platform waits for its health check), so a fresh stack comes up in one `pulumi up`.
@@ -162,12 +195,23 @@ class GrafanaContent(pulumi.ComponentResource):
             title: grafana.oss.Folder(f"folder-{folder_uid(title)}", title=title, uid=folder_uid(title), opts=child)
             for title in args.folders
         }
-        for source in datasources(endpoints):
+        for source in datasources(endpoints, long_term):
+            access = {}
+            if "basic_auth_username" in source:
+                # A secret in the state and the preview, whatever the caller passed.
+                password = pulumi.Output.secret(long_term_metrics_password)
+                access = {
+                    "basic_auth_enabled": True, "basic_auth_username": source["basic_auth_username"],
+                    "secure_json_data_encoded": password.apply(lambda p: json.dumps({"basicAuthPassword": p})),
+                }
+            if "http_headers" in source:
+                access["http_headers"] = source["http_headers"]
             grafana.oss.DataSource(
                 f"datasource-{source['uid']}",
                 uid=source["uid"], name=source["name"], type=source["type"], url=source["url"],
                 is_default=source["is_default"], access_mode="proxy",
                 json_data_encoded=json.dumps(source["json_data"], sort_keys=True),
+                **access,
                 opts=child,
             )
         for d in dashboards:

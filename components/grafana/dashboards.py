@@ -368,9 +368,11 @@ def observability_stack(settings: Settings) -> Dashboard:
         timeseries("Loki lines received", "Log lines ingested per second.", [(rate("loki_distributor_lines_received_total"), "lines")], "ops"),
         timeseries("Loki request errors", "Loki requests answered with a 5xx status.",
                    [(rate("loki_request_duration_seconds_count", '{status_code=~"5.."}', "route"), "{{route}}")], "reqps"),
-        timeseries("Collector spans accepted and refused", "Spans per second at the collector's receivers.", [
-            (rate("otelcol_receiver_accepted_spans", '{job="otel-collector"}'), "accepted"),
-            (rate("otelcol_receiver_refused_spans", '{job="otel-collector"}'), "refused"),
+        # Where the collector runs as two tiers, every span crosses both: counted at the first.
+        timeseries("Collector spans accepted and refused", "Spans per second at the collector's receivers "
+                   "(the gateways', where it runs as two tiers).", [
+            (rate("otelcol_receiver_accepted_spans", '{job="otel-collector", component!="sampler"}'), "accepted"),
+            (rate("otelcol_receiver_refused_spans", '{job="otel-collector", component!="sampler"}'), "refused"),
         ], "ops"),
         timeseries("Collector export failures", "Spans, log records and metric points the collector failed to send.", [
             (rate("otelcol_exporter_send_failed_spans"), "spans"),

@@ -217,7 +217,8 @@ class KubernetesPlatform(Platform):
         if w.health is not None:
             probe = {"httpGet": {"path": w.health.path, "port": w.health.port}}
             container["readinessProbe"] = {**probe, "periodSeconds": 10, "failureThreshold": 3}
-            container["livenessProbe"] = {**probe, "periodSeconds": 20, "failureThreshold": 6, "initialDelaySeconds": 30}
+            if w.health.restart_when_failing:
+                container["livenessProbe"] = {**probe, "periodSeconds": 20, "failureThreshold": 6, "initialDelaySeconds": 30}
 
         pod_spec: dict = {"containers": [container], "volumes": volumes}
         if w.privileged:

@@ -20,7 +20,7 @@ import re
 import types
 import unicodedata
 from decimal import ROUND_CEILING, Decimal
-from typing import Annotated, Any, Iterable, Literal, Optional, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, Callable, Iterable, Literal, Optional, TypeVar, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
 import pulumi
@@ -889,13 +889,104 @@ class LokiLimits(Model):
     max_line_size: ByteSize = "256KB"
 
 
+class AutoscaledPods(Model):
+    """Stateless pods kept between min_replicas and max_replicas by a HorizontalPodAutoscaler on
+    CPU use (percent of the request): at least two, so that losing one leaves one."""
+
+    min_replicas: int = Field(default=2, ge=2, le=1000)
+    max_replicas: int = Field(default=6, ge=2, le=1000)
+    cpu_utilization: int = Field(default=70, ge=10, le=100)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "AutoscaledPods":
+        if self.max_replicas < self.min_replicas:
+            raise _bad("max_replicas must be at least min_replicas", "{min_replicas: 2, max_replicas: 6}")
+        return self
+
+
+class LokiAutoscaledRole(AutoscaledPods):
+    """A stateless role of Loki in microservices mode."""
+
+    resources: Resources = resources("1", "512Mi", "2", "1Gi")
+
+
+class LokiFixedRole(Model):
+    """A role of Loki in microservices mode with a fixed number of replicas (two or more)."""
+
+    replicas: int = Field(default=2, ge=2, le=100)
+    resources: Resources = resources("250m", "256Mi", "1", "512Mi")
+
+
+class LokiIngesters(Model):
+    """The ingesters: every stream is written to three of them (replication factor 3), on three
+    different nodes, so one node lost loses no stream's quorum."""
+
+    replicas: int = Field(default=3, ge=3, le=1000)
+    # The write-ahead log and the newest index, kept across restarts: lines an ingester acked
+    # but had not yet flushed to the bucket are replayed from it.
+    storage_size: Quantity = "50Gi"
+    resources: Resources = resources("2", "4Gi", "4", "8Gi")
+
+
+class LokiCompactor(Model):
+    """The compactor: one replica, as Loki requires (retention and compaction pause while it is
+    down; no write or read path goes through it)."""
+
+    storage_size: Quantity = "20Gi"
+    resources: Resources = resources("1", "2Gi", "2", "10Gi")
+
+
+# Each role's defaults: Loki's published sizing for its smallest tier, under 3 TB of logs a day
+# (docs/performance.md), where it names one.
+class LokiDistributors(LokiAutoscaledRole):
+    resources: Resources = resources("1", "512Mi", "2", "1Gi")
+
+
+class LokiQueriers(LokiAutoscaledRole):
+    max_replicas: int = Field(default=10, ge=2, le=1000)
+    resources: Resources = resources("1", "1Gi", "2", "4Gi")
+
+
+class LokiQueryFrontends(LokiAutoscaledRole):
+    max_replicas: int = Field(default=4, ge=2, le=1000)
+    resources: Resources = resources("500m", "1Gi", "1", "2Gi")
+
+
+class LokiQuerySchedulers(LokiFixedRole):
+    resources: Resources = resources("250m", "256Mi", "1", "512Mi")
+
+
+class LokiIndexGateways(LokiFixedRole):
+    # Each replica's copy of the index it serves from the bucket.
+    storage_size: Quantity = "20Gi"
+    resources: Resources = resources("500m", "2Gi", "1", "4Gi")
+
+
+class LokiMicroservices(Model):
+    """Loki's roles in microservices mode (loki.mode: microservices), each its own pods."""
+
+    ingester: LokiIngesters = Field(default_factory=LokiIngesters)
+    distributor: LokiDistributors = Field(default_factory=LokiDistributors)
+    querier: LokiQueriers = Field(default_factory=LokiQueriers)
+    query_frontend: LokiQueryFrontends = Field(default_factory=LokiQueryFrontends)
+    query_scheduler: LokiQuerySchedulers = Field(default_factory=LokiQuerySchedulers)
+    index_gateway: LokiIndexGateways = Field(default_factory=LokiIndexGateways)
+    compactor: LokiCompactor = Field(default_factory=LokiCompactor)
+
+
 class LokiSettings(Model):
     port: Port = 3100
+    # monolithic: one pod runs every role (dev, staging). microservices: each role its own pods,
+    # replicated and spread over nodes (kubernetes, with a bucket; prod): see `microservices`.
+    mode: Literal["monolithic", "microservices"] = "monolithic"
     retention: Duration = "7d"
     storage: LokiStorage = Field(default_factory=LokiStorage)
+    # monolithic: the one pod's volume.
     storage_size: Quantity = "20Gi"
     limits: LokiLimits = Field(default_factory=LokiLimits)
+    # monolithic: the one pod's resources.
     resources: Resources = resources("100m", "256Mi", "1", "1Gi")
+    microservices: LokiMicroservices = Field(default_factory=LokiMicroservices)
 
 
 # The `loki:` section is all the Loki component needs from a stack file.
@@ -941,6 +1032,33 @@ class OtlpClients(Model):
     cidrs: list[Cidr] = Field(default_factory=list, examples=[["10.20.0.0/16"]])
 
 
+class CollectorGateway(AutoscaledPods):
+    """The collector's gateway tier (otel_collector.scale_out): receives all OTLP."""
+
+    min_replicas: int = Field(default=2, ge=2, le=100)
+    max_replicas: int = Field(default=10, ge=2, le=100)
+    resources: Resources = resources("1", "1Gi", "2", "2Gi")
+
+
+class CollectorSampler(Model):
+    """The collector's tail-sampling tier (otel_collector.scale_out): a fixed number of pods. Not
+    autoscaled: every change of their number sends part of the traces in flight to another
+    sampler, which decides on the spans it got alone."""
+
+    replicas: int = Field(default=3, ge=2, le=100)
+    resources: Resources = resources("1", "2Gi", "2", "4Gi")
+
+
+class CollectorScaleOut(Model):
+    """Kubernetes: the collector as two tiers, each of several pods (docs/traces.md)."""
+
+    enabled: bool = False
+    gateway: CollectorGateway = Field(default_factory=CollectorGateway)
+    sampler: CollectorSampler = Field(default_factory=CollectorSampler)
+    # Batches (of up to 8192 spans) each gateway holds for the samplers while it retries them.
+    queue_size: Count = 100
+
+
 class OtelCollectorSettings(Model):
     grpc_port: Port = 4317
     http_port: Port = 4318
@@ -948,7 +1066,9 @@ class OtelCollectorSettings(Model):
     # Require `Authorization: Bearer <secrets.otlp_token>` on every OTLP request, both protocols.
     require_token: bool = False
     sampling: SamplingSettings = Field(default_factory=SamplingSettings)
+    # The one collector's; with scale_out, each tier has its own.
     resources: Resources = resources("100m", "256Mi", "1", "512Mi")
+    scale_out: CollectorScaleOut = Field(default_factory=CollectorScaleOut)
 
 
 # The `otel_collector:` section is all the collector component needs from a stack file.
@@ -961,14 +1081,139 @@ OtelCollectorArgs = OtelCollectorSettings
 JAEGER_TRACE_SLOT_BYTES = 80
 
 
+# The stores Jaeger shares with other processes: it runs as collectors that write and queriers
+# that read, each several pods (kubernetes). memory and badger are one process's own.
+JAEGER_DISTRIBUTED = ("elasticsearch", "opensearch", "cassandra")
+
+# What Jaeger reads as its config file expands ${...} (and $$) in every value, before anything
+# else reads it.
+_JAEGER_EXPANDS = ": Jaeger expands $ in its configuration"
+JaegerUser = Annotated[str, AfterValidator(_text(
+    "jaeger", forbid=":$", why=_JAEGER_EXPANDS + ", and ':' ends a basic-auth user"))]
+JaegerUrl = Annotated[str, AfterValidator(_url(
+    "https://elasticsearch.logging.svc:9200",
+    "set jaeger.elasticsearch.username and put the password in secrets.jaeger_elasticsearch_password",
+))]
+
+
+def _matching(pattern: str, what: str, example: str):
+    def check(value: str) -> str:
+        if not re.fullmatch(pattern, value):
+            raise _bad(f"{value!r} is not {what}", example)
+        return value
+
+    return check
+
+
+def _ca_certificates(value: str) -> str:
+    # A CA's certificate is public (every client holds it, servers present their chain), so it
+    # is a plain setting, kept in a ConfigMap; a private key pasted with it would not be.
+    _pem_certificates(value)
+    if "PRIVATE KEY" in value:
+        raise ValueError("holds a private key; give only the CA's certificate (-----BEGIN CERTIFICATE----- ...)")
+    return value
+
+
+CaCertificates = Annotated[str, AfterValidator(_ca_certificates)]
+
+
+def _cassandra_host(value: str) -> str:
+    if not _host_ok(value, ipv6_in_brackets=False):
+        raise _bad(f"{value!r} is not a host name or IP address (the port is jaeger.cassandra.port)",
+                   "cassandra.databases.svc")
+    return value
+
+
+class JaegerElasticsearch(Model):
+    """jaeger.storage elasticsearch or opensearch (Jaeger reads both with one config): the cluster,
+    and how the indices are kept. Jaeger writes through aliases that the cluster's own lifecycle
+    policy rolls over and deletes (docs/traces.md says what to create first)."""
+
+    # Required with those storages: the cluster's HTTP API, one URL per node or a load balancer.
+    server_urls: list[JaegerUrl] = Field(default_factory=list, examples=[["https://elasticsearch.logging.svc:9200"]])
+    # Indices and aliases are named <index_prefix>-jaeger-span-...; unset: jaeger-span-....
+    # Elasticsearch's index names: lower case, no spaces or \/*?"<>|,#:, not starting with - _ +.
+    index_prefix: Optional[Annotated[str, AfterValidator(_matching(
+        r"[a-z0-9][a-z0-9._-]{0,99}", "an index prefix: lower case letters, digits, '.', '_' and '-', "
+        "starting with a letter or digit, at most 100 characters", "prod"))]] = Field(default=None, examples=["prod"])
+    # The ILM (Elasticsearch) or ISM (OpenSearch) policy, which you create, that rolls the write
+    # index over and deletes old indices: the traces' retention.
+    lifecycle_policy: Annotated[str, AfterValidator(_matching(
+        r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}", "a policy name: letters, digits, '.', '_' and '-'",
+        "jaeger-ilm-policy"))] = "jaeger-ilm-policy"
+    # Primary shards and replicas of each index created from Jaeger's templates.
+    shards: int = Field(default=5, ge=1, le=1024)
+    replicas: int = Field(default=1, ge=0, le=1024)
+    # Basic auth; the password is secrets.jaeger_elasticsearch_password. Unset: none.
+    username: Optional[JaegerUser] = Field(default=None, examples=["jaeger"])
+    # https: the CA certificate(s), PEM, that sign the cluster's certificate; unset: the system's.
+    tls_ca: Optional[CaCertificates] = None
+
+
+class JaegerCassandra(Model):
+    """jaeger.storage cassandra: the cluster, and the keyspace Jaeger keeps spans in."""
+
+    # Required with that storage: contact points (host names or addresses, without a port).
+    servers: list[Annotated[str, AfterValidator(_cassandra_host)]] = Field(
+        default_factory=list, examples=[["cassandra.databases.svc"]])
+    # Every node's CQL port.
+    port: Port = 9042
+    # Written into CQL as it is: a Cassandra identifier.
+    keyspace: Annotated[str, AfterValidator(_matching(
+        r"[A-Za-z][A-Za-z0-9_]{0,47}", "a keyspace name: a letter, then letters, digits and '_', at most 48",
+        "jaeger_v1_dc1"))] = "jaeger_v1_dc1"
+    # The collectors create the keyspace and tables when missing (CREATE ... IF NOT EXISTS), with
+    # jaeger.trace_ttl as their TTL, datacenter and replication_factor; false: they exist.
+    create_schema: bool = True
+    # The keyspace's replication (NetworkTopologyStrategy), when the collectors create it: the
+    # cluster's datacenter name, and how many of its nodes hold each span.
+    datacenter: Annotated[str, AfterValidator(_text(
+        "dc1", forbid="'\\$", why=": it is written into CQL between quotes, and Jaeger expands $ in its configuration",
+        spaces=False))] = "dc1"
+    replication_factor: int = Field(default=1, ge=1, le=100)
+    # The password is secrets.jaeger_cassandra_password. Unset: no authentication.
+    username: Optional[JaegerUser] = Field(default=None, examples=["jaeger"])
+    # TLS to every node (Jaeger's default); false: plain text.
+    tls: bool = True
+    # The CA certificate(s), PEM, that sign the nodes' certificates; unset: the system's.
+    tls_ca: Optional[CaCertificates] = None
+
+
+class JaegerRole(Model):
+    """One role of Jaeger on a distributed store: a Deployment of `replicas` pods, spread over nodes."""
+
+    replicas: int = Field(default=2, ge=2, le=100)
+
+
+class JaegerCollectors(JaegerRole):
+    """The collectors: OTLP from the OpenTelemetry Collector in, spans written to the store."""
+
+    resources: Resources = resources("500m", "512Mi", "2", "2Gi")
+
+
+class JaegerQueriers(JaegerRole):
+    """The queriers: the UI and query API that Grafana reads, from the store."""
+
+    resources: Resources = resources("250m", "256Mi", "1", "1Gi")
+
+
 class JaegerSettings(Model):
     port: Port = 16686
-    storage: Literal["memory", "badger"] = "memory"
-    # memory: traces kept, oldest dropped first (Go int). badger: how long spans are kept.
+    # memory (one pod, lost on restart), badger (one pod, a volume), or a store the stack does not
+    # run, shared by collectors and queriers of several pods each (kubernetes): elasticsearch,
+    # opensearch (jaeger.elasticsearch) or cassandra (jaeger.cassandra).
+    storage: Literal["memory", "badger", "elasticsearch", "opensearch", "cassandra"] = "memory"
+    # memory: traces kept, oldest dropped first (Go int). badger and cassandra: how long spans are kept.
     max_traces: Count = 100000
     trace_ttl: Duration = "72h"
     storage_size: Quantity = "10Gi"
+    # memory and badger: the one pod's.
     resources: Resources = resources("100m", "256Mi", "1", "1Gi")
+    elasticsearch: JaegerElasticsearch = Field(default_factory=JaegerElasticsearch)
+    cassandra: JaegerCassandra = Field(default_factory=JaegerCassandra)
+    # On a distributed store: each role's pods.
+    collector: JaegerCollectors = Field(default_factory=JaegerCollectors)
+    query: JaegerQueriers = Field(default_factory=JaegerQueriers)
 
 
 # The `jaeger:` section is all the Jaeger component needs from a stack file.
@@ -1018,6 +1263,57 @@ class GrafanaIngress(Model):
     )
 
 
+# Grafana writes [database] values unquoted into PostgreSQL's key=value connection string
+# ("user=%s host=%s port=%s dbname=%s sslmode=%s ... password=%s", grafana/grafana
+# pkg/services/sqlstore/database_config.go @ a8dd3a999efb): a space, quote or backslash would end
+# or change the value there. It also expands ${...} in every setting (pkg/setting/setting.go).
+_DSN_FORBIDS = "'\\$"
+_DSN_WHY = ": Grafana writes it unquoted into its PostgreSQL connection string and expands $ in its settings"
+
+
+def _grafana_database_host(value: str) -> str:
+    problem = _host_port_problem(value)
+    if problem is not None:
+        raise _bad(problem, "postgres.databases.svc:5432")
+    return value
+
+
+class GrafanaDatabase(Model):
+    """Grafana's database on an existing PostgreSQL instead of SQLite on its own volume: what
+    several replicas share (users, sessions, dashboards, alert state). The password is
+    secrets.grafana_database_password; a CA that signs the server's certificate,
+    secrets.grafana_database_ca_cert."""
+
+    # host:port of the PostgreSQL server, as Grafana reaches it ([database] host).
+    host: Annotated[str, AfterValidator(_grafana_database_host)] = Field(examples=["postgres.databases.svc:5432"])
+    # The database ([database] name) and the user ([database] user); both must exist.
+    name: Annotated[str, AfterValidator(_text("grafana", forbid=_DSN_FORBIDS, why=_DSN_WHY, spaces=False))] = "grafana"
+    user: Annotated[str, AfterValidator(_text("grafana", forbid=_DSN_FORBIDS, why=_DSN_WHY, spaces=False))] = "grafana"
+    # [database] ssl_mode: the values Grafana documents for postgres (conf/defaults.ini).
+    ssl_mode: Literal["disable", "require", "verify-full"] = "verify-full"
+
+
+# The kinds of store a long-term metrics datasource queries (its jsonData prometheusType).
+LongTermStore = Literal["mimir", "thanos", "prometheus"]
+
+
+class LongTermMetrics(Model):
+    """A second Prometheus-type datasource, over the long-term store Prometheus remote-writes to.
+    The basic-auth password, with `username`, is secrets.long_term_metrics_password."""
+
+    # Its Prometheus query API: Mimir's is under /prometheus; Thanos's is its querier (or query
+    # frontend); a Prometheus is its own URL.
+    url: Annotated[str, AfterValidator(_url(
+        "https://mimir.example.internal/prometheus",
+        "set grafana.long_term_metrics.username and put the password in secrets.long_term_metrics_password",
+    ))] = Field(examples=["https://mimir.example.internal/prometheus"])
+    type: LongTermStore = Field(examples=["mimir"])
+    username: Optional[BasicAuthUser] = Field(default=None, examples=["prod-grafana"])
+    # Mimir's tenant, sent as the X-Scope-OrgID header; unset: none is sent (a gateway in front
+    # of Mimir that sets it, or Mimir without multi-tenancy).
+    tenant: Optional[Annotated[str, AfterValidator(_text("prod", spaces=False))]] = Field(default=None, examples=["prod"])
+
+
 class GrafanaServerArgs(Model):
     """What the Grafana component needs: the server, without its content."""
 
@@ -1032,6 +1328,10 @@ class GrafanaServerArgs(Model):
     # The stack's Grafana provider signs in with "<admin_user>:<password>" (basic auth).
     admin_user: BasicAuthUser = "admin"
     ingress: GrafanaIngress = Field(default_factory=GrafanaIngress)
+    # Kubernetes: how many Grafana pods serve it; more than one share grafana.database.
+    replicas: int = Field(default=1, ge=1, le=10)
+    # Unset: SQLite on Grafana's own volume (storage_size), for one replica.
+    database: Optional[GrafanaDatabase] = None
     storage_size: Quantity = "10Gi"
     resources: Resources = resources("100m", "256Mi", "1", "512Mi")
 
@@ -1047,6 +1347,8 @@ class GrafanaContentArgs(Model):
         default_factory=lambda: ["Platform", "Applications", "Databases", "GPU & ML", "LLM & RAG"]
     )
     datasource_urls: DatasourceUrls = Field(default_factory=DatasourceUrls)
+    # A second Prometheus-type datasource over long-term storage; unset: none.
+    long_term_metrics: Optional[LongTermMetrics] = None
     alerts: GrafanaAlerts = Field(default_factory=GrafanaAlerts)
     # Where the rules' runbook links point: <runbook_url>#<alertname in lower case>.
     runbook_url: Annotated[
@@ -1062,6 +1364,7 @@ class GrafanaSettings(GrafanaServerArgs):
         default_factory=lambda: ["Platform", "Applications", "Databases", "GPU & ML", "LLM & RAG"]
     )
     datasource_urls: DatasourceUrls = Field(default_factory=DatasourceUrls)
+    long_term_metrics: Optional[LongTermMetrics] = None
     alerts: GrafanaAlerts = Field(default_factory=GrafanaAlerts)
 
 
@@ -1105,6 +1408,34 @@ def _bearer_token(value: str) -> str:
     return value
 
 
+def _grafana_database_password(value: str) -> str:
+    # Never echoed. The image's entrypoint reads it from its file as $(cat file), dropping
+    # trailing newlines; what is left goes into the connection string as it is (_DSN_FORBIDS).
+    password = value.rstrip("\n")
+    if not password:
+        raise ValueError("must not be empty")
+    if any(ch.isspace() for ch in password) or any(ch in password for ch in _DSN_FORBIDS):
+        raise ValueError("must not contain spaces, ', \\ or $" + _DSN_WHY)
+    return value
+
+
+def _pem_certificates(value: str) -> str:
+    if "-----BEGIN CERTIFICATE-----" not in value or "-----END CERTIFICATE-----" not in value:
+        raise ValueError("must be one or more PEM certificates (-----BEGIN CERTIFICATE----- ... "
+                         "-----END CERTIFICATE-----)")
+    return value
+
+
+def _jaeger_cassandra_password(value: str) -> str:
+    # Never echoed. Jaeger's Cassandra config has no password file: the config names the file
+    # as ${file:...}, whose content Jaeger takes whole (a line break included) and expands again.
+    _secret_value(value)
+    if "$" in value or "\n" in value or "\r" in value:
+        raise ValueError("must not contain $ or a line break: Jaeger reads it into its configuration, "
+                         "where it would be expanded or kept as part of the password")
+    return value
+
+
 class SecretsSettings(Model):
     """The `secrets` key: set each one with `pulumi config set --secret --path secrets.<name>`."""
 
@@ -1124,6 +1455,17 @@ class SecretsSettings(Model):
     # The token applications send to the collector (otel_collector.require_token).
     otlp_token: Optional[Annotated[str, AfterValidator(_bearer_token)]] = None
     grafana_api_token: Optional[SecretValue] = None
+    # Grafana's PostgreSQL password (grafana.database), read through GF_DATABASE_PASSWORD__FILE.
+    grafana_database_password: Optional[Annotated[str, AfterValidator(_grafana_database_password)]] = None
+    # The CA (PEM) that signs the PostgreSQL server's certificate (Grafana's [database]
+    # ca_cert_path); unset: none is given.
+    grafana_database_ca_cert: Optional[Annotated[str, AfterValidator(_pem_certificates)]] = None
+    # The basic-auth password of grafana.long_term_metrics.username.
+    long_term_metrics_password: Optional[SecretValue] = None
+    # The password of jaeger.elasticsearch.username, read through basic auth's password_file.
+    jaeger_elasticsearch_password: Optional[SecretValue] = None
+    # The password of jaeger.cassandra.username, read through the config's ${file:...}.
+    jaeger_cassandra_password: Optional[Annotated[str, AfterValidator(_jaeger_cassandra_password)]] = None
 
 
 class Settings(Model):
@@ -1198,6 +1540,13 @@ def _cross_checks(s: Settings) -> list[tuple[str, str]]:
 
     if s.otel_collector.require_token:
         need_secret("otlp_token", "otel_collector.require_token is true")
+    scale_out = s.otel_collector.scale_out
+    if scale_out.enabled and s.platform != "kubernetes":
+        problems.append(("otel_collector.scale_out.enabled", "the collector's tiers run several pods each behind "
+                         "Kubernetes Services, which needs the kubernetes platform; docker runs one collector"))
+    if scale_out.enabled and "resources" in s.otel_collector.model_fields_set:
+        problems.append(("otel_collector.resources", "sizes the one collector, which otel_collector.scale_out.enabled "
+                         "replaces: set scale_out.gateway.resources and scale_out.sampler.resources instead"))
 
     if milliseconds(s.loki.retention) < _UNIT_MS["d"]:
         # The compactor deletes by whole index periods (24h); Loki refuses shorter retention.
@@ -1222,6 +1571,7 @@ def _cross_checks(s: Settings) -> list[tuple[str, str]]:
                 f"({JAEGER_TRACE_SLOT_BYTES} bytes a slot), more than jaeger.resources.limits.memory "
                 f"({jaeger.resources.limits.memory})"
             )))
+    problems += _jaeger_store_checks(s, need_secret)
 
     grafana = s.grafana
     if grafana.url is None and (grafana.mode == "external" or s.platform == "kubernetes"):
@@ -1237,6 +1587,24 @@ def _cross_checks(s: Settings) -> list[tuple[str, str]]:
         elif grafana.url is not None and not re.fullmatch(r"https://[^/:]+/?", grafana.url):
             problems.append(("grafana.url", "must be https://<host> because grafana.ingress.enabled is true "
                                             "(the Ingress serves TLS for that host, at its root)"))
+    # The server keys (replicas, database, storage_size, ...) are not used in external mode.
+    if grafana.mode == "deploy":
+        # (docker refuses the replicas themselves, below)
+        if grafana.replicas > 1 and grafana.database is None and s.platform == "kubernetes":
+            problems.append(("grafana.replicas", "more than one replica needs grafana.database: the replicas share "
+                                                 "one PostgreSQL database, where SQLite on a volume serves one pod"))
+        if grafana.database is not None:
+            need_secret("grafana_database_password", "grafana.database is set")
+            if "storage_size" in grafana.model_fields_set:
+                problems.append(("grafana.storage_size", "Grafana keeps no volume when grafana.database is set; "
+                                                         "remove the key"))
+    long_term = grafana.long_term_metrics
+    if long_term is not None:
+        if long_term.username is not None:
+            need_secret("long_term_metrics_password", "grafana.long_term_metrics.username is set")
+        if long_term.tenant is not None and long_term.type != "mimir":
+            problems.append(("grafana.long_term_metrics.tenant", "is Mimir's X-Scope-OrgID header, and "
+                             f"grafana.long_term_metrics.type is {long_term.type}; remove the key"))
     # Folders are known to Grafana, dashboards and configs/grafana/dashboards/ by their uid.
     uids: dict[str, list[str]] = {}
     for title in grafana.folders:
@@ -1277,6 +1645,9 @@ def _cross_checks(s: Settings) -> list[tuple[str, str]]:
         for key in ("prometheus", "alertmanager", "loki", "log_shipper", "otel_collector", "jaeger", "grafana")
     }
     sized.update({f"exporters.{name}": getattr(s.exporters, name) for name in ExportersSettings.model_fields})
+    sized.update({f"otel_collector.scale_out.{tier}": getattr(s.otel_collector.scale_out, tier)
+                  for tier in ("gateway", "sampler")})
+    sized.update({f"jaeger.{role}": getattr(s.jaeger, role) for role in ("collector", "query")})
     for key, section in sized.items():
         for amount in ("cpu", "memory"):
             request = getattr(section.resources.requests, amount)
@@ -1312,14 +1683,79 @@ def _cross_checks(s: Settings) -> list[tuple[str, str]]:
             and s.exporters.kube_state_metrics.enabled:
         problems.append(("exporters.kube_state_metrics.enabled", "kube-state-metrics reports on a Kubernetes "
                          "cluster; the docker platform has none"))
+    if s.loki.mode == "microservices":
+        if s.platform != "kubernetes":
+            problems.append(("loki.mode", "microservices runs each of Loki's roles as its own replicated pods, "
+                             "which needs the kubernetes platform; docker runs Loki monolithic"))
+        if s.loki.storage.type == "filesystem":
+            problems.append(("loki.storage.type", "must be s3 or gcs because loki.mode is microservices: every "
+                             "role reads and writes the one bucket, which no volume can be"))
+    elif "microservices" in s.loki.model_fields_set:
+        problems.append(("loki.microservices", "applies only with loki.mode: microservices"))
     if s.platform == "docker":
         # One engine, one machine: replicas would only share the host's fate and its ports.
-        for key in ("prometheus", "alertmanager"):
+        for key in ("prometheus", "alertmanager", "grafana"):
             if getattr(s, key).replicas > 1:
                 problems.append(
                     (f"{key}.replicas", "docker runs one replica; use the kubernetes platform for HA")
                 )
     return problems
+
+
+def _jaeger_store_checks(s: Settings, need_secret: Callable[[str, str], None]) -> list[tuple[str, str]]:
+    """Jaeger on a store it shares: kubernetes only, the store's address, its password (through
+    _cross_checks' need_secret), and no key of a shape or store the stack does not use."""
+    jaeger, storage = s.jaeger, s.jaeger.storage
+    given = jaeger.model_fields_set
+    problems: list[tuple[str, str]] = []
+    searches = storage in ("elasticsearch", "opensearch")
+    used = {"elasticsearch": searches, "cassandra": storage == "cassandra"}
+    for key in ("collector", "query"):
+        used[key] = storage in JAEGER_DISTRIBUTED
+    for key in ("resources", "storage_size"):
+        used[key] = storage not in JAEGER_DISTRIBUTED
+    used["trace_ttl"] = not searches
+    for key in sorted(k for k, on in used.items() if k in given and not on):
+        problems.append((f"jaeger.{key}", f"does not apply with jaeger.storage: {storage}{_JAEGER_UNUSED[key]}; remove the key"))
+    if storage not in JAEGER_DISTRIBUTED:
+        return problems
+    if s.platform != "kubernetes":
+        problems.append(("jaeger.storage", f"{storage} runs Jaeger as collectors and queriers of several pods each, "
+                         "which needs the kubernetes platform; docker runs one Jaeger, with memory or badger"))
+
+    if searches:
+        es = jaeger.elasticsearch
+        if not es.server_urls:
+            problems.append(("jaeger.elasticsearch.server_urls", f"required because jaeger.storage is {storage}"))
+        if es.username is not None:
+            need_secret("jaeger_elasticsearch_password", "jaeger.elasticsearch.username is set")
+        if es.tls_ca is not None and es.server_urls and not any(u.startswith("https://") for u in es.server_urls):
+            problems.append(("jaeger.elasticsearch.tls_ca", "applies to https:// server_urls, and every one is http://"))
+    else:
+        cassandra = jaeger.cassandra
+        if not cassandra.servers:
+            problems.append(("jaeger.cassandra.servers", "required because jaeger.storage is cassandra"))
+        if cassandra.username is not None:
+            need_secret("jaeger_cassandra_password", "jaeger.cassandra.username is set")
+        if cassandra.tls_ca is not None and not cassandra.tls:
+            problems.append(("jaeger.cassandra.tls_ca", "applies with jaeger.cassandra.tls: true"))
+        if milliseconds(jaeger.trace_ttl) < 1000:
+            # Jaeger's Cassandra schema refuses a TTL under a second (and 0 means none).
+            problems.append(("jaeger.trace_ttl", "must be at least 1s with jaeger.storage: cassandra"))
+    return problems
+
+
+# Why a jaeger key is refused with a storage that does not use it.
+_JAEGER_UNUSED = {
+    "elasticsearch": " (it describes the cluster of storage elasticsearch or opensearch)",
+    "cassandra": " (it describes the cluster of storage cassandra)",
+    "collector": " (Jaeger runs as one pod, not as collectors and queriers)",
+    "query": " (Jaeger runs as one pod, not as collectors and queriers)",
+    "resources": ": it sizes the one Jaeger pod of memory or badger; size jaeger.collector and jaeger.query",
+    "storage_size": ": it sizes badger's volume, and Jaeger keeps no volume",
+    "trace_ttl": ": Jaeger expires no span there; the lifecycle policy (jaeger.elasticsearch.lifecycle_policy) "
+                 "deletes old indices",
+}
 
 
 def cluster_targets(s: Settings) -> Optional[ClusterTargets]:

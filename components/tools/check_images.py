@@ -110,10 +110,16 @@ CHECKS: dict[str, Callable[[list[str]], list[Tool]]] = {
     "prometheus": _prometheus,
     "alertmanager": _alertmanager,
     "loki": _loki,
+    # Loki's roles in microservices mode (loki.mode): the same binary, each role's own file.
+    **{f"{loki.NAME}-{role}": _loki for role in loki.ROLES},
     "promtail": _promtail,
     "alloy": _alloy,
     "otel-collector": _otel_collector,
+    # The scaled-out collector's sampler tier (otel_collector.scale_out): the same binary and file.
+    "otel-collector-sampler": _otel_collector,
     "jaeger": _jaeger,
+    # Jaeger's collectors on a distributed store (jaeger.storage): the same binary and file.
+    f"{jaeger.NAME}-{jaeger.COLLECTOR}": _jaeger,
 }
 
 

@@ -118,7 +118,10 @@ def _image(run: render.Run, service: str) -> str:
 
 
 def _decision_wait_s(run: render.Run) -> float:
-    config = yaml_text.load(render.container_files(run, "otel-collector")[otel_collector.CONFIG])
+    # The collector samples itself, or (scaled out) its sampler tier does.
+    sampler = otel_collector.sampler_name()
+    service = sampler if sampler in run.outputs.get("services", []) else otel_collector.NAME
+    config = yaml_text.load(render.container_files(run, service)[otel_collector.CONFIG])
     wait = (config.get("processors") or {}).get("tail_sampling", {}).get("decision_wait")
     return settings_module.milliseconds(wait) / 1000 if wait else 0.0
 

@@ -198,16 +198,19 @@ def test_two_folders_that_would_share_a_uid_are_refused():
 # --- datasources -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("stack, alertmanager", [
-    ("dev", "http://alertmanager:9093"),
-    ("staging", "http://alertmanager-0.alertmanager:9093"),
-    ("prod", "http://alertmanager-0.alertmanager:9093"),
+@pytest.mark.parametrize("stack, alertmanager, loki", [
+    ("dev", "http://alertmanager:9093", "http://loki:3100"),
+    ("staging", "http://alertmanager-0.alertmanager:9093", "http://loki:3100"),
+    # prod runs Loki's roles apart: its query frontends answer queries.
+    ("prod", "http://alertmanager-0.alertmanager:9093", "http://loki-query-frontend:3100"),
 ])
-def test_datasources_have_fixed_uids_and_reach_the_stacks_services(stack_runs, stack, alertmanager):
-    found = {uid: (d["type"], d["url"], d["isDefault"]) for uid, d in datasources(stack_runs[stack]).items()}
+def test_datasources_have_fixed_uids_and_reach_the_stacks_services(stack_runs, stack, alertmanager, loki):
+    # Prod's long-term store is not one of the stack's services (tests/grafana/test_long_term_metrics.py).
+    found = {uid: (d["type"], d["url"], d["isDefault"]) for uid, d in datasources(stack_runs[stack]).items()
+             if uid != "long-term-metrics"}
     assert found == {
         "prometheus": ("prometheus", "http://prometheus:9090", True),
-        "loki": ("loki", "http://loki:3100", False),
+        "loki": ("loki", loki, False),
         "jaeger": ("jaeger", "http://jaeger:16686", False),
         "alertmanager": ("alertmanager", alertmanager, False),
     }
@@ -249,9 +252,10 @@ def test_a_datasource_url_override_replaces_exactly_that_url():
     found = {uid: d["url"] for uid, d in datasources(run_program("prod", config, stack_secrets("prod"))).items()}
     assert found == {
         "prometheus": "https://mimir.corp/prometheus",
-        "loki": "http://loki:3100",
+        "loki": "http://loki-query-frontend:3100",
         "jaeger": "http://jaeger:16686",
         "alertmanager": "http://alertmanager-0.alertmanager:9093",
+        "long-term-metrics": "https://mimir.example.internal/prometheus",
     }
 
 

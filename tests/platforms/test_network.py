@@ -13,6 +13,7 @@ import re
 import pytest
 
 from components.settings import ConfigError
+from components.platforms.kubernetes import PEERS
 from conftest import (
     SECRETS, Run, container_args, container_files, controller, merge, prometheus_config, run_program, stack_config,
 )
@@ -190,30 +191,47 @@ def ports_of(run, service: str) -> dict[int, str]:
 ADDRESS = re.compile(r"(?<![\w.-])(?:([a-z0-9-]+)-\d+\.)?([a-z0-9-]+):(\d{2,5})\b")
 
 
-def addresses(text: str, services: set[str]) -> set[tuple[str, int]]:
-    """Addresses of the stack's services in a text: `svc:port` or a replica's `svc-N.svc:port`."""
+def addresses(text: str, services: set[str], peers: dict[str, set[str]]) -> set[tuple[str, int]]:
+    """Addresses of the stack's services in a text: `svc:port` or a replica's `svc-N.svc:port`;
+    a headless peers Service's name stands for each of its members."""
     found = set()
     for replica_of, service, port in ADDRESS.findall(text):
         if service in services and replica_of in ("", service):
             found.add((service, int(port)))
+        elif service in peers and not replica_of:
+            found |= {(member, int(port)) for member in peers[service]}
+    return found
+
+
+def peer_services(run) -> dict[str, set[str]]:
+    """Each headless Service that lists pods by a peers label: the workloads whose pods carry it."""
+    found = {}
+    for service in run.of_type("kubernetes:core/v1:Service"):
+        label = next((k for k in service.inputs["spec"].get("selector", {}) if k.startswith(PEERS)), None)
+        if label is not None:
+            found[service.inputs["metadata"]["name"]] = {
+                w for w in run.outputs["services"] if pod_labels(run, w).get(label) == "true"}
     return found
 
 
 def connections(run) -> set[tuple[str, str, str]]:
     """(client, server, port name) for every connection the rendered configuration makes."""
     services = set(run.outputs["services"])
+    peers = peer_services(run)
     calls: set[tuple[str, str, int]] = set()
     for client in services:
         text = json.dumps(container_files(run, client)) + json.dumps(container_args(run, client))
-        calls |= {(client, server, port) for server, port in addresses(text, services)}
+        # Grafana is configured through its environment (GF_UNIFIED_ALERTING_HA_PEERS).
+        text += json.dumps(controller(run, client).inputs["spec"]["template"]["spec"]["containers"][0].get("env", []))
+        calls |= {(client, server, port) for server, port in addresses(text, services, peers)}
     # Grafana is given its datasources and contact point through its API.
     grafana_inputs = json.dumps([r.inputs for r in run.resources if r.type.startswith("grafana:")])
-    calls |= {("grafana", server, port) for server, port in addresses(grafana_inputs, services)}
-    # Per-node workloads are scraped pod by pod: the job keeps one app's pods on one port.
+    calls |= {("grafana", server, port) for server, port in addresses(grafana_inputs, services, peers)}
+    # Pods found through the API are scraped one by one: the job keeps its apps' pods on one port.
     for job in prometheus_config(run)["scrape_configs"]:
         keep = {r["source_labels"][0]: r["regex"] for r in job.get("relabel_configs", []) if r.get("action") == "keep"}
-        app = keep.get("__meta_kubernetes_pod_label_app_kubernetes_io_name")
-        if app in services:
+        apps = keep.get("__meta_kubernetes_pod_label_app_kubernetes_io_name", "").split("|")
+        for app in set(apps) & services:
             calls.add(("prometheus", app, int(keep["__meta_kubernetes_pod_container_port_number"])))
     named = set()
     for client, server, port in calls:
@@ -234,14 +252,22 @@ def sources(run) -> dict[str, dict]:
 
 def without_an_address(run) -> set[tuple[str, str, str]]:
     """Admitted connections that no rendered address shows, each for a reason."""
+    services = set(run.outputs["services"])
     return {
         # Loki's components reach each other over gRPC at the address they advertise: their own.
         ("loki", "loki", "grpc"),
+        # In microservices mode, at the addresses the ring holds: distributors write to the
+        # ingesters and queriers read them; queriers return results to the frontend that asked.
+        *({("loki-distributor", "loki-ingester", "grpc"), ("loki-querier", "loki-ingester", "grpc"),
+           ("loki-querier", "loki-query-frontend", "grpc")} if "loki-ingester" in services else set()),
         # Only through its Ingress is Grafana reachable from outside.
         ("ingress controller", "grafana", "http"),
         # Applications send their telemetry to the collector: staging's and prod's are in `app`
         # (otel_collector.clients.namespaces).
         *{("another namespace", "otel-collector", port) for port in ("otlp-grpc", "otlp-http")},
+        # The collector's gateways send each trace to a sampler its DNS resolver reads from the
+        # samplers' headless Service, on the port named beside it (otel_collector.scale_out).
+        *({("otel-collector", "otel-collector-sampler", "otlp-grpc")} if "otel-collector-sampler" in services else set()),
     }
 
 
@@ -263,10 +289,24 @@ def test_every_connection_the_stack_makes_is_admitted(stack_runs, stack):
     run = stack_runs[stack]
     needed = {c for c in connections(run) if not on_node_network(run, c[1])}
     # The reading found the connections that matter, so a policy that blocks one fails here.
-    assert {("grafana", "prometheus", "web"), ("grafana", "loki", "http"), ("grafana", "jaeger", "ui"),
+    # Loki is one pod in staging; in prod its distributors take pushes and its frontends queries.
+    push, query = ("loki-distributor", "loki-query-frontend") if stack == "prod" else ("loki", "loki")
+    # prod's collector runs in two tiers: its samplers send traces to Jaeger's collectors (prod's
+    # Jaeger is collectors and queriers, on Elasticsearch).
+    traces_writer = "otel-collector-sampler" if stack == "prod" else "otel-collector"
+    traces_store = "jaeger-collector" if stack == "prod" else "jaeger"
+    assert {("grafana", "prometheus", "web"), ("grafana", query, "http"), ("grafana", "jaeger", "ui"),
             ("grafana", "alertmanager", "web"), ("prometheus", "alertmanager", "web"),
-            ("alloy", "loki", "http"), ("otel-collector", "jaeger", "otlp-grpc"),
+            ("alloy", push, "http"), ("otel-collector", push, "http"), (traces_writer, traces_store, "otlp-grpc"),
             ("otel-collector", "prometheus", "web"), ("prometheus", "kube-state-metrics", "metrics")} <= needed
+    if stack == "prod":
+        roles = {s for s in run.outputs["services"] if s.startswith("loki-")}
+        assert len(roles) == 7
+        # Every role gossips the rings with every other.
+        assert {(a, b, "memberlist") for a in roles for b in roles if a != b} <= needed
+        assert {("loki-query-frontend", "loki-query-scheduler", "grpc"), ("loki-querier", "loki-query-scheduler", "grpc"),
+                ("loki-querier", "loki-compactor", "grpc"), ("loki-querier", "loki-index-gateway", "grpc"),
+                ("loki-query-frontend", "loki-querier", "http"), ("prometheus", "loki-ingester", "http")} <= needed
     assert needed <= admitted_connections(run), sorted(needed - admitted_connections(run))
 
 
@@ -304,9 +344,16 @@ REACH = {
                 "kube-state-metrics": API, "postgres-exporter": {5432}, "redis-exporter": {6379},
                 "otel-collector": set(), "jaeger": set(), "grafana": set(), "gpu-exporter": set()},
     # Loki keeps its chunks in S3, over https; Redis is reached over TLS on 6380.
-    "prod": {"prometheus": EVERY_PORT, "alertmanager": {443}, "loki": {443}, "alloy": API,
+    # prod's Loki roles that read or write the bucket reach it; the others reach nothing outside.
+    "prod": {"prometheus": EVERY_PORT, "alertmanager": {443}, "alloy": API,
+             **{f"loki-{role}": {443} for role in ("ingester", "querier", "index-gateway", "compactor")},
+             **{f"loki-{role}": set() for role in ("distributor", "query-frontend", "query-scheduler")},
              "kube-state-metrics": API, "postgres-exporter": {5432}, "redis-exporter": {6380},
-             "otel-collector": set(), "jaeger": set(), "grafana": set(), "gpu-exporter": set()},
+             # Grafana's database, and the long-term store (Mimir) its second Prometheus datasource reads.
+             # Jaeger's collectors and queriers, its Elasticsearch cluster.
+             "otel-collector": set(), "otel-collector-sampler": set(), "jaeger": {9200}, "jaeger-collector": {9200},
+             "grafana": {5432, 443},
+             "gpu-exporter": set()},
 }
 
 
@@ -356,8 +403,12 @@ def test_egress_follows_the_stack_file():
     # Without discovery: the node agents on their node's network, the kubelets, CoreDNS, the
     # api job, remote write, and the API server it discovers the per-node agents through.
     assert outside_ports(run, "prometheus", OUTSIDE) == API | {9100, 9400, 12345, 10250, 9153, 8000, 8443}
-    assert outside_ports(run, "loki", OUTSIDE) == {9000}
-    assert outside_ports(run, "grafana", OUTSIDE) == {3200}
+    # Every Loki role that reads or writes the bucket reaches its endpoint's port, and no other.
+    for role in ("ingester", "querier", "index-gateway", "compactor"):
+        assert outside_ports(run, f"loki-{role}", OUTSIDE) == {9000}, role
+    assert outside_ports(run, "loki-distributor", OUTSIDE) == set()
+    # Beside prod's own: its database and the long-term store.
+    assert outside_ports(run, "grafana", OUTSIDE) == {3200, 5432, 443}
 
 
 def test_default_deny_covers_both_directions_in_both_namespaces(stack_runs):
@@ -425,9 +476,11 @@ def test_an_external_grafana_reaches_the_datasources_from_wherever_it_runs():
     external = {"grafana": {"mode": "external", "url": "https://grafana.corp.example", "ingress": {"enabled": False}}}
     run = run_program("prod", merge(stack_config("prod"), external), SECRETS)
     outside = {"namespace": "grafana", "labels": {"app.kubernetes.io/name": "grafana"}}
-    for server, port in (("prometheus", 9090), ("loki", 3100), ("jaeger", 16686), ("alertmanager", 9093)):
+    for server, port in (("prometheus", 9090), ("loki-query-frontend", 3100), ("jaeger", 16686), ("alertmanager", 9093)):
         assert admitted(policies(run), outside, pod_labels(run, server), port), server
-    assert not admitted(policies(run), outside, pod_labels(run, "loki"), 9095)
+    # Only the roles that answer queries: not their gRPC, nor the roles behind them.
+    assert not admitted(policies(run), outside, pod_labels(run, "loki-query-frontend"), 9095)
+    assert not admitted(policies(run), outside, pod_labels(run, "loki-querier"), 3100)
 
 
 def test_docker_has_no_policies_or_ingress(stack_runs):

@@ -4,6 +4,7 @@ the docs support, wired so that pods find their files, peers and permissions."""
 import kubernetes_validate
 import pytest
 
+from components.platforms.kubernetes import PEERS
 from components.workload import CONFIG_HASH
 from conftest import (
     CONTROLLERS,
@@ -64,12 +65,24 @@ def test_each_service_runs_as_the_controller_it_needs(stack_runs):
         "gpu-exporter": "DaemonSet",
         "postgres-exporter": "Deployment",
         "redis-exporter": "Deployment",
-        "loki": "StatefulSet",
+        # Loki's roles (loki.mode: microservices): those that keep data on a claim are StatefulSets.
+        "loki-distributor": "Deployment",
+        "loki-ingester": "StatefulSet",
+        "loki-querier": "Deployment",
+        "loki-query-frontend": "Deployment",
+        "loki-query-scheduler": "Deployment",
+        "loki-index-gateway": "StatefulSet",
+        "loki-compactor": "StatefulSet",
         "alloy": "DaemonSet",
         "otel-collector": "Deployment",
-        # badger keeps traces on a claim in prod; memory storage (dev) has none.
-        "jaeger": "StatefulSet",
-        "grafana": "StatefulSet",
+        # The collector's sampler tier (otel_collector.scale_out): a fixed count of stateless pods.
+        "otel-collector-sampler": "Deployment",
+        # Jaeger's queriers and collectors: its traces are in Elasticsearch, no volume (badger, in
+        # staging, is a StatefulSet with a claim).
+        "jaeger": "Deployment",
+        "jaeger-collector": "Deployment",
+        # Its database is in PostgreSQL (grafana.database): no volume.
+        "grafana": "Deployment",
     }
 
 
@@ -115,6 +128,8 @@ def test_stateful_services_are_headless_so_each_replica_has_a_name(stack_runs):
 def test_services_select_the_pods_of_their_controller(stack_runs):
     run = stack_runs["prod"]
     for name, spec in services(run).items():
+        if any(key.startswith(PEERS) for key in spec["selector"]):
+            continue  # a headless Service over the pods of whichever workloads name it (Workload.peers)
         pod_labels = controller(run, name).inputs["spec"]["template"]["metadata"]["labels"]
         assert spec["selector"].items() <= pod_labels.items(), name
         assert controller(run, name).inputs["spec"]["selector"]["matchLabels"] == spec["selector"]
@@ -144,8 +159,10 @@ def test_secrets_are_mounted_as_files_and_stay_secret(stack_runs):
     run = stack_runs["prod"]
     secrets = run.of_type("kubernetes:core/v1:Secret")
     assert {s.name for s in secrets} == {
-        "alertmanager-secrets", "prometheus-secrets", "postgres-exporter-secrets", "redis-exporter-secrets", "loki-secrets",
-        "grafana-secrets",
+        "alertmanager-secrets", "prometheus-secrets", "postgres-exporter-secrets", "redis-exporter-secrets",
+        "grafana-secrets", "jaeger-secrets", "jaeger-collector-secrets",
+        # The bucket's keys, for the Loki roles that read or write it.
+        *(f"loki-{role}-secrets" for role in ("ingester", "querier", "index-gateway", "compactor")),
     }
     for secret in secrets:
         assert "name" not in secret.inputs["metadata"]
@@ -163,7 +180,9 @@ def test_every_container_has_requests_limits_and_probes(stack_runs):
         assert set(container["resources"]) == {"requests", "limits"}, resource.name
         assert set(container["resources"]["limits"]) == {"cpu", "memory"}, resource.name
         assert container["readinessProbe"]["httpGet"]["port"] in {p["name"] for p in container["ports"]}, resource.name
-        assert "livenessProbe" in container
+        # Loki's roles are only kept out of traffic while not ready (an ingester replays its log
+        # for minutes); every other container is also restarted when it keeps failing.
+        assert ("livenessProbe" in container) != resource.name.startswith("loki-"), resource.name
 
 
 def test_resources_come_from_the_stack_settings(stack_runs):
@@ -224,7 +243,9 @@ def test_per_node_exporters_stay_discoverable_with_user_discovery_off():
 
 
 def test_prod_protects_its_data_and_keeps_it_on_destroy(stack_runs):
-    for name in ("prometheus", "alertmanager", "loki", "jaeger", "grafana"):
+    # (Grafana keeps its data in PostgreSQL, Jaeger in Elasticsearch, outside the stack; Loki's
+    # logs are in its bucket, but its ingesters' claims hold the write-ahead log.)
+    for name in ("prometheus", "alertmanager", "loki-ingester", "loki-index-gateway", "loki-compactor"):
         statefulset = controller(stack_runs["prod"], name)
         assert statefulset.protect and statefulset.retain_on_delete, name
         policy = statefulset.inputs["spec"]["persistentVolumeClaimRetentionPolicy"]

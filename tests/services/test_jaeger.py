@@ -1,5 +1,7 @@
-"""Jaeger v2: memory storage in dev and badger on a claim in staging and prod, a well-formed
-collector-style config, and its ports, probes and metrics on both platforms."""
+"""Jaeger v2 as one pod: memory storage in dev and badger on a claim in staging (prod, with badger,
+when its stack file says so), a well-formed collector-style config, and its ports, probes and
+metrics on both platforms. Prod's Elasticsearch, with collectors and queriers:
+test_jaeger_distributed.py."""
 
 import re
 
@@ -8,7 +10,6 @@ import yaml
 
 from components.settings import ConfigError
 from conftest import (
-    STACKS,
     Run,
     container_files,
     controller,
@@ -47,6 +48,16 @@ def with_jaeger(stack, jaeger) -> object:
     return run_program(stack, merge(stack_config(stack), {"jaeger": jaeger}), stack_secrets(stack))
 
 
+# The stacks whose Jaeger is one pod.
+SINGLE = ["dev", "staging"]
+
+
+def prod_with_badger() -> Run:
+    """Prod's stack file with its Jaeger as one pod on badger, as before it outgrew one node."""
+    config = {**stack_config("prod"), "jaeger": {"storage": "badger", "storage_size": "100Gi"}}
+    return run_program("prod", config, stack_secrets("prod"))
+
+
 # --- storage -------------------------------------------------------------------------------------
 
 
@@ -61,9 +72,8 @@ def test_dev_has_no_data_volume(stack_runs):
     assert "volumes" not in run.one(CONTAINER, "jaeger").inputs
 
 
-@pytest.mark.parametrize("stack", ["staging", "prod"])
-def test_staging_and_prod_keep_traces_in_badger_for_72h(stack_runs, stack):
-    (backend,) = backends(stack_runs[stack]).values()
+def test_staging_keeps_traces_in_badger_for_72h(stack_runs):
+    (backend,) = backends(stack_runs["staging"]).values()
     assert backend == {
         "badger": {
             "directories": {"keys": "/badger/keys", "values": "/badger/values"},
@@ -75,18 +85,18 @@ def test_staging_and_prod_keep_traces_in_badger_for_72h(stack_runs, stack):
 
 @pytest.mark.parametrize("stack, size, storage_class", [("staging", "20Gi", "standard"), ("prod", "100Gi", "fast-ssd")])
 def test_badger_lives_on_a_claim_of_a_statefulset(stack_runs, stack, size, storage_class):
-    jaeger = controller(stack_runs[stack], "jaeger")
+    run = stack_runs[stack] if stack == "staging" else prod_with_badger()
+    jaeger = controller(run, "jaeger")
     assert jaeger.type == "kubernetes:apps/v1:StatefulSet"
     (claim,) = jaeger.inputs["spec"]["volumeClaimTemplates"]
     assert claim["metadata"]["name"] == "data"
     assert claim["spec"]["resources"]["requests"]["storage"] == size
     assert claim["spec"]["storageClassName"] == storage_class
-    assert {"name": "data", "mountPath": "/badger"} in pod_spec(stack_runs[stack])["containers"][0]["volumeMounts"]
+    assert {"name": "data", "mountPath": "/badger"} in pod_spec(run)["containers"][0]["volumeMounts"]
 
 
-@pytest.mark.parametrize("stack", ["staging", "prod"])
-def test_jaeger_runs_as_its_own_user_who_owns_the_claim(stack_runs, stack):
-    assert pod_spec(stack_runs[stack])["securityContext"] == {
+def test_jaeger_runs_as_its_own_user_who_owns_the_claim(stack_runs):
+    assert pod_spec(stack_runs["staging"])["securityContext"] == {
         "runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001, "fsGroup": 10001,
         "seccompProfile": {"type": "RuntimeDefault"},
     }
@@ -101,7 +111,7 @@ def test_memory_storage_on_kubernetes_is_a_deployment_without_claims():
 
 
 def test_trace_ttl_follows_the_stack():
-    run = with_jaeger("prod", {"trace_ttl": "168h"})
+    run = with_jaeger("staging", {"trace_ttl": "168h"})
     assert backends(run)["traces"]["badger"]["ttl"] == {"spans": "168h"}
 
 
@@ -124,7 +134,7 @@ def test_a_trace_ttl_in_days_never_reaches_jaeger_unreadable():
 # --- structure -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", SINGLE)
 def test_the_traces_pipeline_uses_only_defined_components(stack_runs, stack):
     config = jaeger_config(stack_runs[stack])
     assert set(config["service"]["pipelines"]) == {"traces"}
@@ -136,7 +146,7 @@ def test_the_traces_pipeline_uses_only_defined_components(stack_runs, stack):
         assert set(traces[kind]) == set(config[kind]), kind
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", SINGLE)
 def test_query_and_exporter_name_a_defined_backend(stack_runs, stack):
     config = jaeger_config(stack_runs[stack])
     defined = set(config["extensions"]["jaeger_storage"]["backends"])
@@ -145,14 +155,14 @@ def test_query_and_exporter_name_a_defined_backend(stack_runs, stack):
     assert config["exporters"]["jaeger_storage_exporter"]["trace_storage"] in defined
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", SINGLE)
 def test_service_extensions_are_all_defined(stack_runs, stack):
     config = jaeger_config(stack_runs[stack])
     assert set(config["service"]["extensions"]) == {"jaeger_storage", "jaeger_query", "healthcheckv2"}
     assert set(config["service"]["extensions"]) == set(config["extensions"])
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", SINGLE)
 def test_listeners_are_on_all_interfaces(stack_runs, stack):
     config = jaeger_config(stack_runs[stack])
     assert config["extensions"]["healthcheckv2"]["http"] == {"endpoint": "0.0.0.0:13133"}
@@ -167,9 +177,7 @@ def test_listeners_are_on_all_interfaces(stack_runs, stack):
 # --- metrics, ports and probes -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "stack, target", [("dev", "jaeger:8888"), ("staging", "jaeger-0.jaeger:8888"), ("prod", "jaeger-0.jaeger:8888")]
-)
+@pytest.mark.parametrize("stack, target", [("dev", "jaeger:8888"), ("staging", "jaeger-0.jaeger:8888")])
 def test_prometheus_scrapes_jaeger_telemetry(stack_runs, stack, target):
     job = scrape_jobs(stack_runs[stack])["jaeger"]
     assert job["static_configs"] == [{"targets": [target]}]
@@ -201,7 +209,7 @@ def test_kubernetes_probes_the_status_endpoint(stack_runs, stack):
 
 
 def test_kubernetes_service_exposes_ui_and_otlp_on_a_headless_service(stack_runs):
-    spec = stack_runs["prod"].one("kubernetes:core/v1:Service", "jaeger").inputs["spec"]
+    spec = stack_runs["staging"].one("kubernetes:core/v1:Service", "jaeger").inputs["spec"]
     assert spec["clusterIP"] == "None"
     ports = {p["name"]: p["port"] for p in spec["ports"]}
     assert ports == {"ui": 16686, "otlp-grpc": 4317, "otlp-http": 4318, "metrics": 8888, "health": 13133}

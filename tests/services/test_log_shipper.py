@@ -222,7 +222,9 @@ def test_both_shippers_apply_the_same_redactions_in_the_same_order(runs, platfor
 
 @pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
 def test_the_shipper_pushes_to_the_stacks_loki_with_its_labels(stack_runs, runs, stack):
-    url = "http://loki:3100/loki/api/v1/push" if stack == "dev" else "http://loki-0.loki:3100/loki/api/v1/push"
+    url = {"dev": "http://loki:3100/loki/api/v1/push", "staging": "http://loki-0.loki:3100/loki/api/v1/push",
+           # Loki's distributors take prod's pushes (loki.mode: microservices).
+           "prod": "http://loki-distributor:3100/loki/api/v1/push"}[stack]
     cluster = {"dev": "laptop", "staging": "staging-eu1", "prod": "prod-eu1"}[stack]
     write = alloy_blocks(container_files(stack_runs[stack], "alloy")[ALLOY_CONFIG])[("loki.write", "default")]
     assert f'url = "{url}"' in write

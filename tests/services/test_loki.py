@@ -29,8 +29,14 @@ S3_KEYS = ("loki_s3_access_key_id", "loki_s3_secret_access_key")
 PROD_WITHOUT_LOKI_KEYS = {k: v for k, v in SECRETS.items() if not k.startswith("loki_")}
 
 
+def loki_pod(run) -> str:
+    """The Loki pod that reads and writes the bucket: the one pod, or (microservices, prod) an
+    ingester."""
+    return "loki-ingester" if "loki-ingester" in run.outputs["services"] else "loki"
+
+
 def loki_config(run) -> dict:
-    return yaml.safe_load(container_files(run, "loki")[CONFIG])
+    return yaml.safe_load(container_files(run, loki_pod(run))[CONFIG])
 
 
 def docker_container(run, name="loki") -> dict:
@@ -42,8 +48,9 @@ def loki_env(run) -> dict[str, str]:
     found = [c for c in run.of_type(CONTAINER) if c.name == "loki"]
     if found:
         return dict(entry.split("=", 1) for entry in found[0].inputs.get("envs") or [])
-    container = controller(run, "loki").inputs["spec"]["template"]["spec"]["containers"][0]
-    return {e["name"]: e["value"] for e in container.get("env", [])}
+    container = controller(run, loki_pod(run)).inputs["spec"]["template"]["spec"]["containers"][0]
+    # Values the pod takes from its own fields (an ingester's node) are not the stack's settings.
+    return {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +164,7 @@ def test_gcs_storage_names_the_bucket(gcs):
 
 def test_s3_keys_become_a_shared_credentials_file(stack_runs):
     run = stack_runs["prod"]
-    content = container_files(run, "loki")[S3_CREDENTIALS]
+    content = container_files(run, loki_pod(run))[S3_CREDENTIALS]
     parsed = configparser.ConfigParser()
     parsed.read_string(content)
     assert parsed.sections() == ["default"]
@@ -171,7 +178,7 @@ def test_s3_keys_become_a_shared_credentials_file(stack_runs):
 @pytest.mark.parametrize("fixture", ["prod", "s3_on_docker"])
 def test_s3_keys_appear_in_no_variable_and_not_in_the_config(request, fixture):
     run = request.getfixturevalue(fixture)
-    text = container_files(run, "loki")[CONFIG]
+    text = container_files(run, loki_pod(run))[CONFIG]
     env = loki_env(run)
     for key in S3_KEYS:
         assert SECRETS[key] not in text
@@ -180,7 +187,7 @@ def test_s3_keys_appear_in_no_variable_and_not_in_the_config(request, fixture):
 
 
 def test_s3_credentials_on_docker_are_an_upload_and_a_variable(s3_on_docker):
-    files = container_files(s3_on_docker, "loki")
+    files = container_files(s3_on_docker, loki_pod(s3_on_docker))
     assert files[S3_CREDENTIALS] == (
         "[default]\n"
         f"aws_access_key_id = {SECRETS['loki_s3_access_key_id']}\n"
@@ -192,31 +199,31 @@ def test_s3_credentials_on_docker_are_an_upload_and_a_variable(s3_on_docker):
 
 def test_the_kubernetes_secret_holding_the_credentials_stays_secret(stack_runs):
     run = stack_runs["prod"]
-    secret = run.one("kubernetes:core/v1:Secret", "loki-secrets")
+    secret = run.one("kubernetes:core/v1:Secret", "loki-ingester-secrets")
     assert is_secret(secret.raw_inputs["stringData"])
     assert set(secret.inputs["stringData"]) == {"loki_s3_credentials"}
-    pod = controller(run, "loki").inputs["spec"]["template"]["spec"]
+    pod = controller(run, "loki-ingester").inputs["spec"]["template"]["spec"]
     assert {"name": "secrets", "mountPath": "/run/secrets", "readOnly": True} in pod["containers"][0]["volumeMounts"]
 
 
 def test_gcs_service_account_is_a_file_named_by_its_variable(gcs):
-    files = container_files(gcs, "loki")
+    files = container_files(gcs, loki_pod(gcs))
     assert files[GCS_CREDENTIALS] == SECRETS["loki_gcs_service_account"]
     assert loki_env(gcs) == {"GOOGLE_APPLICATION_CREDENTIALS": GCS_CREDENTIALS}
     assert "private_key" not in files[CONFIG]
 
 
 def test_no_keys_means_ambient_credentials(prod_ambient):
-    assert not any(path.startswith("/run/secrets/") for path in container_files(prod_ambient, "loki"))
+    assert not any(path.startswith("/run/secrets/") for path in container_files(prod_ambient, loki_pod(prod_ambient)))
     assert loki_env(prod_ambient) == {}
-    assert "loki-secrets" not in prod_ambient.names("kubernetes:core/v1:Secret")
+    assert "loki-ingester-secrets" not in prod_ambient.names("kubernetes:core/v1:Secret")
     # The bucket is still the stack's.
     assert loki_config(prod_ambient)["common"]["storage"]["s3"]["bucketnames"] == "acme-prod-loki"
 
 
 def test_filesystem_storage_has_no_credentials(stack_runs):
     run = stack_runs["dev"]
-    assert not any(path.startswith("/run/secrets/") for path in container_files(run, "loki"))
+    assert not any(path.startswith("/run/secrets/") for path in container_files(run, loki_pod(run)))
     assert loki_env(run) == {}
 
 
@@ -244,7 +251,7 @@ def test_a_bucket_store_without_a_bucket_is_refused(kind):
 # --- workload ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("stack, size", [("staging", "50Gi"), ("prod", "50Gi")])
+@pytest.mark.parametrize("stack, size", [("staging", "50Gi")])
 def test_kubernetes_runs_loki_as_a_statefulset_with_a_claim(stack_runs, stack, size):
     spec = controller(stack_runs[stack], "loki").inputs["spec"]
     assert controller(stack_runs[stack], "loki").type == "kubernetes:apps/v1:StatefulSet"
@@ -255,7 +262,7 @@ def test_kubernetes_runs_loki_as_a_statefulset_with_a_claim(stack_runs, stack, s
 
 
 def test_kubernetes_probes_ready_as_the_loki_user(stack_runs):
-    pod = controller(stack_runs["prod"], "loki").inputs["spec"]["template"]["spec"]
+    pod = controller(stack_runs["staging"], "loki").inputs["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
     assert {"name": "http", "containerPort": 3100} in container["ports"]
@@ -265,7 +272,7 @@ def test_kubernetes_probes_ready_as_the_loki_user(stack_runs):
 
 
 def test_kubernetes_gives_loki_a_headless_service_for_its_pod_name(stack_runs):
-    spec = stack_runs["prod"].one("kubernetes:core/v1:Service", "loki").inputs["spec"]
+    spec = stack_runs["staging"].one("kubernetes:core/v1:Service", "loki").inputs["spec"]
     assert spec["clusterIP"] == "None"
     assert {"name": "http", "port": 3100, "targetPort": "http"} in spec["ports"]
 
@@ -311,7 +318,8 @@ def push_url(run, shipper) -> str:
     [
         ("dev", "alloy", "http://loki:3100/loki/api/v1/push"),
         ("staging", "alloy", "http://loki-0.loki:3100/loki/api/v1/push"),
-        ("prod", "alloy", "http://loki-0.loki:3100/loki/api/v1/push"),
+        # Loki's distributors take prod's pushes (loki.mode: microservices).
+        ("prod", "alloy", "http://loki-distributor:3100/loki/api/v1/push"),
     ],
 )
 def test_the_stack_shipper_pushes_to_loki(stack_runs, stack, shipper, url):
@@ -336,7 +344,7 @@ def test_the_other_shipper_pushes_to_the_same_loki(stack, shipper, url):
     [
         ("dev", "http://loki:3100/otlp"),
         ("staging", "http://loki-0.loki:3100/otlp"),
-        ("prod", "http://loki-0.loki:3100/otlp"),
+        ("prod", "http://loki-distributor:3100/otlp"),
     ],
 )
 def test_the_collector_sends_logs_to_loki_otlp(stack_runs, stack, endpoint):

@@ -1,11 +1,16 @@
 """OpenTelemetry Collector: a well-formed config per stack, every exporter aimed at a service the
-stack deploys, the processors in order, tail sampling as the stack asks, and its own ports."""
+stack deploys, the processors in order, tail sampling as the stack asks, and its own ports.
+
+prod runs the collector in two tiers (otel_collector.scale_out): `otel-collector`, the gateways,
+receives OTLP and `otel-collector-sampler` samples traces and sends them to Jaeger. The tiers
+themselves are tested in test_collector_tiers.py."""
 
 import re
 
 import pytest
 import yaml
 
+from components.platforms.kubernetes import PEERS
 from components.settings import ConfigError
 from conftest import (
     STACKS,
@@ -22,10 +27,17 @@ from conftest import (
 
 CONFIG = "/etc/otelcol-contrib/config.yaml"
 CONTAINER = "docker:index/container:Container"
+SAMPLER = "otel-collector-sampler"
 
 
-def collector_config(run) -> dict:
-    return yaml.safe_load(container_files(run, "otel-collector")[CONFIG])
+def collector_config(run, service: str = "otel-collector") -> dict:
+    return yaml.safe_load(container_files(run, service)[CONFIG])
+
+
+def traces_config(run) -> dict:
+    """The config that samples traces and sends them to Jaeger: the one collector's, or the
+    sampler tier's where the collector is scaled out."""
+    return collector_config(run, SAMPLER if SAMPLER in run.outputs["services"] else "otel-collector")
 
 
 def pipelines(run) -> dict:
@@ -33,7 +45,7 @@ def pipelines(run) -> dict:
 
 
 def tail_sampling(run) -> dict:
-    return collector_config(run)["processors"]["tail_sampling"]
+    return traces_config(run)["processors"]["tail_sampling"]
 
 
 def sampled(stack, sampling) -> Run:
@@ -66,9 +78,10 @@ def test_every_defined_component_is_used(stack_runs, stack):
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_exporters_use_the_current_type_names(stack_runs, stack):
-    types = {name.split("/")[0] for name in collector_config(stack_runs[stack])["exporters"]}
-    assert types <= {"otlp_grpc", "otlp_http"}
-    assert not types & {"loki", "jaeger", "otlp", "otlphttp"}
+    run = stack_runs[stack]
+    types = {name.split("/")[0] for config in (collector_config(run), traces_config(run)) for name in config["exporters"]}
+    assert types <= {"otlp_grpc", "otlp_http", "load_balancing"}
+    assert not types & {"loki", "jaeger", "otlp", "otlphttp", "loadbalancing"}
 
 
 # --- endpoints -----------------------------------------------------------------------------------
@@ -76,10 +89,11 @@ def test_exporters_use_the_current_type_names(stack_runs, stack):
 
 @pytest.mark.parametrize(
     "stack, endpoint",
-    [("dev", "jaeger:4317"), ("staging", "jaeger-0.jaeger:4317"), ("prod", "jaeger-0.jaeger:4317")],
+    # prod: Jaeger's collectors, each ready one through their headless Service (test_jaeger_distributed.py).
+    [("dev", "jaeger:4317"), ("staging", "jaeger-0.jaeger:4317"), ("prod", "jaeger-collector-discovery:4317")],
 )
 def test_traces_go_to_jaeger_otlp_grpc(stack_runs, stack, endpoint):
-    config = collector_config(stack_runs[stack])
+    config = traces_config(stack_runs[stack])
     assert config["exporters"]["otlp_grpc/jaeger"] == {"endpoint": endpoint, "tls": {"insecure": True}}
     assert config["service"]["pipelines"]["traces"]["exporters"] == ["otlp_grpc/jaeger"]
 
@@ -125,9 +139,15 @@ def test_every_exporter_host_is_a_deployed_service(stack_runs, stack):
     """A host is a service's name, or on kubernetes <service>-<i>.<service> for a StatefulSet pod."""
     run = stack_runs[stack]
     deployed = set(run.outputs["services"])
-    for name, exporter in collector_config(run)["exporters"].items():
+    exporters = {**collector_config(run)["exporters"], **traces_config(run)["exporters"]}
+    # The gateways' load balancer finds its hosts through DNS (test_collector_tiers.py).
+    exporters.pop("load_balancing", None)
+    # A headless Service over the pods of a workload (Workload.peers): Jaeger's collectors.
+    peers = {svc.inputs["metadata"]["name"] for svc in run.of_type("kubernetes:core/v1:Service")
+             if any(k.startswith(PEERS) for k in svc.inputs["spec"].get("selector", {}))}
+    for name, exporter in exporters.items():
         host = exporter["endpoint"].removeprefix("http://").split(":")[0]
-        if host in deployed:
+        if host in deployed or host in peers:
             continue
         pod, _, service = host.partition(".")
         assert service in deployed, f"{name}: {host}"
@@ -181,8 +201,12 @@ def test_prod_keeps_errors_slow_traces_and_a_tenth_of_the_rest(stack_runs):
 
 @pytest.mark.parametrize("stack", ["staging", "prod"])
 def test_sampling_applies_to_traces_only(stack_runs, stack):
-    found = pipelines(stack_runs[stack])
-    assert found["traces"]["processors"] == ["memory_limiter", "resource", "tail_sampling", "batch"]
+    run = stack_runs[stack]
+    # prod's gateways set the environment attribute; its samplers sample.
+    sampled = ["memory_limiter", "tail_sampling", "batch"] if stack == "prod" else [
+        "memory_limiter", "resource", "tail_sampling", "batch"]
+    assert traces_config(run)["service"]["pipelines"]["traces"]["processors"] == sampled
+    found = pipelines(run)
     assert "tail_sampling" not in found["logs"]["processors"]
     assert "tail_sampling" not in found["metrics"]["processors"]
 
@@ -256,7 +280,8 @@ def test_health_check_and_telemetry_ports(stack_runs, stack):
     assert reader["pull"]["exporter"]["prometheus"] == {"host": "0.0.0.0", "port": 8888, "without_type_suffix": True, "without_units": True}
 
 
-@pytest.mark.parametrize("stack", STACKS)
+# prod's two tiers are scraped pod by pod: test_collector_tiers.py.
+@pytest.mark.parametrize("stack", ["dev", "staging"])
 def test_prometheus_scrapes_the_collector_telemetry(stack_runs, stack):
     job = scrape_jobs(stack_runs[stack])["otel-collector"]
     assert job["static_configs"] == [{"targets": ["otel-collector:8888"]}]

@@ -65,8 +65,13 @@ def test_rule_unit_tests_pass_against_each_stacks_rendered_catalog(stack_runs, s
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_deployed_service_is_scraped(stack_runs, stack):
     run = stack_runs[stack]
+    jobs = scrape_jobs(run)
+    # A workload is scraped by its own job, or, as a role of a service, pod by pod in its service's.
+    by_pod = {app for job in jobs.values() for r in job.get("relabel_configs", [])
+              if r.get("action") == "keep" and r["source_labels"] == ["__meta_kubernetes_pod_label_app_kubernetes_io_name"]
+              for app in r["regex"].split("|")}
     deployed = set(run.outputs["services"])
-    assert deployed <= set(scrape_jobs(run)), f"not scraped: {deployed - set(scrape_jobs(run))}"
+    assert deployed <= set(jobs) | by_pod, f"not scraped: {deployed - set(jobs) - by_pod}"
 
 
 def test_docker_scrapes_each_service_by_its_network_alias(stack_runs):

@@ -45,7 +45,8 @@ def test_retention_and_platform_per_environment(stack, retention, platform):
     [
         ("staging", ["slack_webhook_url", "postgres_password"]),
         ("prod", ["slack_webhook_url", "pagerduty_routing_key", "watchdog_url", "postgres_password",
-                  "remote_write_password"]),
+                  "remote_write_password", "grafana_database_password", "long_term_metrics_password",
+                  "jaeger_elasticsearch_password"]),
     ],
 )
 def test_stack_without_its_secrets_names_each_missing_secret(stack, required):

@@ -135,7 +135,8 @@ def test_every_service_takes_the_requests_and_limits_the_readme_documents(fresh_
 NEEDED = {
     "dev": set(),
     "staging": {"slack_webhook_url", "postgres_password"},
-    "prod": {"slack_webhook_url", "pagerduty_routing_key", "watchdog_url", "postgres_password", "remote_write_password"},
+    "prod": {"slack_webhook_url", "pagerduty_routing_key", "watchdog_url", "postgres_password", "remote_write_password",
+             "grafana_database_password", "long_term_metrics_password", "jaeger_elasticsearch_password"},
 }
 
 

@@ -133,7 +133,7 @@ def test_kubernetes_stacks_get_manifests_and_every_stack_its_dashboards(rendered
     manifest = yaml.safe_load((rendered / "prod/manifests/StatefulSet-prometheus.yaml").read_text())
     assert manifest["apiVersion"] == "apps/v1" and manifest["kind"] == "StatefulSet"
     assert manifest["spec"]["replicas"] == 2
-    assert yaml.safe_load((rendered / "prod/manifests/Service-loki.yaml").read_text())["apiVersion"] == "v1"
+    assert yaml.safe_load((rendered / "prod/manifests/Service-loki-distributor.yaml").read_text())["apiVersion"] == "v1"
     for stack in STACKS:
         dashboards = {p.stem for p in (rendered / stack / "dashboards").glob("*.json")}
         assert {"system-overview", "logs", "observability-stack"} <= dashboards

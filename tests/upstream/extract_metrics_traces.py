@@ -1047,6 +1047,17 @@ def collector_schema(world: GoWorld, roots: dict[str, str]) -> tuple[dict[str, s
     return resolved, schema.types
 
 
+# The schema of a component whose factory's default config is `&struct{}{}`: it takes no keys.
+EMPTY_CONFIG = "struct{}"
+
+
+def empty_config(repo: Repo, factory: str) -> str:
+    """EMPTY_CONFIG, once the factory file shows that its config is an empty struct."""
+    if "func() component.Config { return &struct{}{} }" not in strip_comments(repo.show(factory)):
+        raise SystemExit(f"{repo.repository}@{repo.ref}: {factory} no longer makes an empty config")
+    return EMPTY_CONFIG
+
+
 def component_type(repo: Repo, directory: str) -> tuple[Optional[str], Optional[str]]:
     """(type, deprecated type) of a component, from its metadata.yaml or generated status."""
     meta = f"{directory}/metadata.yaml"
@@ -1312,6 +1323,7 @@ def main(argv: Optional[list[str]] = None) -> None:
             "processors/tail_sampling": f"{CONTRIB}/processor/tailsamplingprocessor.Config",
             "extensions/health_check": f"{CONTRIB}/internal/healthcheck.Config",
             "extensions/bearertokenauth": f"{CONTRIB}/extension/bearertokenauthextension.Config",
+            "exporters/load_balancing": f"{CONTRIB}/exporter/loadbalancingexporter.Config",
         })
     resolved, types = collector_schema(world, roots)
     instruments = telemetry_instruments(core)
@@ -1324,7 +1336,9 @@ def main(argv: Optional[list[str]] = None) -> None:
     if c_src:
         srcs.append(c_src)
     else:
-        srcs += [s for s in old.get("source", {}).get("also", []) if s.get("repository") == CONTRIB.split("github.com/")[1]]
+        # With contrib's own entry, grafana/alloy's: the load-balancing exporter's fields as Alloy reads them.
+        srcs += [s for s in old.get("source", {}).get("also", [])
+                 if s.get("repository") in (CONTRIB.split("github.com/")[1], "grafana/alloy")]
     write("collector.json", {
         "source": {**releases.source(date), "also": srcs},
         "distribution": dist,
@@ -1355,6 +1369,11 @@ def main(argv: Optional[list[str]] = None) -> None:
     if contrib is not None:
         jroots["extensions/healthcheckv2"] = f"{CONTRIB}/extension/healthcheckv2extension.Config"
     resolved, types = collector_schema(world, jroots)
+    # The query role's placeholder pipeline (cmd/jaeger/config-query.yaml): nop in, nop out.
+    for name, factory in (("receivers/nop", "receiver/nopreceiver/nop_receiver.go"),
+                          ("exporters/nop", "exporter/nopexporter/nop_exporter.go")):
+        resolved[name] = empty_config(jcore, factory)
+    types[EMPTY_CONFIG] = {}
     jinstruments = telemetry_instruments(jcore)
     old = json.loads((HERE / "jaeger.json").read_text()) if (HERE / "jaeger.json").exists() else {}
     components = jaeger_components(jaeger, jcore, contrib)
