@@ -171,7 +171,8 @@ def render_workloads(settings: Settings, platform: Platform) -> list[tuple[type[
     traces_inputs = {"args": settings.jaeger, "readers": readers,
                      "writers": otel_collector.jaeger_writers(settings.otel_collector),
                      "elasticsearch_password": settings.optional_secret("jaeger_elasticsearch_password"),
-                     "cassandra_password": settings.optional_secret("jaeger_cassandra_password")}
+                     "cassandra_password": settings.optional_secret("jaeger_cassandra_password"),
+                     "storage_ca": settings.optional_secret("jaeger_storage_ca")}
     traces = jaeger.Jaeger.render(jaeger.NAME, platform, **traces_inputs)
     metrics_inputs = {
         "args": settings.prometheus,

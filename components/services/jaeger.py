@@ -19,8 +19,6 @@ from components.workload import ConfigFile, DataVolume, Egress, HealthCheck, Pee
 
 NAME = "jaeger"
 CONFIG = "/etc/jaeger/config.yaml"
-# The store's CA certificate: public, so a config file beside the config.
-CA_FILE = "/etc/jaeger/ca.pem"
 DATA_DIR = "/badger"
 UI_PORT = 16686
 GRPC_PORT = 4317
@@ -32,10 +30,12 @@ STORE = "traces"
 # the queriers keep the service's name, which Grafana's datasource and the `jaeger` endpoint use.
 COLLECTOR, QUERY = "collector", "query"
 ES_PASSWORD = SecretFile("jaeger_elasticsearch_password", None)
+# The store's CA certificate(s) (secrets.jaeger_storage_ca).
+STORAGE_CA = SecretFile("jaeger_storage_ca.pem", None)
 CASSANDRA_PASSWORD = SecretFile("jaeger_cassandra_password", None)
 
 
-def _elasticsearch(jaeger: JaegerArgs, role: str) -> dict:
+def _elasticsearch(jaeger: JaegerArgs, role: str, storage_ca: bool) -> dict:
     es = jaeger.elasticsearch
     # Every index is written through <prefix>-jaeger-<type>-write and read through -read, aliases
     # that the cluster's ILM or ISM policy rolls over (auto_rollover: the policy is named in the
@@ -55,12 +55,12 @@ def _elasticsearch(jaeger: JaegerArgs, role: str) -> dict:
         config["indices"]["index_prefix"] = es.index_prefix
     if es.username is not None:
         config["auth"] = {"basic": {"username": es.username, "password_file": ES_PASSWORD.path}}
-    if es.tls_ca is not None:
-        config["tls"] = {"ca_file": CA_FILE}
+    if storage_ca:
+        config["tls"] = {"ca_file": STORAGE_CA.path}
     return {jaeger.storage: config}
 
 
-def _cassandra(jaeger: JaegerArgs, role: str) -> dict:
+def _cassandra(jaeger: JaegerArgs, role: str, storage_ca: bool) -> dict:
     c = jaeger.cassandra
     ttl_minutes = milliseconds(jaeger.trace_ttl) // 60_000
     connection: dict = {"servers": list(c.servers), "port": c.port}
@@ -69,8 +69,8 @@ def _cassandra(jaeger: JaegerArgs, role: str) -> dict:
         connection["auth"] = {"basic": {"username": c.username, "password": f"${{file:{CASSANDRA_PASSWORD.path}}}"}}
     if not c.tls:
         connection["tls"] = {"insecure": True}
-    elif c.tls_ca is not None:
-        connection["tls"] = {"ca_file": CA_FILE}
+    elif storage_ca:
+        connection["tls"] = {"ca_file": STORAGE_CA.path}
     return {"cassandra": {
         "schema": {
             "keyspace": c.keyspace,
@@ -87,11 +87,12 @@ def _cassandra(jaeger: JaegerArgs, role: str) -> dict:
     }}
 
 
-def _backend(jaeger: JaegerArgs, role: Optional[str] = None) -> dict:
+def _backend(jaeger: JaegerArgs, role: Optional[str] = None, storage_ca: bool = False) -> dict:
+    """storage_ca: the store's CA is mounted (STORAGE_CA)."""
     if jaeger.storage in ("elasticsearch", "opensearch"):
-        return _elasticsearch(jaeger, role)
+        return _elasticsearch(jaeger, role, storage_ca)
     if jaeger.storage == "cassandra":
-        return _cassandra(jaeger, role)
+        return _cassandra(jaeger, role, storage_ca)
     if jaeger.storage == "badger":
         return {
             "badger": {
@@ -103,7 +104,7 @@ def _backend(jaeger: JaegerArgs, role: Optional[str] = None) -> dict:
     return {"memory": {"max_traces": jaeger.max_traces}}
 
 
-def render_config(jaeger: JaegerArgs, role: Optional[str] = None) -> str:
+def render_config(jaeger: JaegerArgs, role: Optional[str] = None, storage_ca: bool = False) -> str:
     """Jaeger v2 is an OpenTelemetry Collector distribution: the same config shape. role: None for
     the one Jaeger of memory or badger, which does both; COLLECTOR (receives and writes, no UI) or
     QUERY (the UI and API; the collector needs a pipeline, so nop in and nop out, as upstream's
@@ -123,7 +124,7 @@ def render_config(jaeger: JaegerArgs, role: Optional[str] = None) -> str:
         },
         "extensions": {
             "healthcheckv2": {"use_v2": True, "http": {"endpoint": f"0.0.0.0:{HEALTH_PORT}"}},
-            "jaeger_storage": {"backends": {STORE: _backend(jaeger, role)}},
+            "jaeger_storage": {"backends": {STORE: _backend(jaeger, role, storage_ca)}},
         },
     }
     if reads:
@@ -150,8 +151,9 @@ def render_config(jaeger: JaegerArgs, role: Optional[str] = None) -> str:
 
 
 def _base(jaeger: JaegerArgs, name: str, ports: tuple[Port, ...], role: Optional[str] = None,
-          files: tuple[ConfigFile, ...] = (), **shape) -> Workload:
-    """What every Jaeger pod has: the image, its config (and `files` beside it), health and metrics."""
+          secret_files: tuple[SecretFile, ...] = (), **shape) -> Workload:
+    """What every Jaeger pod has: the image, its config, health and metrics."""
+    storage_ca = any(f.name == STORAGE_CA.name for f in secret_files)
     return Workload(
         name=name,
         image=images.JAEGER,
@@ -162,7 +164,8 @@ def _base(jaeger: JaegerArgs, name: str, ports: tuple[Port, ...], role: Optional
         run_as_user=10001,
         metrics_port="metrics",
         role=role,
-        config_files=(ConfigFile(CONFIG, render_config(jaeger, role)), *files),
+        config_files=(ConfigFile(CONFIG, render_config(jaeger, role, storage_ca)),),
+        secret_files=secret_files,
         **shape,
     )
 
@@ -173,8 +176,8 @@ def _writes(writers: Sequence[str]) -> tuple[Port, ...]:
 
 
 def _store(jaeger: JaegerArgs, elasticsearch_password: Optional[pulumi.Input[str]],
-           cassandra_password: Optional[pulumi.Input[str]]) -> dict:
-    """What both roles need of the store: its CA, its password as a file, and the way out to it."""
+           cassandra_password: Optional[pulumi.Input[str]], storage_ca: Optional[pulumi.Input[str]]) -> dict:
+    """What both roles need of the store: its password and CA as files, and the way out to it."""
     if jaeger.storage == "cassandra":
         store, password, user, file = jaeger.cassandra, cassandra_password, "cassandra", CASSANDRA_PASSWORD
         addresses = store.servers
@@ -191,14 +194,15 @@ def _store(jaeger: JaegerArgs, elasticsearch_password: Optional[pulumi.Input[str
         if password is None:
             raise ValueError(f"jaeger.{user}.username needs the store's password ({user}_password)")
         secrets = (SecretFile(file.name, pulumi.Output.secret(password)),)
-    ca = (ConfigFile(CA_FILE, store.tls_ca),) if store.tls_ca is not None else ()
-    return {"secret_files": secrets, "egress": (egress,), "files": ca}
+    if storage_ca is not None:
+        secrets += (SecretFile(STORAGE_CA.name, pulumi.Output.secret(storage_ca)),)
+    return {"secret_files": secrets, "egress": (egress,)}
 
 
 def workload(
     jaeger: JaegerArgs, *, readers: Sequence[str] = ("grafana",), writers: Sequence[str] = ("otel-collector",),
     name: str = NAME, elasticsearch_password: Optional[pulumi.Input[str]] = None,
-    cassandra_password: Optional[pulumi.Input[str]] = None,
+    cassandra_password: Optional[pulumi.Input[str]] = None, storage_ca: Optional[pulumi.Input[str]] = None,
 ) -> Rendered:
     """readers: the workloads that query traces; writers: those that send spans (OTLP gRPC);
     either may be workload.ANYONE. One workload with memory or badger; on a distributed store the
@@ -208,7 +212,7 @@ def workload(
         badger = jaeger.storage == "badger"
         return _base(jaeger, name, (ui, *_writes(writers)), resources=jaeger.resources,
                      data=DataVolume(DATA_DIR, jaeger.storage_size) if badger else None)
-    store = _store(jaeger, elasticsearch_password, cassandra_password)
+    store = _store(jaeger, elasticsearch_password, cassandra_password, storage_ca)
 
     def role(role_name: str, workload_name: str, ports: tuple[Port, ...], sized, **shape) -> Workload:
         return _base(jaeger, workload_name, ports, role_name, part_of=name, replicas=sized.replicas,
@@ -240,7 +244,9 @@ class Jaeger(ServiceComponent):
 
     args: the stack file's `jaeger:` keys (JaegerArgs; the stacks' defaults when left out).
     readers and writers: the workloads that query traces and send spans, or workload.ANYONE.
-    elasticsearch_password, cassandra_password: the store's password, for its `username`.
+    elasticsearch_password, cassandra_password: the store's password, for its `username`;
+    storage_ca: the CA certificate(s) of its TLS, when not the system's. All three kept secret
+    and mounted as files.
     See ServiceComponent for the output properties; otlp_address(platform, component.workloads)
     is what the collector component's jaeger input takes.
     """
@@ -251,13 +257,16 @@ class Jaeger(ServiceComponent):
                  readers: Sequence[str] = ("grafana",), writers: Sequence[str] = ("otel-collector",),
                  elasticsearch_password: Optional[pulumi.Input[str]] = None,
                  cassandra_password: Optional[pulumi.Input[str]] = None,
+                 storage_ca: Optional[pulumi.Input[str]] = None,
                  opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__(name, platform, opts, args=args or JaegerArgs(), readers=readers, writers=writers,
-                         elasticsearch_password=elasticsearch_password, cassandra_password=cassandra_password)
+                         elasticsearch_password=elasticsearch_password, cassandra_password=cassandra_password,
+                         storage_ca=storage_ca)
 
     @classmethod
     def render(cls, name: str, platform: Platform, *, args: JaegerArgs, readers: Sequence[str],
                writers: Sequence[str], elasticsearch_password: Optional[pulumi.Input[str]] = None,
-               cassandra_password: Optional[pulumi.Input[str]] = None) -> Rendered:
-        return workload(args, readers=readers, writers=writers, name=name,
-                        elasticsearch_password=elasticsearch_password, cassandra_password=cassandra_password)
+               cassandra_password: Optional[pulumi.Input[str]] = None,
+               storage_ca: Optional[pulumi.Input[str]] = None) -> Rendered:
+        return workload(args, readers=readers, writers=writers, name=name, elasticsearch_password=elasticsearch_password,
+                        cassandra_password=cassandra_password, storage_ca=storage_ca)

@@ -1106,8 +1106,7 @@ def _matching(pattern: str, what: str, example: str):
 
 
 def _ca_certificates(value: str) -> str:
-    # A CA's certificate is public (every client holds it, servers present their chain), so it
-    # is a plain setting, kept in a ConfigMap; a private key pasted with it would not be.
+    # Never echoed. Only certificates: a private key pasted with them does not belong there.
     _pem_certificates(value)
     if "PRIVATE KEY" in value:
         raise ValueError("holds a private key; give only the CA's certificate (-----BEGIN CERTIFICATE----- ...)")
@@ -1144,10 +1143,10 @@ class JaegerElasticsearch(Model):
     # Primary shards and replicas of each index created from Jaeger's templates.
     shards: int = Field(default=5, ge=1, le=1024)
     replicas: int = Field(default=1, ge=0, le=1024)
-    # Basic auth; the password is secrets.jaeger_elasticsearch_password. Unset: none.
+    # Basic auth; the password is secrets.jaeger_elasticsearch_password. Unset: none. With
+    # https, the CA that signs the cluster's certificate is secrets.jaeger_storage_ca (unset: the
+    # system's CAs).
     username: Optional[JaegerUser] = Field(default=None, examples=["jaeger"])
-    # https: the CA certificate(s), PEM, that sign the cluster's certificate; unset: the system's.
-    tls_ca: Optional[CaCertificates] = None
 
 
 class JaegerCassandra(Model):
@@ -1173,10 +1172,9 @@ class JaegerCassandra(Model):
     replication_factor: int = Field(default=1, ge=1, le=100)
     # The password is secrets.jaeger_cassandra_password. Unset: no authentication.
     username: Optional[JaegerUser] = Field(default=None, examples=["jaeger"])
-    # TLS to every node (Jaeger's default); false: plain text.
+    # TLS to every node (Jaeger's default), its CA secrets.jaeger_storage_ca (unset: the
+    # system's CAs); false: plain text.
     tls: bool = True
-    # The CA certificate(s), PEM, that sign the nodes' certificates; unset: the system's.
-    tls_ca: Optional[CaCertificates] = None
 
 
 class JaegerRole(Model):
@@ -1466,6 +1464,9 @@ class SecretsSettings(Model):
     jaeger_elasticsearch_password: Optional[SecretValue] = None
     # The password of jaeger.cassandra.username, read through the config's ${file:...}.
     jaeger_cassandra_password: Optional[Annotated[str, AfterValidator(_jaeger_cassandra_password)]] = None
+    # The CA certificate(s), PEM, that sign Jaeger's store's certificates (Elasticsearch or
+    # OpenSearch over https, Cassandra with tls); unset: the system's CAs.
+    jaeger_storage_ca: Optional[CaCertificates] = None
 
 
 class Settings(Model):
@@ -1718,6 +1719,8 @@ def _jaeger_store_checks(s: Settings, need_secret: Callable[[str, str], None]) -
     for key in sorted(k for k, on in used.items() if k in given and not on):
         problems.append((f"jaeger.{key}", f"does not apply with jaeger.storage: {storage}{_JAEGER_UNUSED[key]}; remove the key"))
     if storage not in JAEGER_DISTRIBUTED:
+        if s.secrets.jaeger_storage_ca is not None:
+            problems.append(("secrets.jaeger_storage_ca", f"applies to a distributed store, not jaeger.storage: {storage}"))
         return problems
     if s.platform != "kubernetes":
         problems.append(("jaeger.storage", f"{storage} runs Jaeger as collectors and queriers of several pods each, "
@@ -1729,16 +1732,18 @@ def _jaeger_store_checks(s: Settings, need_secret: Callable[[str, str], None]) -
             problems.append(("jaeger.elasticsearch.server_urls", f"required because jaeger.storage is {storage}"))
         if es.username is not None:
             need_secret("jaeger_elasticsearch_password", "jaeger.elasticsearch.username is set")
-        if es.tls_ca is not None and es.server_urls and not any(u.startswith("https://") for u in es.server_urls):
-            problems.append(("jaeger.elasticsearch.tls_ca", "applies to https:// server_urls, and every one is http://"))
+        if s.secrets.jaeger_storage_ca is not None and es.server_urls \
+                and not any(u.startswith("https://") for u in es.server_urls):
+            problems.append(("secrets.jaeger_storage_ca", "applies to https:// server_urls, and every one of "
+                             "jaeger.elasticsearch.server_urls is http://"))
     else:
         cassandra = jaeger.cassandra
         if not cassandra.servers:
             problems.append(("jaeger.cassandra.servers", "required because jaeger.storage is cassandra"))
         if cassandra.username is not None:
             need_secret("jaeger_cassandra_password", "jaeger.cassandra.username is set")
-        if cassandra.tls_ca is not None and not cassandra.tls:
-            problems.append(("jaeger.cassandra.tls_ca", "applies with jaeger.cassandra.tls: true"))
+        if s.secrets.jaeger_storage_ca is not None and not cassandra.tls:
+            problems.append(("secrets.jaeger_storage_ca", "applies with jaeger.cassandra.tls: true"))
         if milliseconds(jaeger.trace_ttl) < 1000:
             # Jaeger's Cassandra schema refuses a TTL under a second (and 0 means none).
             problems.append(("jaeger.trace_ttl", "must be at least 1s with jaeger.storage: cassandra"))

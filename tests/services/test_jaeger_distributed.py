@@ -9,12 +9,14 @@ import yaml
 from components.platforms.kubernetes import PEERS
 from components.services import jaeger
 from components.settings import ConfigError, JaegerArgs
-from conftest import SECRETS, Run, container_files, controller, run_program, scrape_jobs, stack_config, stack_secrets
+from conftest import (
+    SECRETS, Run, container_files, controller, is_secret, run_program, scrape_jobs, stack_config, stack_secrets,
+)
 from test_stack import leaks
 from test_upstream_metrics_traces import component_problems, jaeger_available, upstream
 
 CONFIG = "/etc/jaeger/config.yaml"
-CA = "/etc/jaeger/ca.pem"
+CA = "/run/secrets/jaeger_storage_ca.pem"
 ROLES = ("jaeger-collector", "jaeger")
 PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
@@ -24,9 +26,9 @@ MIIBszCCAVmgAwIBAgIUQ2FuYXJ5LWNhLWZvci10ZXN0czAKBggqhkjOPQQDAjAT
 -----END CERTIFICATE-----
 """
 ES = {"server_urls": ["https://es-0.search.svc:9200", "https://es-1.search.svc:9243"], "index_prefix": "team-a",
-      "lifecycle_policy": "traces-7d", "shards": 3, "replicas": 2, "username": "jaeger-writer", "tls_ca": CA_PEM}
+      "lifecycle_policy": "traces-7d", "shards": 3, "replicas": 2, "username": "jaeger-writer"}
 CASSANDRA = {"servers": ["cassandra-0.db.svc", "10.0.4.12"], "port": 9142, "keyspace": "traces_eu",
-             "datacenter": "eu-west", "replication_factor": 3, "username": "jaeger", "tls_ca": CA_PEM}
+             "datacenter": "eu-west", "replication_factor": 3, "username": "jaeger"}
 
 
 def config_of(run: Run, role: str) -> dict:
@@ -54,14 +56,18 @@ def refused(stack: str, section: dict, secrets: dict = None) -> str:
     return str(error.value)
 
 
+# prod's secrets, with the store's CA.
+WITH_CA = {**stack_secrets("prod"), "jaeger_storage_ca": CA_PEM}
+
+
 @pytest.fixture(scope="module")
 def cassandra() -> Run:
-    return with_jaeger("prod", {"storage": "cassandra", "trace_ttl": "7d", "cassandra": CASSANDRA})
+    return with_jaeger("prod", {"storage": "cassandra", "trace_ttl": "7d", "cassandra": CASSANDRA}, WITH_CA)
 
 
 @pytest.fixture(scope="module")
 def opensearch() -> Run:
-    return with_jaeger("prod", {"storage": "opensearch", "elasticsearch": ES})
+    return with_jaeger("prod", {"storage": "opensearch", "elasticsearch": ES}, WITH_CA)
 
 
 # --- the roles ------------------------------------------------------------------------------------
@@ -170,19 +176,26 @@ def test_every_store_option_reaches_both_roles(opensearch):
         assert store["tls"] == {"ca_file": CA}
 
 
-def test_the_password_and_the_ca_are_files_and_only_the_password_is_secret(opensearch):
+def test_the_password_and_the_ca_are_secret_files(opensearch):
     for role in ROLES:
         files = container_files(opensearch, role)
         assert files["/run/secrets/jaeger_elasticsearch_password"] == SECRETS["jaeger_elasticsearch_password"]
         assert files[CA] == CA_PEM
-        # The CA is public: a ConfigMap beside the config; the password: the pod's Secret.
+        # Both are the pod's Secret, nowhere in a ConfigMap.
+        secret = opensearch.one("kubernetes:core/v1:Secret", f"{role}-secrets")
+        assert set(secret.inputs["stringData"]) == {"jaeger_elasticsearch_password", "jaeger_storage_ca.pem"}
+        assert is_secret(secret.raw_inputs["stringData"])
         config_maps = [r for r in opensearch.of_type("kubernetes:core/v1:ConfigMap") if r.name == f"{role}-etc-jaeger"]
-        assert config_maps[0].inputs["data"]["ca.pem"] == CA_PEM
-        secret = opensearch.one("kubernetes:core/v1:Secret", f"{role}-secrets").inputs["stringData"]
-        assert set(secret) == {"jaeger_elasticsearch_password"}
+        assert set(config_maps[0].inputs["data"]) == {"config.yaml"}
         # The password is nowhere else: not in the config, the arguments or the environment.
         container = controller(opensearch, role).inputs["spec"]["template"]["spec"]["containers"][0]
         assert SECRETS["jaeger_elasticsearch_password"] not in files[CONFIG] + str(container)
+
+
+def test_without_the_ca_the_store_is_verified_with_the_systems_cas(stack_runs):
+    for role in ROLES:
+        assert "tls" not in store_of(stack_runs["prod"], role)["elasticsearch"]
+        assert CA not in container_files(stack_runs["prod"], role)
 
 
 @pytest.mark.parametrize("variant", ["opensearch", "cassandra"])
@@ -365,14 +378,29 @@ def test_a_user_needs_its_password(storage, section, secret):
     ({"storage": "cassandra", "storage_size": "50Gi", "cassandra": {"servers": ["c"]}}, "jaeger.storage_size"),
     ({"storage": "cassandra", "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
       "cassandra": {"servers": ["c"]}}, "jaeger.resources"),
-    ({"storage": "cassandra", "cassandra": {"servers": ["c"], "tls": False, "tls_ca": CA_PEM}}, "jaeger.cassandra.tls_ca"),
     # Jaeger's Cassandra schema refuses a TTL under a second.
     ({"storage": "cassandra", "trace_ttl": "500ms", "cassandra": {"servers": ["c"]}}, "jaeger.trace_ttl"),
-    ({"storage": "elasticsearch", "elasticsearch": {"server_urls": ["http://es:9200"], "tls_ca": CA_PEM}},
-     "jaeger.elasticsearch.tls_ca"),
 ])
 def test_keys_that_would_do_nothing_are_refused(section, key):
     assert f"key '{key}': " in refused("prod", section)
+
+
+@pytest.mark.parametrize("section", [
+    {"storage": "cassandra", "cassandra": {"servers": ["c"], "tls": False}},
+    {"storage": "elasticsearch", "elasticsearch": {"server_urls": ["http://es:9200"]}},
+    {"storage": "badger"},
+])
+def test_a_storage_ca_no_connection_would_use_is_refused(section):
+    message = refused("prod", section, WITH_CA)
+    assert "key 'secrets.jaeger_storage_ca': " in message and "BEGIN CERTIFICATE" not in message
+
+
+def test_a_storage_ca_holding_a_private_key_is_refused_without_showing_it():
+    pem = CA_PEM + "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIKEY\n-----END PRIVATE KEY-----\n"
+    message = refused("prod", {"storage": "elasticsearch", "elasticsearch": ES},
+                      {**stack_secrets("prod"), "jaeger_storage_ca": pem})
+    assert "key 'secrets.jaeger_storage_ca': " in message and "private key" in message
+    assert "MC4CAQAw" not in message
 
 
 @pytest.mark.parametrize("section, key, words", [
@@ -382,9 +410,6 @@ def test_keys_that_would_do_nothing_are_refused(section, key):
     ({"elasticsearch": {"server_urls": ["http://es:9200"], "index_prefix": "Prod"}}, "jaeger.elasticsearch.index_prefix",
      "lower case"),
     ({"elasticsearch": {"server_urls": ["http://es:9200"], "username": "a$b"}}, "jaeger.elasticsearch.username", "expands $"),
-    ({"elasticsearch": {"server_urls": ["http://es:9200"], "tls_ca": "-----BEGIN CERTIFICATE-----\n...\n"
-                        "-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\n...\n-----END PRIVATE KEY-----\n"}},
-     "jaeger.elasticsearch.tls_ca", "private key"),
     ({"elasticsearch": {"server_urls": ["http://es:9200"], "shards": 0}}, "jaeger.elasticsearch.shards", ""),
     ({"elasticsearch": {"server_urls": ["http://es:9200"]}, "collector": {"replicas": 1}}, "jaeger.collector.replicas", ""),
 ])
