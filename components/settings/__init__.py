@@ -936,12 +936,8 @@ class LokiCompactor(Model):
     resources: Resources = resources("1", "2Gi", "2", "10Gi")
 
 
-# Each role's defaults: Loki's published sizing for its smallest tier, under 3 TB of logs a day
-# (docs/performance.md), where it names one.
-class LokiDistributors(LokiAutoscaledRole):
-    resources: Resources = resources("1", "512Mi", "2", "1Gi")
-
-
+# Each role's defaults: the smallest shape that keeps every path alive through a lost pod or
+# node; docs/sizing.md gives Loki's published figures to grow them by.
 class LokiQueriers(LokiAutoscaledRole):
     max_replicas: int = Field(default=10, ge=2, le=1000)
     resources: Resources = resources("1", "1Gi", "2", "4Gi")
@@ -966,7 +962,7 @@ class LokiMicroservices(Model):
     """Loki's roles in microservices mode (loki.mode: microservices), each its own pods."""
 
     ingester: LokiIngesters = Field(default_factory=LokiIngesters)
-    distributor: LokiDistributors = Field(default_factory=LokiDistributors)
+    distributor: LokiAutoscaledRole = Field(default_factory=LokiAutoscaledRole)
     querier: LokiQueriers = Field(default_factory=LokiQueriers)
     query_frontend: LokiQueryFrontends = Field(default_factory=LokiQueryFrontends)
     query_scheduler: LokiQuerySchedulers = Field(default_factory=LokiQuerySchedulers)
