@@ -82,6 +82,8 @@ class TestScrapeTiming:
             target["interval"] = target_interval
         override = {"prometheus": {"scrape_interval": interval, "scrape_timeout": timeout, "scrape_targets": [target]}}
         config = merge(stack_config("staging"), override)
+        # Without staging's objectives: their 5m windows need scrapes every 75s or faster.
+        del config["slos"]
         check_timing(run_program("staging", config, stack_secrets("staging")), config)
 
 

@@ -91,7 +91,7 @@ def window(settings: Settings) -> str:
     return f"{ms // 1000}s" if ms % 60_000 else f"{ms // 60_000}m"
 
 
-def _number(value: float) -> str:
+def number_text(value: float) -> str:
     """Exactly as given: 1234567 stays 1234567, 0.95 stays 0.95."""
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
@@ -124,7 +124,7 @@ def render(settings: Settings, services: list[str]) -> str:
         # Plain replacement: PromQL may hold a '$' of its own (a regex anchor).
         expr = a.expr.replace(WINDOW, rate_window)
         if threshold is not None:
-            expr = expr.replace(THRESHOLD, _number(threshold))
+            expr = expr.replace(THRESHOLD, number_text(threshold))
         rule: dict = {"alert": a.alert, "expr": expr, "labels": {"severity": severity}}
         if duration is not None:
             rule["for"] = duration

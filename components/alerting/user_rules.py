@@ -12,6 +12,7 @@ fires, and a dashboard panel on one stays empty (components/grafana/dashboards.p
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Optional
 
@@ -25,6 +26,8 @@ from components.settings import Settings, cluster_targets
 SOURCE = CONFIGS / "prometheus" / "rules"
 # The rendered alert catalog's file name in the same folder.
 CATALOG_RULES = "catalog.yml"
+# The rendered rules of the stack's service level objectives (components/alerting/slos.py).
+SLO_RULES = "slos.yml"
 METRICS = CONFIGS / "metrics" / "catalog.yml"
 # Series Prometheus writes for every alerting rule (rules/alerting.go): queries may name them.
 ALERT_SERIES = ("ALERTS", "ALERTS_FOR_STATE")
@@ -66,16 +69,17 @@ def load() -> tuple[list[UserRuleFile], list[str]]:
     """Every user rule file, read as the stack's Prometheus reads it (UTF-8 names, no experimental
     functions); and the problems that stop the program."""
     problems = []
-    if (SOURCE / CATALOG_RULES).exists():
-        problems.append(f"configs/prometheus/rules/{CATALOG_RULES}: the name is taken by the alert catalog; "
-                        "rename the file (for example team-rules.yml)")
+    for taken, by in ((CATALOG_RULES, "the alert catalog"), (SLO_RULES, "the rules of the stack's slos")):
+        if (SOURCE / taken).exists():
+            problems.append(f"configs/prometheus/rules/{taken}: the name is taken by {by}; "
+                            "rename the file (for example team-rules.yml)")
     for path in sorted(SOURCE.glob("*.yaml")):
         # prometheus.yml loads rules/*.yml: this file would be shipped nowhere and never evaluated.
         problems.append(f"configs/prometheus/rules/{path.name}: Prometheus loads only *.yml rule files; "
                         f"rename it to {path.stem}.yml")
     files = []
     for path in sorted(SOURCE.glob("*.yml")):
-        if path.name != CATALOG_RULES:
+        if path.name not in (CATALOG_RULES, SLO_RULES):
             text = path.read_text()
             files.append(UserRuleFile(path.name, text, grammar.read_rule_file(text)))
     return files, problems + [p for f in files for p in f.problems()]
@@ -158,7 +162,13 @@ class Produced:
 
 
 def produced_metrics(settings: Settings) -> Produced:
-    return produced_by(deployed_producers(settings))
+    produced = produced_by(deployed_producers(settings))
+    if not settings.slos:
+        return produced
+    # The series the objectives' rules record (components/alerting/slos.py; imported here, since
+    # it reads this module).
+    from components.alerting import slos
+    return dataclasses.replace(produced, metrics=produced.metrics | slos.RECORDED)
 
 
 def produced_by(producers: set[str]) -> Produced:

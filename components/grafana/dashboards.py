@@ -391,8 +391,15 @@ def kubernetes(settings: Settings) -> Dashboard | None:
     return kubernetes_dashboard.kubernetes(settings)
 
 
+def service_level_objectives(settings: Settings) -> Dashboard | None:
+    # Its own module, like the Kubernetes dashboard's.
+    from components.grafana import slo_dashboard
+
+    return slo_dashboard.slo_dashboard(settings)
+
+
 BUILT_IN = [system_overview, api_performance, containers_and_hosts, databases, gpu_and_ml, llm_and_rag,
-            log_overview, observability_stack, kubernetes]
+            log_overview, observability_stack, kubernetes, service_level_objectives]
 
 
 # --- the user's own dashboards --------------------------------------------------------------------

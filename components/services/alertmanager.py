@@ -27,11 +27,12 @@ NULL = "null"
 # alert has holds, and the matcher instance="" selects the alerts without one.
 INHIBIT_RULES = [
     # A critical alert silences the warning of the same name about the same thing: the same
-    # instance, and for the volume alerts of Kubernetes the same claim (a node mounts many).
+    # instance, for the volume alerts of Kubernetes the same claim (a node mounts many), and for
+    # the burn-rate alerts of service level objectives the same objective of the same service.
     {
         "source_matchers": ['severity="critical"'],
         "target_matchers": ['severity="warning"'],
-        "equal": ["alertname", "instance", "namespace", "persistentvolumeclaim"],
+        "equal": ["alertname", "instance", "namespace", "persistentvolumeclaim", "service", "slo"],
     },
     # A target that is down explains everything else it says...
     {

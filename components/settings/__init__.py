@@ -23,6 +23,7 @@ from decimal import ROUND_CEILING, Decimal
 from typing import Annotated, Any, Callable, Iterable, Literal, Optional, TypeVar, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
+import promql_parser
 import pulumi
 from pulumi.runtime import config as runtime_config
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
@@ -1384,6 +1385,60 @@ class AlertsSettings(Model):
     overrides: dict[str, AlertOverride] = Field(default_factory=dict)
 
 
+def _objective_target(value: float) -> float:
+    if value >= 100:
+        raise _bad(f"{value} leaves no error budget: at 100% every failed event breaks the objective, so "
+                   "no burn rate can be measured against it; aim below 100", "99.9")
+    if value <= 0:
+        raise _bad(f"{value} is not a share of good events above 0%", "99.9")
+    return value
+
+
+def _series_selector(value: str) -> str:
+    # One instant vector selector with a metric name, as the rules put it inside rate(...[w]).
+    problem = grammar.promql_problem(value)
+    if problem is not None:
+        raise _bad(f"{value!r} is not a PromQL selector: {problem}", 'http_requests_total{job="api"}')
+    node = promql_parser.parse(value)
+    if not isinstance(node, promql_parser.VectorSelector) or not node.name:
+        raise _bad(f"{value!r} must be one series selector that names its metric, without functions, "
+                   "ranges or operators", 'http_requests_total{job="api"}')
+    if node.offset is not None or node.at is not None:
+        raise _bad(f"{value!r} must not use offset or @: the objective is measured now", 'http_requests_total{job="api"}')
+    return value.strip()
+
+
+SeriesSelector = Annotated[str, AfterValidator(_series_selector)]
+
+
+class SloObjective(Model):
+    """One service level objective: the share of good events over a rolling window
+    (components/alerting/slos.py renders it)."""
+
+    # availability: good events over all events; latency: events faster than `threshold`.
+    sli: Literal["availability", "latency"] = Field(examples=["availability"])
+    # In percent of events that must be good over the window.
+    target: Annotated[Number, AfterValidator(_objective_target)] = Field(examples=[99.9])
+    window: Duration = "30d"
+    # latency: seconds; one of the histogram's bucket boundaries.
+    threshold: Optional[Annotated[Number, Field(gt=0)]] = Field(default=None, examples=[0.5])
+    # availability, instead of the application contract's 5xx share: the good and all events.
+    good: Optional[SeriesSelector] = Field(default=None, examples=['grpc_server_handled_total{job="api", grpc_code="OK"}'])
+    total: Optional[SeriesSelector] = Field(default=None, examples=['grpc_server_handled_total{job="api"}'])
+    # latency, instead of the application contract's http_request_duration_seconds: a histogram
+    # by its name (without _bucket) and the series to count, and its bucket boundaries.
+    histogram: Optional[SeriesSelector] = Field(default=None, examples=['grpc_server_handling_seconds{job="api"}'])
+    buckets: Optional[list[Annotated[Number, Field(gt=0)]]] = Field(default=None, min_length=1, examples=[[0.1, 0.5, 1]])
+
+
+class SloService(Model):
+    """A service's objectives, by name."""
+
+    # The scrape job the application contract's series carry; the service's key by default.
+    job: Optional[Annotated[str, AfterValidator(_target_label_value)]] = Field(default=None, examples=["api"])
+    objectives: dict[Name, SloObjective] = Field(min_length=1)
+
+
 def _secret_value(value: str) -> str:
     # Never echoed. The services trim what they read from a secret file: only spaces is nothing.
     if not value.strip():
@@ -1483,6 +1538,8 @@ class Settings(Model):
     jaeger: JaegerSettings = Field(default_factory=JaegerSettings)
     grafana: GrafanaSettings = Field(default_factory=GrafanaSettings)
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
+    # Service level objectives by service: burn-rate alerts, error budgets and a dashboard.
+    slos: dict[Name, SloService] = Field(default_factory=dict)
     secrets: SecretsSettings = Field(default_factory=SecretsSettings, repr=False)
 
     def secret(self, name: str) -> pulumi.Output[str]:
@@ -1696,6 +1753,9 @@ def _cross_checks(s: Settings) -> list[tuple[str, str]]:
                 problems.append(
                     (f"{key}.replicas", "docker runs one replica; use the kubernetes platform for HA")
                 )
+    # Here, not at the top: the objectives' rules read the metric catalog, which reads these settings.
+    from components.alerting import slos
+    problems += slos.problems(s)
     return problems
 
 

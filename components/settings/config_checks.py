@@ -47,7 +47,7 @@ import re2
 import yaml
 
 from components import ROOT
-from components.alerting import alert_rules
+from components.alerting import alert_rules, slos
 from components.services import prometheus
 from components.settings.grammar import (
     ALERTMANAGER_FUNCTIONS,
@@ -406,7 +406,7 @@ class _RuleSources:
         def parses(threshold: Optional[float]) -> bool:
             expr = entry.expr.replace(alert_rules.WINDOW, "5m")
             if threshold is not None:
-                expr = expr.replace(alert_rules.THRESHOLD, alert_rules._number(threshold))
+                expr = expr.replace(alert_rules.THRESHOLD, alert_rules.number_text(threshold))
             return promql_problem(expr, self.experimental) is None
 
         if not parses(entry.threshold):
@@ -720,8 +720,17 @@ def _check_prometheus(settings: Settings, workload: Workload, services: list[str
             sources = _RuleSources(settings, [*services, *jobs], experimental)
             _check_catalog(files[path], sources, scheme, experimental, report)
             continue
-        source = f"configs/prometheus/rules/{posixpath.basename(path)}"
         read = read_rule_file(files[path], scheme, experimental)
+        if path == f"{prometheus.RULES_DIR}/{slos.RULES}":
+            # Rendered from the stack's objectives, one group each, with the catalog's runbook links.
+            objective_keys = {slos.group_name(o): o.key for o in slos.objectives(settings)}
+
+            def objective_key(rule: Rule, part: str) -> str:
+                return "alerts.runbook_url" if part == "annotations.runbook_url" else objective_keys.get(rule.group, "slos")
+
+            _report_rule_file(read, "slos", "slos.yml (rendered from the stack's slos)", objective_key, report)
+            continue
+        source = f"configs/prometheus/rules/{posixpath.basename(path)}"
         _report_rule_file(read, source, source, lambda rule, part: source, report)
 
 

@@ -88,6 +88,14 @@ def dev_with(override: dict) -> Run:
     return run_program("dev", merge(stack_config("dev"), override))
 
 
+def slow_dev_with(override: dict) -> Run:
+    """dev with `override`, without its objectives: their 5m windows need scrapes every 75s or
+    faster, which the slow scrape intervals below are not (tests/alerting/test_slos.py)."""
+    config = stack_config("dev")
+    del config["slos"]
+    return run_program("dev", merge(config, override))
+
+
 def dev_with_alerts(alerts: dict) -> Run:
     return dev_with({"alerts": alerts})
 
@@ -290,7 +298,7 @@ def test_rate_windows_span_at_least_four_scrapes(stack_runs, stack):
 
 
 def test_a_2m_scrape_interval_gives_8m_windows():
-    run = dev_with({"prometheus": {"scrape_interval": "2m"}})
+    run = slow_dev_with({"prometheus": {"scrape_interval": "2m"}})
     assert set(range_windows(run)) == {timedelta(minutes=8)}
     assert "[8m]" in rendered_text(run)
 
@@ -408,9 +416,8 @@ def test_a_large_threshold_is_rendered_exactly():
 
 def test_windows_span_four_scrapes_of_a_target_with_a_longer_interval():
     """The api job scraped every 2m gets 8m windows, not 5m (2.5 scrapes)."""
-    config = stack_config("dev")
-    config["prometheus"]["scrape_targets"][0]["interval"] = "2m"
-    [rule] = rules_of(run_program("dev", config), "HttpErrorRateHigh")
+    api = {**stack_config("dev")["prometheus"]["scrape_targets"][0], "interval": "2m"}
+    [rule] = rules_of(slow_dev_with({"prometheus": {"scrape_targets": [api]}}), "HttpErrorRateHigh")
     assert all(window >= timedelta(minutes=8) for window in windows(rule["expr"]))
 
 
@@ -492,7 +499,7 @@ def test_a_raised_threshold_keeps_an_input_quiet_that_fires_at_the_default(stack
 
 def test_promtool_accepts_a_catalog_with_every_kind_of_override(tmp_path):
     promtool = require_tool("promtool")
-    run = dev_with({
+    run = slow_dev_with({
         "prometheus": {"scrape_interval": "2m", "evaluation_interval": "1m"},
         "alerts": {"runbook_url": "https://runbooks.example/obs.md", "overrides": {
             "HostHighCpu": {"threshold": 97.5},
@@ -760,7 +767,7 @@ def test_the_watchdogs_severity_can_be_overridden(stack_runs):
 
 def test_an_80s_scrape_interval_gives_320s_windows():
     """Four scrapes of 80s: 320s, not rounded to whole minutes (docs/alerting.md, "The alert catalog")."""
-    run = dev_with({"prometheus": {"scrape_interval": "80s"}})
+    run = slow_dev_with({"prometheus": {"scrape_interval": "80s"}})
     assert set(range_windows(run)) == {timedelta(seconds=320)}
     assert "[320s]" in rendered_text(run)
 

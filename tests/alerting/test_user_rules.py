@@ -238,7 +238,8 @@ class TestUnproducedMetricsWarn:
         (rules_dir / "team.yml").write_text(alert(expr=f"'{expr}'"))
         settings = parse("dev", stack_config("dev"))
         files = prometheus.rule_files("groups: []\n", settings)
-        assert [f.path for f in files] == ["/etc/prometheus/rules/catalog.yml", "/etc/prometheus/rules/team.yml"]
+        assert [f.path for f in files] == ["/etc/prometheus/rules/catalog.yml", "/etc/prometheus/rules/slos.yml",
+                                          "/etc/prometheus/rules/team.yml"]
         (warning,) = warned
         assert warning.startswith("configs/prometheus/rules/team.yml: group 'team', rule 'TeamDown': ")
         assert metric in warning and "the rule never fires" in warning
@@ -289,7 +290,10 @@ def test_a_namespace_of_several_undeployed_producers_names_each(rules_dir, monke
     """Where the metric catalog knows more than one producer for a metric's namespace, and the stack
     deploys none of them, the warning names them all (docs/grafana.md, "The metric catalog")."""
     catalog = rules_dir.parent / "catalog.yml"
-    catalog.write_text("prometheus:\n  - up\nacme-exporter:\n  - acme_queue_depth\nacme-sidecar:\n  - acme_jobs_total\n")
+    # With the application contract dev's objectives read.
+    catalog.write_text("prometheus:\n  - up\nacme-exporter:\n  - acme_queue_depth\nacme-sidecar:\n  - acme_jobs_total\n"
+                       "application:\n  - http_requests_total\n  - http_request_duration_seconds_bucket\n"
+                       "  - http_request_duration_seconds_count\n")
     monkeypatch.setattr(user_rules, "METRICS", catalog)
     assert dev_warnings(rules_dir, warned, alert(expr="'acme_queue_depth > 100'")) == [
         "configs/prometheus/rules/team.yml: group 'team', rule 'TeamDown': nothing this stack deploys produces "

@@ -36,7 +36,8 @@ GRAFANA_VARIABLES = re.compile(r"\$\{?(__rate_interval|__interval|__range|__auto
 ANY_VARIABLE = re.compile(r"\$\{?[A-Za-z_]\w*|\[\[\w+")  # not $1, label_replace's group
 # The dashboards' own variables, as a choice on the dashboard fills them in: two namespaces, which
 # Grafana writes into a regex matcher as (a|b) (the Prometheus datasource's interpolateQueryExpr).
-DASHBOARD_VARIABLES = {"namespace": "(shop|payments)"}
+# The SLO dashboard's objective, chosen by service and name (single values, written as they are).
+DASHBOARD_VARIABLES = {"namespace": "(shop|payments)", "service": "api", "slo": "availability"}
 DASHBOARD_VARIABLE = re.compile(r"\$\{?(" + "|".join(DASHBOARD_VARIABLES) + r")\b\}?")
 LEGEND_LABEL = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 ANY = "*"  # the key of a panel's only query, whatever its legend
@@ -59,6 +60,7 @@ UNITS: dict[str, dict[str, float]] = {
     "1 up, 0 down": {"bool": 1},
     "score": {"short": 1},
     "events per hour": {"short": 1},
+    "burn rate": {"short": 1, "none": 1},  # times the rate the objective allows
 }
 
 
@@ -611,6 +613,38 @@ VOLUMES = {
 SHOP_CLAIM, PAYMENTS_CLAIM = ('{namespace="shop", persistentvolumeclaim="data-db-0"}',
                               '{namespace="payments", persistentvolumeclaim="reports"}')
 
+# --- service level objectives: what the rules of components/alerting/slos.py record -------------
+# api/availability (a budget of 1/64, so every burn rate is exact in binary) is the objective
+# chosen; api/latency and web/availability must stay out of its panels.
+API_AVAILABILITY = 'service="api", slo="availability"'
+SLO_WINDOW_RATIOS = {"5m": 20, "30m": 10, "1h": 5, "2h": 4, "6h": 3, "1d": 2, "3d": 1}  # burn rates
+
+
+def objective(service: str, slo: str, target: float, window_ratio: float, remaining: float) -> dict[str, str]:
+    labels = f'service="{service}", slo="{slo}"'
+    return {f"slo:objective:ratio{{{labels}}}": gauge(target),
+            f"slo:sli_error:ratio_window{{{labels}}}": gauge(window_ratio),
+            f"slo:error_budget:remaining_ratio{{{labels}}}": gauge(remaining)}
+
+
+def burn_alert(service: str, slo: str, severity: str, state: str = "firing") -> str:
+    return (f'ALERTS{{alertname="ErrorBudgetBurn", alertstate="{state}", severity="{severity}", '
+            f'service="{service}", slo="{slo}"}}')
+
+
+OBJECTIVES = {
+    **objective("api", "availability", 1 - 1 / 64, 1 / 128, 0.5),
+    **objective("api", "latency", 0.99, 0.02, -1),
+    **objective("web", "availability", 0.99, 0.0025, 0.75),
+    **{f"slo:sli_error:ratio_rate{w}{{{API_AVAILABILITY}}}": gauge(burn / 64) for w, burn in SLO_WINDOW_RATIOS.items()},
+    **{f'slo:sli_error:ratio_rate{w}{{service="api", slo="latency"}}': gauge(0.5) for w in SLO_WINDOW_RATIOS},
+    burn_alert("api", "availability", "critical"): gauge(1),
+    burn_alert("api", "availability", "warning"): gauge(1),
+    burn_alert("api", "latency", "warning", "pending"): gauge(1),
+    burn_alert("web", "availability", "warning"): gauge(1),
+}
+
+
 # --- the cases ------------------------------------------------------------------------------------
 CASES: dict[str, Case] = {
     "targets up": Case("4 of 5 targets answer", "count", TARGETS, {ANY: {"": 4}}),
@@ -795,6 +829,24 @@ CASES: dict[str, Case] = {
                         {ANY: {SHOP_CLAIM: 25 * GiB, PAYMENTS_CLAIM: 7.5 * GiB}}),
     "volume full in": Case("data-db-0 loses 1 GiB a minute with 25 GiB left: full in 25 minutes; reports is steady",
                            "seconds", VOLUMES, {ANY: {SHOP_CLAIM: 25 * 60}}),
+    "objectives paging": Case("api/availability's page fires", "count", OBJECTIVES, {ANY: {"": 1}}),
+    "objectives with a ticket": Case("two tickets fire (api/availability's, web's); api/latency's is pending",
+                                     "count", OBJECTIVES, {ANY: {"": 2}}),
+    "budget by objective": Case("every objective's budget, overspent api/latency's too", "ratio", OBJECTIVES,
+                                {ANY: {f"{{{API_AVAILABILITY}}}": 0.5, '{service="api", slo="latency"}': -1,
+                                       '{service="web", slo="availability"}': 0.75}}),
+    "service level": Case("1/128 of api's requests bad over the window: 127/128 good", "ratio", OBJECTIVES,
+                          {ANY: {f"{{{API_AVAILABILITY}}}": 127 / 128}}),
+    "objective": Case("api/availability asks for 63/64 good", "ratio", OBJECTIVES,
+                      {ANY: {f"{{{API_AVAILABILITY}}}": 63 / 64}}),
+    "budget remaining": Case("half of api/availability's budget is left", "ratio", OBJECTIVES,
+                             {ANY: {f"{{{API_AVAILABILITY}}}": 0.5}}),
+    "burn rate 1h": Case("5/64 bad over the hour against 1/64 allowed: 5 times", "burn rate", OBJECTIVES,
+                         {ANY: {f"{{{API_AVAILABILITY}}}": 5}}),
+    "burn rates": Case("each window's share of bad requests over the 1/64 allowed", "burn rate", OBJECTIVES,
+                       {w: {f"{{{API_AVAILABILITY}}}": burn} for w, burn in SLO_WINDOW_RATIOS.items()}),
+    "alert states": Case("api/availability pages and has a ticket; the other objectives' alerts stay out",
+                         "count", OBJECTIVES, {ANY: {'{severity="critical"}': 1, '{severity="warning"}': 1}}),
 }
 
 # Built-in PromQL panel (dashboard uid, title) -> the cases that cover it.
@@ -884,6 +936,15 @@ COVERAGE: dict[tuple[str, str], tuple[str, ...]] = {
     ("kubernetes", "Volume inodes used"): ("volume inodes",),
     ("kubernetes", "Volume space free"): ("volume free",),
     ("kubernetes", "Predicted time until full"): ("volume full in",),
+    ("slos", "Objectives paging"): ("objectives paging",),
+    ("slos", "Objectives with a ticket"): ("objectives with a ticket",),
+    ("slos", "Error budget remaining by objective"): ("budget by objective",),
+    ("slos", "Service level"): ("service level",),
+    ("slos", "Objective"): ("objective",),
+    ("slos", "Error budget remaining"): ("budget remaining",),
+    ("slos", "Burn rate over 1h"): ("burn rate 1h",),
+    ("slos", "Burn rate by alert window"): ("burn rates",),
+    ("slos", "Burn-rate alerts"): ("alert states",),
 }
 # LogQL panels: Loki evaluates them, not Prometheus; out of this file's reach.
 LOGQL_PANELS = {("logs", "Log volume by service"), ("logs", "Log volume by level"), ("logs", "Error lines")}
@@ -942,6 +1003,12 @@ MUTANTS = [
            "(1 - kubelet_volume_stats_available_bytes", "(kubelet_volume_stats_available_bytes"),
     Mutant(("kubernetes", "Predicted time until full"), "volume full in", "growing free space taken for shrinking",
            "< 0))", "> 0))"),
+    Mutant(("slos", "Service level"), "service level", "the share of bad events shown as the service level",
+           "1 - slo:sli_error", "slo:sli_error"),
+    Mutant(("slos", "Burn rate by alert window"), "burn rates", "the share of bad events shown as the burn rate",
+           ' / (1 - slo:objective:ratio{service="$service", slo="$slo"})', ""),
+    Mutant(("slos", "Objectives with a ticket"), "objectives with a ticket", "pending alerts counted as firing",
+           ', alertstate="firing"', ""),
 ]
 
 

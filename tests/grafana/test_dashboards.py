@@ -15,7 +15,7 @@ import yaml
 
 from components.grafana import dashboards, kubernetes_dashboard
 from components.settings import parse
-from conftest import ROOT, STACKS, run_program, scrape_jobs, stack_config, stack_secrets
+from conftest import ROOT, STACKS, container_files, run_program, scrape_jobs, stack_config, stack_secrets
 from test_user_dashboards import user_dir, write  # noqa: F401 (user_dir is a fixture)
 
 DASHBOARD = "grafana:oss/dashboard:Dashboard"
@@ -111,13 +111,20 @@ def deployed_producers(run):
 
 
 def produced_metrics(run, stack):
-    """Metrics of the catalog's producers this stack deploys, and the application contract."""
+    """Metrics of the catalog's producers this stack deploys, the application contract, and the
+    series the rules of its objectives record, with their alerts' ALERTS."""
     producers = {"application"}
     for service in set(run.outputs["services"]) | deployed_producers(run):
         if service == "gpu-exporter":
             service = f"gpu-exporter/{stack_config(stack)['exporters']['gpu']['exporter']}"
         producers.add(service)
-    return {metric for producer in producers for metric in CATALOG.get(producer, [])}
+    found = {metric for producer in producers for metric in CATALOG.get(producer, [])}
+    objectives = container_files(run, "prometheus").get("/etc/prometheus/rules/slos.yml")
+    if objectives is not None:
+        rules = [rule for group in yaml.safe_load(objectives)["groups"] for rule in group["rules"]]
+        found |= {rule["record"] for rule in rules if "record" in rule}
+        found |= {"ALERTS"} if any("alert" in rule for rule in rules) else set()
+    return found
 
 
 def unknown_metrics(expr, produced):

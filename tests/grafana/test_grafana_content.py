@@ -276,6 +276,7 @@ DEV_DASHBOARDS = {
     "logs": "applications",
     "llm-rag": "llm-rag",
     "gpu-ml": "gpu-ml",
+    "slos": "applications",  # every shipped stack sets objectives
 }
 # staging and prod run database exporters and kube-state-metrics (on by default on kubernetes).
 KUBERNETES_DASHBOARDS = {**DEV_DASHBOARDS, "databases": "databases", "kubernetes": "platform"}

@@ -19,6 +19,7 @@ OWN_TESTS = {
     "services.component": ["test_service_components.py"],
     "alerting.alert_rules": ["test_alert_rules.py", "test_prometheus.py"],
     "alerting.user_rules": ["test_user_rules.py"],
+    "alerting.slos": ["test_slos.py"],
     "services.prometheus": ["test_prometheus.py"],
     "services.alertmanager": ["test_alertmanager.py", "test_alertmanager_live.py"],
     "services.node_exporter": ["test_node_exporter.py", "test_service_components.py"],
@@ -41,6 +42,7 @@ OWN_TESTS = {
     "grafana.content": ["test_grafana_content.py"],
     "grafana.dashboards": ["test_dashboards.py", "test_dashboard_semantics.py", "test_user_dashboards.py"],
     "grafana.kubernetes_dashboard": ["test_dashboards.py", "test_dashboard_semantics.py"],
+    "grafana.slo_dashboard": ["test_slos.py", "test_dashboard_semantics.py"],
 }
 # Then the exact oracles, which read what many modules render; then everything else.
 ORACLES = ["test_oracles_configs.py", "test_oracles_platform.py"]

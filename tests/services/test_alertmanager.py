@@ -88,7 +88,7 @@ def test_inhibition_rules(stack_runs):
     assert {
         "source_matchers": ['severity="critical"'],
         "target_matchers": ['severity="warning"'],
-        "equal": ["alertname", "instance", "namespace", "persistentvolumeclaim"],
+        "equal": ["alertname", "instance", "namespace", "persistentvolumeclaim", "service", "slo"],
     } in rules
     assert {
         "source_matchers": ['alertname="ServiceDown"'],

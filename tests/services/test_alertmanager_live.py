@@ -49,6 +49,10 @@ def test_routing_and_inhibition_with_a_real_alertmanager(alertmanager):
         # A target down silences everything else its job says.
         alert("ServiceDown", "critical", instance="api:8000", job="api"),
         alert("HttpLatencyP95High", "warning", instance="api:8000", job="api"),
+        # An objective's page silences its own ticket, not another objective's.
+        alert("ErrorBudgetBurn", "critical", service="api", slo="availability"),
+        alert("ErrorBudgetBurn", "warning", service="api", slo="availability"),
+        alert("ErrorBudgetBurn", "warning", service="api", slo="latency"),
         alert("Watchdog", "info"),
     ])
 
@@ -63,6 +67,9 @@ def test_routing_and_inhibition_with_a_real_alertmanager(alertmanager):
     assert warning_n1["status"]["state"] == "suppressed" and warning_n1["status"]["inhibitedBy"]
     assert state_of(base, "HttpLatencyP95High", "warning")["state"] == "suppressed"
     assert state_of(base, "HostDiskSpaceLow", "critical")["state"] == "active"
+    tickets = {a["labels"]["slo"]: a["status"]["state"] for a in am_alerts(base, "ErrorBudgetBurn")
+               if a["labels"]["severity"] == "warning"}
+    assert tickets == {"availability": "suppressed", "latency": "active"}
 
     slack = [body for path, body in receiver.received if path == "/slack"]
     pagerduty = [body for path, body in receiver.received if path == "/pagerduty"]
