@@ -432,12 +432,13 @@ def selectors(expr: str) -> list[str]:
     return sorted(found)
 
 
-def instant(prometheus: Prometheus, expr: str, at: int) -> Cost:
-    cost = _cost(prometheus.api("query", query=expr, time=at))
+def series_touched(prometheus: Prometheus, expr: str, at: int) -> int:
+    """The series `expr` selects at `at`: count() of each of its selectors."""
+    found = 0
     for selector in selectors(expr):
         result = prometheus.api("query", query=f"count({selector})", time=at)["result"]
-        cost.series += int(float(result[0]["value"][1])) if result else 0
-    return cost
+        found += int(float(result[0]["value"][1])) if result else 0
+    return found
 
 
 # --- what each stack evaluates ---------------------------------------------------------------------
@@ -483,7 +484,8 @@ def measure_groups(prometheus: Prometheus, stack: str, run: render.Run, at: int)
         limit = GROUP_SHARE * (render_seconds(group["interval"]) if "interval" in group else interval)
         total = Measured(stack, "group", f"{file}: {group['name']}", 0.0, limit, 0)
         for rule in group["rules"]:
-            cost = instant(prometheus, rule["expr"], at)
+            cost = _cost(prometheus.api("query", query=rule["expr"], time=at))
+            cost.series = series_touched(prometheus, rule["expr"], at)
             total.seconds += cost.seconds
             total.samples += cost.samples
             total.series += cost.series
@@ -527,6 +529,7 @@ def measure_dashboards(prometheus: Prometheus, stack: str, run: render.Run, at: 
                     cost = _cost(prometheus.api("query_range", query=expr, start=at - range_s, end=at, step=step))
                 total.seconds += cost.seconds
                 total.samples += cost.samples
+                total.series += series_touched(prometheus, expr, at)
                 total.parts[f"{panel['title']} / {target['refId']}"] = [cost.seconds, cost.samples]
         found.append(total)
     return found

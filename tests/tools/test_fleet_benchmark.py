@@ -79,7 +79,10 @@ def test_the_openmetrics_files_keep_to_one_block_each(tmp_path):
         spans.append((min(stamps), max(stamps)))
         total += samples
     assert max(s for _, s in spans) == end
-    assert len(spans) == 3 or len(spans) == 4  # 5 hours of records over 2h blocks
+    # 5 hours of records up to 1,800,000,000 s touch the 2h blocks that start at 1,799,978,400,
+    # 1,799,985,600, 1,799,992,800 and 1,800,000,000: one file each.
+    assert [start // fleet_benchmark.BLOCK_S * fleet_benchmark.BLOCK_S for start, _ in spans] == [
+        1_799_978_400, 1_799_985_600, 1_799_992_800, 1_800_000_000]
     assert total > 0
 
 
@@ -95,6 +98,8 @@ def test_a_small_fleet_is_measured_in_a_real_prometheus(tmp_path):
     assert hosts["samples"] > 0 and hosts["series"] >= 5 * len(fleet_benchmark.MOUNTS)
     dashboards = {m["name"]: m for m in measured if m["kind"] == "dashboard"}
     assert dashboards["containers-hosts"]["samples"] > 0 and dashboards["slos"]["samples"] > 0
+    # Each container's CPU series at least: 5 hosts of 20 containers.
+    assert dashboards["containers-hosts"]["series"] >= 5 * 20
     assert all(m["seconds"] >= 0 and m["limit"] > 0 for m in measured)
     report = fleet_benchmark.tables([result])
     assert "| dev | catalog.yml: hosts |" in report and "| dev | containers-hosts |" in report
