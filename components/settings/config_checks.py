@@ -37,6 +37,7 @@ that rendered it.
 
 from __future__ import annotations
 
+import functools
 import json
 import posixpath
 import re
@@ -134,8 +135,18 @@ def _flags(workload: Workload) -> set[str]:
     return enabled
 
 
+_CSafeLoader = getattr(yaml, "CSafeLoader", None)
+
+
 def _load_yaml(text: str) -> tuple[Any, Optional[str]]:
     """The first YAML document of a file (the one the Go programs read), or why it is not YAML."""
+    if _CSafeLoader is not None:
+        # libyaml builds the same data several times faster (components/yaml_text.py); where it
+        # refuses the text, the pure Python loader below says why, in the words it always has.
+        try:
+            return next(iter(yaml.load_all(text, Loader=_CSafeLoader)), None), None
+        except yaml.YAMLError:
+            pass
     try:
         return next(iter(yaml.safe_load_all(text)), None), None
     except yaml.YAMLError as error:
@@ -364,26 +375,33 @@ class _RuleSources:
 
     def __init__(self, settings: Settings, services: list[str], experimental: bool):
         self.settings = settings
+        self.services = services
         self.experimental = experimental
+
+    @functools.cached_property
+    def _entries(self) -> tuple[list[alert_rules.Alert], dict[str, list[alert_rules.Alert]]]:
+        """What alert_rules.render keeps, in its order, and every entry by alertname. Read when a
+        rule has a problem to place, not on every run: reading the catalog again takes time."""
         try:
             entries = alert_rules.catalog()
         except (ValueError, KeyError, TypeError):
             entries = []
-        deployed = alert_rules.producers(settings, services)
-        overrides = settings.alerts.overrides
-        # What alert_rules.render keeps, in its order.
-        self.kept = [a for a in entries
-                     if (a.name not in overrides or overrides[a.name].enabled) and set(a.requires) <= deployed]
-        self.by_alertname: dict[str, list[alert_rules.Alert]] = {}
+        deployed = alert_rules.producers(self.settings, self.services)
+        overrides = self.settings.alerts.overrides
+        kept = [a for a in entries
+                if (a.name not in overrides or overrides[a.name].enabled) and set(a.requires) <= deployed]
+        by_alertname: dict[str, list[alert_rules.Alert]] = {}
         for a in entries:
-            self.by_alertname.setdefault(a.alert, []).append(a)
+            by_alertname.setdefault(a.alert, []).append(a)
+        return kept, by_alertname
 
     def entries_for(self, rules: list[Rule]) -> list[Optional[alert_rules.Alert]]:
         """The catalog entry behind each rendered rule, where it is certain."""
+        kept, by_alertname = self._entries
         names = [(rule.group, rule.alert) for rule in rules]
-        if [(a.group, a.alert) for a in self.kept] == names:
-            return list(self.kept)
-        return [c[0] if len(c) == 1 else None for c in (self.by_alertname.get(n, []) for _, n in names)]
+        if [(a.group, a.alert) for a in kept] == names:
+            return list(kept)
+        return [c[0] if len(c) == 1 else None for c in (by_alertname.get(n, []) for _, n in names)]
 
     def key(self, entry: Optional[alert_rules.Alert], alertname: Any, part: str) -> str:
         """The stack key (or the catalog entry) behind one part of a rendered catalog rule."""
@@ -736,10 +754,12 @@ def _check_prometheus(settings: Settings, workload: Workload, services: list[str
 
 def _check_catalog(text: str, sources: _RuleSources, scheme: str, experimental: bool, report: _Report) -> None:
     read = read_rule_file(text, scheme, experimental)
-    entries = sources.entries_for(read.rules)
+    entries: list[list[Optional[alert_rules.Alert]]] = []  # found at the first problem in a rule
 
     def where(rule: Rule, part: str) -> str:
-        return sources.key(entries[rule.position], rule.alert, part)
+        if not entries:
+            entries.append(sources.entries_for(read.rules))
+        return sources.key(entries[0][rule.position], rule.alert, part)
 
     _report_rule_file(read, CATALOG, "catalog.yml (rendered from configs/alerts/catalog.yml)", where, report)
 
