@@ -36,6 +36,11 @@ class Alert:
     threshold: Optional[float] = None
     for_: Optional[str] = None
     requires: tuple[str, ...] = ()
+    every: Optional[int] = None  # its group's `every`, where the group sets one
+
+
+# A group's own interval spans at most a fifth of each of its alerts' `for`.
+EVALUATIONS_PER_FOR = 5
 
 
 def catalog() -> list[Alert]:
@@ -53,12 +58,12 @@ def catalog() -> list[Alert]:
             threshold=entry.get("threshold"),
             for_=entry.get("for"),
             requires=tuple(entry.get("requires", ())),
+            every=group.get("every"),
         )
         for group in document["groups"]
         for entry in group["alerts"]
     ]
-    # What `requires` may name: the producers of configs/metrics/catalog.yml.
-    known_producers = (set(yaml_text.load(METRICS.read_text())) - {"application"}) | set(PLATFORMS)
+    known = known_producers()
     names = [a.name for a in alerts]
     for a in alerts:
         where = f"configs/alerts/catalog.yml: {a.name}"
@@ -67,11 +72,18 @@ def catalog() -> list[Alert]:
         if a.severity not in SEVERITIES:
             raise ValueError(f"{where}: severity {a.severity!r} is not one of {', '.join(SEVERITIES)}")
         for requirement in a.requires:
-            if requirement not in known_producers:
+            if requirement not in known:
                 raise ValueError(f"{where}: requires {requirement!r}, which configs/metrics/catalog.yml does not name")
         if (THRESHOLD in a.expr) != (a.threshold is not None):
             raise ValueError(f"{where}: a threshold and {THRESHOLD} in the expression go together")
+        if a.every is not None and (type(a.every) is not int or a.every < 2):
+            raise ValueError(f"{where}: its group's `every` is {a.every!r}, not a whole number of evaluation intervals above 1")
     return alerts
+
+
+def known_producers() -> set[str]:
+    """What `requires` may name: the producers of configs/metrics/catalog.yml, and the platforms."""
+    return (set(yaml_text.load(METRICS.read_text())) - {"application"}) | set(PLATFORMS)
 
 
 def producers(settings: Settings, services: list[str]) -> set[str]:
@@ -89,6 +101,23 @@ def window(settings: Settings) -> str:
     intervals += [t.interval for t in settings.prometheus.scrape_targets if t.interval is not None]
     ms = max(MIN_WINDOW_MS, 4 * max(milliseconds(i) for i in intervals))
     return f"{ms // 1000}s" if ms % 60_000 else f"{ms // 60_000}m"
+
+
+def duration_text(ms: int) -> str:
+    """Whole seconds as Prometheus writes a duration: 60000 is 1m, 24000 is 24s."""
+    seconds = ms // 1000
+    return f"{seconds}s" if seconds % 60 else f"{seconds // 60}m"
+
+
+def group_interval(settings: Settings, every: Optional[int], fors: list[str]) -> Optional[str]:
+    """A group's own interval: `every` times the stack's evaluation interval, but no more than a
+    fifth of its alerts' shortest `for`, so each still spans five evaluations; None where that
+    comes to the global interval (or less), which the group then keeps."""
+    if every is None:
+        return None
+    base = milliseconds(settings.prometheus.evaluation_interval)
+    ms = min([every * base, *(milliseconds(f) // EVALUATIONS_PER_FOR for f in fors)])
+    return duration_text(ms) if ms // 1000 * 1000 > base else None
 
 
 def number_text(value: float) -> str:
@@ -134,5 +163,9 @@ def render(settings: Settings, services: list[str]) -> str:
             "runbook_url": f"{settings.alerts.runbook_url}#{a.alert.lower()}",
         }
         groups.setdefault(a.group, []).append(rule)
-    document = {"groups": [{"name": name, "rules": rules} for name, rules in groups.items()]}
+    every = {a.group: a.every for a in alerts}
+    document = {"groups": []}
+    for name, rules in groups.items():
+        interval = group_interval(settings, every[name], [r["for"] for r in rules if "for" in r])
+        document["groups"].append({"name": name, **({"interval": interval} if interval else {}), "rules": rules})
     return yaml_text.dump(document, sort_keys=False)

@@ -705,6 +705,43 @@ def test_a_catalog_mistake_is_reported_not_dropped(tmp_path, monkeypatch, change
         alert_rules.catalog()
 
 
+@pytest.mark.parametrize("every", [1, "4", 2.5])
+def test_a_group_every_that_is_not_a_whole_number_above_one_is_reported(tmp_path, monkeypatch, every):
+    from components.alerting import alert_rules
+
+    path = tmp_path / "catalog.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "queues", "every": every, "alerts": [VALID]}]}))
+    monkeypatch.setattr(alert_rules, "CATALOG", path)
+    with pytest.raises(ValueError, match=re.escape(f"QueueBacklog: its group's `every` is {every!r}, not a whole number")):
+        alert_rules.catalog()
+
+
+def group_intervals(run: Run) -> dict[str, str]:
+    return {g["name"]: g["interval"] for g in yaml.safe_load(rendered_text(run))["groups"] if "interval" in g}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_groups_over_every_container_and_pod_are_evaluated_once_a_minute(stack_runs, stack):
+    """Every fourth evaluation of the shipped 15s; the others at the global interval. docs/performance.md measures why."""
+    expected = {"containers": "1m"} if stack == "dev" else {"containers": "1m", "kubernetes-workloads": "1m"}
+    assert group_intervals(stack_runs[stack]) == expected
+
+
+@pytest.mark.parametrize("evaluation_interval, expected", [("1s", "4s"), ("30s", "2m"), ("2m", "4m")])
+def test_a_slower_group_follows_the_stacks_evaluation_interval(evaluation_interval, expected):
+    run = slow_dev_with({"prometheus": {"evaluation_interval": evaluation_interval}})
+    # At 2m, a fifth of ContainerRestarting's 10m is 2m: no slower than the global interval.
+    assert group_intervals(run) == ({"containers": expected} if evaluation_interval != "2m" else {})
+
+
+def test_a_shorter_for_override_shortens_its_groups_interval_to_keep_five_evaluations():
+    """ContainerHighMemory for 2m: its group then runs every 24s, not every minute."""
+    run = dev_with_alerts({"overrides": {"ContainerHighMemory": {"for": "2m"}}})
+    assert group_intervals(run) == {"containers": "24s"}
+    run = dev_with_alerts({"overrides": {"ContainerHighMemory": {"for": "30s"}}})
+    assert group_intervals(run) == {}
+
+
 def test_a_catalog_name_used_twice_is_reported(tmp_path, monkeypatch):
     from components.alerting import alert_rules
 
