@@ -28,6 +28,8 @@ SOURCE = CONFIGS / "prometheus" / "rules"
 CATALOG_RULES = "catalog.yml"
 # The rendered rules of the stack's service level objectives (components/alerting/slos.py).
 SLO_RULES = "slos.yml"
+# The rendered recording rules the dashboards read (components/alerting/recording_rules.py).
+RECORDS = "records.yml"
 METRICS = CONFIGS / "metrics" / "catalog.yml"
 # Series Prometheus writes for every alerting rule (rules/alerting.go): queries may name them.
 ALERT_SERIES = ("ALERTS", "ALERTS_FOR_STATE")
@@ -69,7 +71,8 @@ def load() -> tuple[list[UserRuleFile], list[str]]:
     """Every user rule file, read as the stack's Prometheus reads it (UTF-8 names, no experimental
     functions); and the problems that stop the program."""
     problems = []
-    for taken, by in ((CATALOG_RULES, "the alert catalog"), (SLO_RULES, "the rules of the stack's slos")):
+    for taken, by in ((CATALOG_RULES, "the alert catalog"), (RECORDS, "the recording rules of configs/prometheus/records.yml"),
+                      (SLO_RULES, "the rules of the stack's slos")):
         if (SOURCE / taken).exists():
             problems.append(f"configs/prometheus/rules/{taken}: the name is taken by {by}; "
                             "rename the file (for example team-rules.yml)")
@@ -79,7 +82,7 @@ def load() -> tuple[list[UserRuleFile], list[str]]:
                         f"rename it to {path.stem}.yml")
     files = []
     for path in sorted(SOURCE.glob("*.yml")):
-        if path.name not in (CATALOG_RULES, SLO_RULES):
+        if path.name not in (CATALOG_RULES, RECORDS, SLO_RULES):
             text = path.read_text()
             files.append(UserRuleFile(path.name, text, grammar.read_rule_file(text)))
     return files, problems + [p for f in files for p in f.problems()]
@@ -162,13 +165,14 @@ class Produced:
 
 
 def produced_metrics(settings: Settings) -> Produced:
-    produced = produced_by(deployed_producers(settings))
-    if not settings.slos:
-        return produced
-    # The series the objectives' rules record (components/alerting/slos.py; imported here, since
-    # it reads this module).
-    from components.alerting import slos
-    return dataclasses.replace(produced, metrics=produced.metrics | slos.RECORDED)
+    # The series the stack's recording rules and its objectives' rules record
+    # (components/alerting/recording_rules.py, slos.py; imported here, since they read this module).
+    from components.alerting import recording_rules, slos
+
+    producers = deployed_producers(settings)
+    produced = produced_by(producers)
+    recorded = recording_rules.recorded(settings, producers) | (slos.RECORDED if settings.slos else frozenset())
+    return dataclasses.replace(produced, metrics=produced.metrics | recorded)
 
 
 def produced_by(producers: set[str]) -> Produced:

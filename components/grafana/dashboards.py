@@ -20,7 +20,7 @@ from typing import Optional
 import pulumi
 
 from components import CONFIGS
-from components.alerting import user_rules
+from components.alerting import recording_rules, user_rules
 from components.settings import grammar
 from components.settings import Settings, folder_uid
 
@@ -29,6 +29,8 @@ PROMETHEUS = {"type": "prometheus", "uid": "${datasource}"}
 LOKI = {"type": "loki", "uid": "${logs}"}
 RATE = "$__rate_interval"
 ERRORS = '{status=~"5.."}'
+# A recorded series' name (level:metric:operations): its histograms keep no exemplars.
+RECORDED = re.compile(r"\b[a-z][a-z0-9_]*:[A-Za-z]\w*:\w+")
 
 
 @dataclass(frozen=True)
@@ -46,8 +48,9 @@ def _targets(queries, datasource) -> list[dict]:
     targets = []
     for i, (expr, legend) in enumerate(queries):
         target = {"refId": chr(ord("A") + i), "expr": expr, "legendFormat": legend, "datasource": datasource}
-        if "histogram_quantile" in expr:
-            # Latency panels show exemplars: a dot on the graph opens its trace in Jaeger.
+        if "histogram_quantile" in expr and not RECORDED.search(expr):
+            # Latency panels show exemplars: a dot on the graph opens its trace in Jaeger. A
+            # recording rule keeps none, so panels on recorded buckets cannot.
             target["exemplar"] = True
         targets.append(target)
     return targets
@@ -138,30 +141,55 @@ def dashboard(uid: str, title: str, folder: str, description: str, panels: list[
     })
 
 
-def _http_rate(selector: str = "", by: str = "job") -> str:
-    return f"sum by ({by}) (rate(http_requests_total{selector}[{RATE}]))"
-
-
 def _quantile(q: float, metric: str, by: str = "") -> str:
     group = f"le, {by}" if by else "le"
     return f"histogram_quantile({q}, sum by ({group}) (rate({metric}[{RATE}])))"
 
 
+def recorded(settings: Settings, record: str) -> str:
+    """The series a record of configs/prometheus/records.yml writes in this stack."""
+    return recording_rules.name(settings, record)
+
+
+class _Http:
+    """The application contract's HTTP traffic, as the records of configs/prometheus/records.yml
+    hold it: rates over the catalog's window (five minutes), per job and status, per endpoint, and
+    each endpoint's latency buckets. Reading them, a panel reads a few series per service instead
+    of every instance's and method's on every refresh."""
+
+    def __init__(self, settings: Settings):
+        self.by_status = recorded(settings, "job_status:http_requests:rate${window}")
+        self.by_endpoint = recorded(settings, "endpoint:http_requests:rate${window}")
+        self.buckets = recorded(settings, "endpoint_le:http_request_duration_seconds_bucket:rate${window}")
+
+    def rate(self, selector: str = "", by: str = "") -> str:
+        group = f" by ({by})" if by else ""
+        return f"sum{group} ({self.by_status}{selector})"
+
+    def error_ratio(self, by: str = "") -> str:
+        return f"{self.rate(ERRORS, by)} / {self.rate(by=by)}"
+
+    def quantile(self, q: float, by: str = "") -> str:
+        group = f"le, {by}" if by else "le"
+        return f"histogram_quantile({q}, sum by ({group}) ({self.buckets}))"
+
+
 def system_overview(settings: Settings) -> Dashboard:
+    http = _Http(settings)
     return dashboard("system-overview", "System overview", "Platform",
-                     "Health of every scraped service, and the traffic the applications serve.", [
+                     "Health of every scraped service, and the traffic the applications serve (HTTP rates over "
+                     "5 minutes, from recording rules).", [
         stat("Targets up", "Scrape targets answering now.", [("sum(up)", "")]),
         stat("Targets down", "Scrape targets that failed their last scrape.", [("count(up == 0) or vector(0)", "")]),
-        stat("Request rate", "HTTP requests per second, all services.", [(f"sum(rate(http_requests_total[{RATE}]))", "")], "reqps"),
-        stat("Error rate", "Share of HTTP requests answered with a 5xx status.",
-             [(f"sum(rate(http_requests_total{ERRORS}[{RATE}])) / sum(rate(http_requests_total[{RATE}]))", "")], "percentunit"),
+        stat("Request rate", "HTTP requests per second, all services.", [(http.rate(), "")], "reqps"),
+        stat("Error rate", "Share of HTTP requests answered with a 5xx status.", [(http.error_ratio(), "")], "percentunit"),
         timeseries("Service health", "1 when a target answers its scrape, 0 when it does not.",
                    [("min by (job) (up)", "{{job}}")], "bool"),
-        timeseries("Request rate by service", "HTTP requests per second.", [(_http_rate(), "{{job}}")], "reqps"),
+        timeseries("Request rate by service", "HTTP requests per second.", [(http.rate(by="job"), "{{job}}")], "reqps"),
         timeseries("Error rate by service", "Share of requests answered with a 5xx status.",
-                   [(f"{_http_rate(selector=ERRORS)} / {_http_rate()}", "{{job}}")], "percentunit"),
+                   [(http.error_ratio("job"), "{{job}}")], "percentunit"),
         timeseries("p95 latency by endpoint", "95th percentile of request duration.",
-                   [(_quantile(0.95, "http_request_duration_seconds_bucket", "endpoint"), "{{endpoint}}")], "s"),
+                   [(http.quantile(0.95, "endpoint"), "{{endpoint}}")], "s"),
         # The instance too: prod's replicas share a job, and each line must say which one restarted.
         timeseries("Uptime", "Time since each process started.",
                    [("time() - process_start_time_seconds", "{{job}} {{instance}}")], "s", width=24),
@@ -169,62 +197,70 @@ def system_overview(settings: Settings) -> Dashboard:
 
 
 def api_performance(settings: Settings) -> Dashboard:
+    http = _Http(settings)
     return dashboard("api-performance", "API performance", "Applications",
-                     "Request rate, latency and errors by endpoint (http_requests_total, http_request_duration_seconds).", [
-        timeseries("Request rate by endpoint", "HTTP requests per second.", [(_http_rate(by="endpoint"), "{{endpoint}}")], "reqps"),
+                     "Request rate, latency and errors by endpoint (http_requests_total, http_request_duration_seconds; "
+                     "rates over 5 minutes, from recording rules).", [
+        timeseries("Request rate by endpoint", "HTTP requests per second.",
+                   [(f"sum by (endpoint) ({http.by_endpoint})", "{{endpoint}}")], "reqps"),
         timeseries("Latency percentiles", "p50, p95 and p99 of request duration.", [
-            (_quantile(0.5, "http_request_duration_seconds_bucket"), "p50"),
-            (_quantile(0.95, "http_request_duration_seconds_bucket"), "p95"),
-            (_quantile(0.99, "http_request_duration_seconds_bucket"), "p99"),
+            (http.quantile(0.5), "p50"), (http.quantile(0.95), "p95"), (http.quantile(0.99), "p99"),
         ], "s"),
-        timeseries("Status codes", "Requests per second by HTTP status.", [(_http_rate(by="status"), "{{status}}")], "reqps"),
-        timeseries("Error rate", "Share of requests answered with a 5xx status.",
-                   [(f"sum(rate(http_requests_total{ERRORS}[{RATE}])) / sum(rate(http_requests_total[{RATE}]))", "errors")], "percentunit"),
+        timeseries("Status codes", "Requests per second by HTTP status.", [(http.rate(by="status"), "{{status}}")], "reqps"),
+        timeseries("Error rate", "Share of requests answered with a 5xx status.", [(http.error_ratio(), "errors")], "percentunit"),
         table("Top 10 slowest endpoints", "Endpoints by p95 request duration.",
-              [(f"topk(10, {_quantile(0.95, 'http_request_duration_seconds_bucket', 'endpoint')})", "{{endpoint}}")], "s"),
+              [(f"topk(10, {http.quantile(0.95, 'endpoint')})", "{{endpoint}}")], "s"),
         timeseries("Requests in progress", "Requests being served right now.",
                    [("sum by (job) (http_requests_in_progress)", "{{job}}")]),
     ], tags=("http",))
 
 
 def containers_and_hosts(settings: Settings) -> Dashboard | None:
+    """The ten hosts and the ten containers using the most of each resource, from the records of
+    configs/prometheus/records.yml: a line for each of a thousand hosts or twenty thousand
+    containers is unreadable, and costs seconds on every refresh."""
     exporters = settings.exporters
+
+    def top(record: str) -> str:
+        """The ten highest series of a record with one series per host (or per filesystem)."""
+        return f"topk(10, {recorded(settings, record)})"
+
     panels: list[dict] = []
     if exporters.node.enabled:
-        fs = 'fstype!~"tmpfs|overlay|squashfs"'
-        # Physical interfaces only: on kubernetes node-exporter sees the host's network, where a
-        # container's traffic also crosses veth, bridge and overlay devices and would count twice.
-        nic = 'device!~"lo|veth.+|docker.+|br-.+|cni.+|flannel.+|cali.+|cilium_.+|lxc.+|vxlan.+|tunl.+|virbr.+"'
         panels += [
-            timeseries("Host CPU", "Share of CPU time not idle, per host.",
-                       [(f'1 - avg by (instance) (rate(node_cpu_seconds_total{{mode="idle"}}[{RATE}]))', "{{instance}}")], "percentunit"),
-            timeseries("Host memory", "Share of memory in use, per host.",
-                       [("1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes", "{{instance}}")], "percentunit"),
-            timeseries("Host disk", "Share of each filesystem in use.",
-                       [(f"1 - node_filesystem_avail_bytes{{{fs}}} / node_filesystem_size_bytes{{{fs}}}", "{{instance}} {{mountpoint}}")], "percentunit"),
-            timeseries("Host network", "Bytes per second received (+) and sent (-), per host.", [
-                (f"sum by (instance) (rate(node_network_receive_bytes_total{{{nic}}}[{RATE}]))", "{{instance}} in"),
-                (f"-sum by (instance) (rate(node_network_transmit_bytes_total{{{nic}}}[{RATE}]))", "{{instance}} out"),
+            timeseries("Host CPU", "Share of CPU time not idle: the ten busiest hosts.",
+                       [(top("instance:node_cpu_utilisation:rate${window}"), "{{instance}}")], "percentunit"),
+            timeseries("Host memory", "Share of memory in use: the ten fullest hosts.",
+                       [(top("instance:node_memory_utilisation:ratio"), "{{instance}}")], "percentunit"),
+            timeseries("Host disk", "Share of each filesystem in use: the ten fullest filesystems.",
+                       [(top("instance_mountpoint:node_filesystem_utilisation:ratio"), "{{instance}} {{mountpoint}}")],
+                       "percentunit"),
+            timeseries("Host network", "Bytes per second received (+) and sent (-) on physical interfaces: the ten "
+                       "busiest hosts each way.", [
+                (top("instance:node_network_receive_bytes_physical:rate${window}"), "{{instance}} in"),
+                ("-" + top("instance:node_network_transmit_bytes_physical:rate${window}"), "{{instance}} out"),
             ], "Bps"),
         ]
     if exporters.cadvisor.enabled:
-        named = 'name!=""'
+        # Recorded as the ten highest at each evaluation (once a minute).
         panels += [
-            timeseries("Container CPU", "CPU cores used, per container.",
-                       [(f"sum by (name) (rate(container_cpu_usage_seconds_total{{{named}}}[{RATE}]))", "{{name}}")], "short"),
-            timeseries("Container memory", "Working set, per container.",
-                       [(f"sum by (name) (container_memory_working_set_bytes{{{named}}})", "{{name}}")], "bytes"),
-            timeseries("Container disk", "Filesystem use, per container.",
-                       [(f"sum by (name) (container_fs_usage_bytes{{{named}}})", "{{name}}")], "bytes"),
-            timeseries("Container network", "Bytes per second received (+) and sent (-), per container.", [
-                (f"sum by (name) (rate(container_network_receive_bytes_total{{{named}}}[{RATE}]))", "{{name}} in"),
-                (f"-sum by (name) (rate(container_network_transmit_bytes_total{{{named}}}[{RATE}]))", "{{name}} out"),
+            timeseries("Container CPU", "CPU cores used: the ten busiest containers.",
+                       [(recorded(settings, "name:container_cpu_usage_seconds:topk10_rate${window}"), "{{name}}")]),
+            timeseries("Container memory", "Working set: the ten largest containers.",
+                       [(recorded(settings, "name:container_memory_working_set_bytes:topk10"), "{{name}}")], "bytes"),
+            timeseries("Container disk", "Filesystem use: the ten largest containers.",
+                       [(recorded(settings, "name:container_fs_usage_bytes:topk10"), "{{name}}")], "bytes"),
+            timeseries("Container network", "Bytes per second received (+) and sent (-): the ten busiest "
+                       "containers each way.", [
+                (recorded(settings, "name:container_network_receive_bytes:topk10_rate${window}"), "{{name}} in"),
+                ("-" + recorded(settings, "name:container_network_transmit_bytes:topk10_rate${window}"), "{{name}} out"),
             ], "Bps"),
         ]
     if not panels:
         return None
     return dashboard("containers-hosts", "Containers and hosts", "Platform",
-                     "CPU, memory, disk and network by host (node-exporter) and container (cAdvisor).", panels)
+                     "CPU, memory, disk and network: the ten hosts (node-exporter) and the ten containers (cAdvisor) "
+                     "using the most of each, from recording rules (rates over 5 minutes).", panels)
 
 
 def databases(settings: Settings) -> Dashboard | None:

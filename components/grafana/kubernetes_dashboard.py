@@ -19,7 +19,7 @@ from typing import Optional
 
 from components.alerting import user_rules
 from components.grafana.dashboards import (
-    PROMETHEUS, RATE, Dashboard, _quantile, dashboard, row, stat, table, timeseries,
+    PROMETHEUS, RATE, Dashboard, _quantile, dashboard, recorded, row, stat, table, timeseries,
 )
 from components.settings import Settings
 
@@ -39,10 +39,6 @@ NAMESPACE_VARIABLE = {
     "sort": 1, "regex": "", "hide": 0, "includeAll": True, "multi": True, "allValue": ".+",
     "current": {"text": "All", "value": "$__all"}, "options": [],
 }
-# One line per container in the kubelets' cAdvisor series. container="" is a pod's own cgroup
-# (the sum of its containers, so it would count them twice) or a cgroup outside any pod; POD is
-# the pause container, where the runtime reports one.
-CONTAINERS = f'job="{CADVISOR}", {NS}, container!="", container!="POD"'
 CLAIM = "{{namespace}}/{{persistentvolumeclaim}}"
 PER_HOUR = " * 3600"  # restarts are rare: per hour reads better than per second
 
@@ -64,23 +60,34 @@ def _desired_vs_available(kind: str, label: str, desired: str, available: str) -
     return found
 
 
-def cluster(producers: set[str]) -> list[dict]:
+# The records of configs/prometheus/records.yml this dashboard reads instead of every pod's and
+# every container's series: per namespace (which the namespace variable filters) and per node
+# condition. Rates are over the catalog's window (five minutes).
+CONDITIONS = "condition_status:kube_node_status_condition:sum"
+PHASES = "namespace_phase:kube_pod_status_phase:sum"
+CPU = "namespace:container_cpu_usage_seconds:sum_rate${window}"
+MEMORY = "namespace:container_memory_working_set_bytes:sum"
+RESTARTS = "namespace:kube_pod_container_status_restarts:sum_rate${window}"
+POD_RESTARTS = "namespace_pod:kube_pod_container_status_restarts:sum_rate${window}"
+
+
+def cluster(settings: Settings, producers: set[str]) -> list[dict]:
+    conditions, phases = recorded(settings, CONDITIONS), recorded(settings, PHASES)
     panels = [
         row("Cluster"),
         stat("Nodes ready", "Nodes whose Ready condition is true.",
-             [('sum(kube_node_status_condition{condition="Ready", status="true"})', "")]),
+             [(f'sum({conditions}{{condition="Ready", status="true"}})', "")]),
         # false or unknown: a node that stopped reporting is unknown, and not ready either.
         stat("Nodes not ready", "Nodes whose Ready condition is false or unknown.",
-             [('sum(kube_node_status_condition{condition="Ready", status!="true"})', "")]),
+             [(f'sum({conditions}{{condition="Ready", status!="true"}})', "")]),
         stat("Pods pending", "Pods not yet running: unscheduled, or waiting for their images or volumes.",
-             [('sum(kube_pod_status_phase{phase="Pending"})', "")]),
+             [(f'sum({phases}{{phase="Pending"}})', "")]),
         stat("Containers crash-looping", "Containers waiting to be restarted after crashing again and again.",
              [('count(kube_pod_container_status_waiting_reason{reason="CrashLoopBackOff"}) or vector(0)', "")]),
         timeseries("Node conditions", "Nodes with each condition other than Ready true: memory, disk or PID "
                    "pressure, an unavailable network. 0 on a healthy cluster.",
-                   [('sum by (condition) (kube_node_status_condition{condition!="Ready", status="true"})',
-                     "{{condition}}")]),
-        timeseries("Pods by phase", "Pods in each phase.", [("sum by (phase) (kube_pod_status_phase)", "{{phase}}")]),
+                   [(f'sum by (condition) ({conditions}{{condition!="Ready", status="true"}})', "{{condition}}")]),
+        timeseries("Pods by phase", "Pods in each phase.", [(f"sum by (phase) ({phases})", "{{phase}}")]),
     ]
     if APISERVER in producers:
         requests = "apiserver_request_total"
@@ -110,28 +117,28 @@ def cluster(producers: set[str]) -> list[dict]:
     return panels
 
 
-def namespaces(producers: set[str]) -> list[dict]:
+def namespaces(settings: Settings, producers: set[str]) -> list[dict]:
+    def by_namespace(record: str, selector: str = NS) -> str:
+        return f"sum by (namespace) ({recorded(settings, record)}{{{selector}}})"
+
     panels = [row("Namespace")]
     if CADVISOR in producers:
         panels += [
             timeseries("CPU by namespace", "CPU cores used by the containers of each namespace.",
-                       [(f"sum by (namespace) (rate(container_cpu_usage_seconds_total{{{CONTAINERS}}}[{RATE}]))",
-                         "{{namespace}}")]),
+                       [(by_namespace(CPU), "{{namespace}}")]),
             timeseries("Memory by namespace", "Working set of the containers of each namespace.",
-                       [(f"sum by (namespace) (container_memory_working_set_bytes{{{CONTAINERS}}})", "{{namespace}}")],
-                       "bytes"),
+                       [(by_namespace(MEMORY), "{{namespace}}")], "bytes"),
         ]
     panels += [
         timeseries("Restarts by namespace", "Container restarts per hour in each namespace.",
-                   [(f"sum by (namespace) (rate(kube_pod_container_status_restarts_total{{{NS}}}[{RATE}])){PER_HOUR}",
-                     "{{namespace}}")]),
+                   [(f"{by_namespace(RESTARTS)}{PER_HOUR}", "{{namespace}}")]),
         timeseries("Running pods by namespace", "Pods running in each namespace.",
-                   [(f'sum by (namespace) (kube_pod_status_phase{{phase="Running", {NS}}})', "{{namespace}}")]),
+                   [(by_namespace(PHASES, f'phase="Running", {NS}'), "{{namespace}}")]),
     ]
     return panels
 
 
-def workloads() -> list[dict]:
+def workloads(settings: Settings) -> list[dict]:
     restarts = f"kube_pod_container_status_restarts_total{{{NS}}}"
     return [
         row("Workload"),
@@ -146,8 +153,10 @@ def workloads() -> list[dict]:
         table("Crash-looping containers", "Containers waiting in CrashLoopBackOff now, with their restart count.",
               [(f"max by (namespace, pod, container) ({restarts}) and on (namespace, pod, container) "
                 f'kube_pod_container_status_waiting_reason{{reason="CrashLoopBackOff", {NS}}}', "")]),
+        # Recorded for the pods that restarted only.
         timeseries("Restarts by pod", "Container restarts per hour in each pod that restarted.",
-                   [(f"sum by (namespace, pod) (rate({restarts}[{RATE}])){PER_HOUR} > 0", "{{namespace}}/{{pod}}")]),
+                   [(f"sum by (namespace, pod) ({recorded(settings, POD_RESTARTS)}{{{NS}}}){PER_HOUR}",
+                     "{{namespace}}/{{pod}}")]),
         # kube_job_failed, not kube_job_status_failed: the latter counts failed pods, and a job
         # whose pods failed may still succeed on a retry.
         table("Failed jobs", "Jobs that gave up (their Failed condition is true): the backoff limit or the "
@@ -188,7 +197,7 @@ def kubernetes(settings: Settings, producers: Optional[set[str]] = None) -> Dash
     producers = user_rules.deployed_producers(settings) if producers is None else set(producers)
     if STATE not in producers:
         return None
-    panels = cluster(producers) + namespaces(producers) + workloads()
+    panels = cluster(settings, producers) + namespaces(settings, producers) + workloads(settings)
     if KUBELET in producers:
         panels += volumes()
     return dashboard(UID, "Kubernetes", "Platform",

@@ -8,7 +8,7 @@ from typing import Mapping, Optional, Sequence
 import pulumi
 
 from components import CONFIGS, images, yaml_text
-from components.alerting import slos, user_rules
+from components.alerting import recording_rules, slos, user_rules
 from components.platforms import Platform
 from components.services.component import ServiceComponent
 from components.settings import ClusterTargets, PrometheusArgs, Settings, url_port
@@ -39,13 +39,15 @@ CATALOG_RULES = user_rules.CATALOG_RULES
 
 
 def rule_files(catalog_rules: str, settings: Optional[Settings] = None) -> list[ConfigFile]:
-    """The stack's rendered alert catalog, the rules of its service level objectives, and every
-    user rule file under configs/prometheus/rules, each checked as Prometheus will load it (a
+    """The stack's rendered alert catalog, its recording rules, the rules of its service level
+    objectives, and every user rule file under configs/prometheus/rules, each checked as Prometheus will load it (a
     ValueError lists what it would refuse). With the stack's settings, a rule on a metric nothing
     in the stack produces is reported as a warning."""
     objectives = slos.render(settings) if settings is not None else None
+    records = recording_rules.render(settings, user_rules.deployed_producers(settings)) if settings is not None else None
     return [
         ConfigFile(f"{RULES_DIR}/{CATALOG_RULES}", catalog_rules),
+        *([ConfigFile(f"{RULES_DIR}/{recording_rules.RULES}", records)] if records is not None else []),
         *([ConfigFile(f"{RULES_DIR}/{slos.RULES}", objectives)] if objectives is not None else []),
         *(ConfigFile(f"{RULES_DIR}/{name}", text) for name, text in user_rules.checked(settings)),
     ]

@@ -48,7 +48,7 @@ import re2
 import yaml
 
 from components import ROOT
-from components.alerting import alert_rules, slos
+from components.alerting import alert_rules, recording_rules, slos
 from components.services import prometheus
 from components.settings.grammar import (
     ALERTMANAGER_FUNCTIONS,
@@ -748,7 +748,10 @@ def _check_prometheus(settings: Settings, workload: Workload, services: list[str
 
             _report_rule_file(read, "slos", "slos.yml (rendered from the stack's slos)", objective_key, report)
             continue
-        source = f"configs/prometheus/rules/{posixpath.basename(path)}"
+        if path == f"{prometheus.RULES_DIR}/{recording_rules.RULES}":
+            source = str(recording_rules.SOURCE.relative_to(ROOT))
+        else:
+            source = f"configs/prometheus/rules/{posixpath.basename(path)}"
         _report_rule_file(read, source, source, lambda rule, part: source, report)
 
 

@@ -7,8 +7,10 @@ fleet scale.
 For each fleet size it writes a synthetic fleet as OpenMetrics text (every metric the alert catalog,
 the objectives and the dashboards read, with the label sets their producers give them), turns it
 into TSDB blocks with `promtool tsdb create-blocks-from openmetrics`, and starts the Prometheus
-binary on those blocks, on 127.0.0.1, with nothing to scrape. Then, for each shipped stack as the
-program renders it (placeholder secrets):
+binary on those blocks, on 127.0.0.1, with nothing to scrape. The stacks' recording rules
+(records.yml) are then backfilled over the fleet's history with `promtool tsdb create-blocks-from
+rules`, as Prometheus would have recorded them, and Prometheus restarts with those blocks too.
+Then, for each shipped stack as the program renders it (placeholder secrets):
 
 - every rule of every group of its rule files (the catalog, the objectives' rules, your own) is
   run as an instant query at the fleet's last sample, the way the rule manager runs it, and the
@@ -48,6 +50,7 @@ from typing import Iterator, Optional
 import promql_parser
 import yaml
 
+from components.alerting import recording_rules
 from components.tools import render
 
 STEP_S = 15  # every shipped stack scrapes every 15s (its api job every 10s; the fleet keeps to 15s)
@@ -456,6 +459,33 @@ class Measured:
     parts: dict = field(default_factory=dict)  # rule or panel -> [seconds, samples]
 
 
+def record_rules(runs: list[render.Run]) -> dict:
+    """The recording rules of every stack's records.yml, each record once: a record is the same
+    wherever it is rendered (configs/prometheus/records.yml), a stack only renders fewer."""
+    groups: dict[str, dict] = {}
+    seen: set[str] = set()
+    for run in runs:
+        text = render.container_files(run, "prometheus").get(f"/etc/prometheus/rules/{recording_rules.RULES}")
+        for group in yaml.safe_load(text or "groups: []")["groups"]:
+            merged = groups.setdefault(group["name"], {**group, "rules": []})
+            merged["rules"] += [rule for rule in group["rules"] if rule["record"] not in seen]
+            seen |= {rule["record"] for rule in group["rules"]}
+    return {"groups": list(groups.values())}
+
+
+def backfill_records(prometheus: Prometheus, rules: dict, start: int, end: int, directory: Path) -> Path:
+    """The records' history from `start` to `end`, as blocks in a folder of their own: promtool
+    evaluates each rule as range queries against the fleet's Prometheus, at each group's interval."""
+    path, out = directory / "records.yml", directory / "records"
+    path.write_text(yaml.safe_dump(rules, sort_keys=False))
+    done = subprocess.run(["promtool", "tsdb", "create-blocks-from", "rules", "-q", f"--url=http://127.0.0.1:{prometheus.port}",
+                           f"--start={start}", f"--end={end}", f"--output-dir={out}", f"--eval-interval={STEP_S}s", str(path)],
+                          capture_output=True, text=True, timeout=3600)
+    if done.returncode != 0:
+        raise RuntimeError(f"promtool could not backfill the recording rules:\n{done.stderr[-2000:]}")
+    return out
+
+
 def stack_run(stack: str) -> render.Run:
     inputs = render.program_inputs(stack, placeholders=True)
     return render.run_program(stack, inputs.config, inputs.secrets, plain_keys=inputs.plain_keys,
@@ -544,19 +574,26 @@ def run_size(hosts: int, hours: float, stacks: list[str], workdir: Path, records
     # The last sample on a whole minute, a little in the past: every block is history.
     end = int(time.time()) // 60 * 60 - 60
     started = time.monotonic()
-    samples = backfill(openmetrics_blocks(directory, hosts, hours, end, records_hours), directory / "data")
+    data = directory / "data"
+    samples = backfill(openmetrics_blocks(directory, hosts, hours, end, records_hours), data)
     loaded = time.monotonic() - started
+    runs = {stack: stack_run(stack) for stack in stacks}
+    with Prometheus(data, directory) as prometheus:
+        started = time.monotonic()
+        records = backfill_records(prometheus, record_rules(list(runs.values())), end - int(hours * 3600), end, directory)
+        recorded = time.monotonic() - started
+    for block in records.iterdir():
+        block.rename(data / block.name)
     measured: list[Measured] = []
-    with Prometheus(directory / "data", directory) as prometheus:
+    with Prometheus(data, directory) as prometheus:
         head = prometheus.api("query", query="count({__name__=~'.+'})", time=end)["result"]
         series = int(float(head[0]["value"][1])) if head else 0
-        for stack in stacks:
-            run = stack_run(stack)
+        for stack, run in runs.items():
             measured += measure_groups(prometheus, stack, run, end)
             measured += measure_dashboards(prometheus, stack, run, end)
-    shutil.rmtree(directory / "data")
+    shutil.rmtree(data)
     return {"hosts": hosts, "hours": hours, "series": series, "samples": samples,
-            "backfill_s": round(loaded, 1),
+            "backfill_s": round(loaded, 1), "records_s": round(recorded, 1),
             "measured": [asdict(m) for m in measured]}
 
 
@@ -567,9 +604,10 @@ def _ms(seconds: float) -> str:
 def tables(results: list[dict]) -> str:
     lines = [f"Measured on {date.today()}, {platform.machine()}, {os.cpu_count()} cores, "
              f"{subprocess.run(['prometheus', '--version'], capture_output=True, text=True).stdout.splitlines()[0]}.", ""]
-    lines += ["| hosts | series | samples | hours of history | written and backfilled in |", "|---|---|---|---|---|"]
-    lines += [f"| {r['hosts']} | {r['series']} | {r['samples']} | {r['hours']:g} | {r['backfill_s']:.0f} s |"
-              for r in results]
+    lines += ["| hosts | series | samples | hours of history | written and backfilled in | records backfilled in |",
+              "|---|---|---|---|---|---|"]
+    lines += [f"| {r['hosts']} | {r['series']} | {r['samples']} | {r['hours']:g} | {r['backfill_s']:.0f} s "
+              f"| {r['records_s']:.0f} s |" for r in results]
     largest = results[-1]
     for kind, title, unit in (("group", "Rule groups", "share of interval"), ("dashboard", "Dashboards", "of 2 s")):
         lines += ["", f"### {title} at {largest['hosts']} hosts", "",

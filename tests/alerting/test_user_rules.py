@@ -238,8 +238,8 @@ class TestUnproducedMetricsWarn:
         (rules_dir / "team.yml").write_text(alert(expr=f"'{expr}'"))
         settings = parse("dev", stack_config("dev"))
         files = prometheus.rule_files("groups: []\n", settings)
-        assert [f.path for f in files] == ["/etc/prometheus/rules/catalog.yml", "/etc/prometheus/rules/slos.yml",
-                                          "/etc/prometheus/rules/team.yml"]
+        assert [f.path for f in files] == ["/etc/prometheus/rules/catalog.yml", "/etc/prometheus/rules/records.yml",
+                                          "/etc/prometheus/rules/slos.yml", "/etc/prometheus/rules/team.yml"]
         (warning,) = warned
         assert warning.startswith("configs/prometheus/rules/team.yml: group 'team', rule 'TeamDown': ")
         assert metric in warning and "the rule never fires" in warning

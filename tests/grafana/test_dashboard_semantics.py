@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 import pytest
 import yaml
 
+from components.alerting import recording_rules, user_rules
 from components.grafana import dashboards, kubernetes_dashboard
 from components.settings import parse
 from conftest import STACKS, require_tool, stack_config, stack_secrets
@@ -952,7 +953,8 @@ LOGQL_PANELS = {("logs", "Log volume by service"), ("logs", "Log volume by level
 
 @dataclass(frozen=True)
 class Mutant:
-    """A plausible one-line mistake in a panel; its case must then fail in promtool."""
+    """A plausible one-line mistake in a panel, or in a record it reads; its case must then fail
+    in promtool."""
 
     panel: tuple[str, str]
     case: str
@@ -960,6 +962,7 @@ class Mutant:
     old: str  # in the query (or, with unit=True, the unit) of the panel's first variant that holds it
     new: str
     unit: bool = False
+    record: bool = False  # old is in the recording rules the panel's stack renders, not in the panel
 
 
 MUTANTS = [
@@ -968,31 +971,31 @@ MUTANTS = [
     Mutant(("api-performance", "Latency percentiles"), "latency percentiles", "p95's legend on the p99 query",
            "histogram_quantile(0.95,", "histogram_quantile(0.99,"),
     Mutant(("containers-hosts", "Host memory"), "host memory", "memory available in place of memory in use",
-           "1 - node_memory_MemAvailable_bytes", "node_memory_MemAvailable_bytes"),
+           "1 - node_memory_MemAvailable_bytes", "node_memory_MemAvailable_bytes", record=True),
     Mutant(("containers-hosts", "Host CPU"), "host cpu", "idle time in place of busy time",
-           "1 - avg by", "avg by"),
+           "1 - avg by", "avg by", record=True),
     Mutant(("system-overview", "Error rate"), "error ratio", "a 0-1 ratio under the percent unit",
            "percentunit", "percent", unit=True),
     Mutant(("system-overview", "Error rate by service"), "error ratio by job", "a percentage under percentunit",
-           "[$__rate_interval]))", "[$__rate_interval])) * 100"),
+           '{status=~"5.."})', '{status=~"5.."}) * 100'),
     Mutant(("system-overview", "Error rate"), "error ratio", "4xx counted as errors",
            '{status=~"5.."}', '{status=~"[45].."}'),
     Mutant(("gpu-ml", "GPU memory"), "gpu memory", "DCGM's MiB shown as bytes", " * 1048576", ""),
     Mutant(("llm-rag", "Cost per hour"), "llm cost", "dollars a second shown as dollars an hour", " * 3600", ""),
     Mutant(("system-overview", "Request rate"), "request rate", "requests per window, not per second",
-           "rate(", "increase("),
+           "(rate(http_requests_total", "(increase(http_requests_total", record=True),
     Mutant(("databases", "PostgreSQL cache hit ratio"), "postgres cache hits", "hits over misses, not over lookups",
            "(sum(rate(pg_stat_database_blks_hit[$__rate_interval])) + ", "("),
     Mutant(("api-performance", "Top 10 slowest endpoints"), "ten slowest endpoints", "the fastest, not the slowest",
            "topk(", "bottomk("),
     Mutant(("containers-hosts", "Host network"), "host network", "bytes sent drawn above the axis, as received",
-           "-sum by", "sum by"),
+           "-topk(", "topk("),
     Mutant(("llm-rag", "Similarity scores"), "similarity", "p90 in place of p10",
            "histogram_quantile(0.1,", "histogram_quantile(0.9,"),
     Mutant(("kubernetes", "CPU by namespace"), "namespace cpu", "pod cgroups counted beside their containers",
-           'container!="", ', ""),
+           'container!="", ', "", record=True),
     Mutant(("kubernetes", "Memory by namespace"), "namespace memory", "the namespace chosen ignored",
-           'namespace=~"$namespace", ', ""),
+           '{namespace=~"$namespace"}', ""),
     Mutant(("kubernetes", "Restarts by namespace"), "namespace restarts", "restarts a second shown as an hour's",
            " * 3600", ""),
     Mutant(("kubernetes", "Nodes not ready"), "nodes not ready", "a node that stopped reporting counted as ready",
@@ -1099,8 +1102,19 @@ def labels_of(selector: str) -> dict[str, str]:
     return dict(re.findall(r'(\w+)="([^"]*)"', selector))
 
 
-def promtool_files(variant: Variant, case: Case, rule_file_name: str = "panel.rules.yml") -> tuple[str, str]:
-    """(rule file, test file): each query recorded as panel_<refId>, checked at EVAL."""
+def records_of(stack: str) -> str:
+    """The recording rules `stack` renders (configs/prometheus/records.yml), which its panels read."""
+    if stack == EVERY_PRODUCER:
+        settings = settings_of("staging")
+        return recording_rules.render(settings, user_rules.deployed_producers(settings) | KUBERNETES_PRODUCERS)
+    settings = settings_of(stack)
+    return recording_rules.render(settings, user_rules.deployed_producers(settings))
+
+
+def promtool_files(variant: Variant, case: Case, rule_file_name: str = "panel.rules.yml",
+                   records_file_name: str = "") -> tuple[str, str]:
+    """(rule file, test file): each query recorded as panel_<refId>, checked at EVAL; with the
+    stack's recording rules (`records_file_name`) evaluated first at every step."""
     factor = UNITS[case.quantity].get(variant.unit)
     if factor is None:
         raise Mismatch(f"unit {variant.unit!r} does not show {case.quantity} "
@@ -1130,7 +1144,8 @@ def promtool_files(variant: Variant, case: Case, rule_file_name: str = "panel.ru
         checks.append({"expr": record, "eval_time": EVAL, "exp_samples": [
             {"labels": f"{record}{labels}", "value": value * factor} for labels, value in expected.items()]})
     rule_file = {"groups": [{"name": "panel", "interval": STEP, "rules": rules}]}
-    test_file = {"rule_files": [rule_file_name], "evaluation_interval": STEP, "tests": [{
+    rule_files = [records_file_name, rule_file_name] if records_file_name else [rule_file_name]
+    test_file = {"rule_files": rule_files, "evaluation_interval": STEP, "tests": [{
         "name": case.story, "interval": STEP,
         "input_series": [{"series": name, "values": values} for name, values in case.series.items()],
         "promql_expr_test": checks}]}
@@ -1142,11 +1157,27 @@ def slug(*parts: str) -> str:
 
 
 def mutate(variant: Variant, mutant: Mutant) -> Variant | None:
-    """The variant with the mistake made, or None where it has no place for it."""
+    """The variant with the mistake made, or None where it has no place for it (a mistake in the
+    recording rules: see mutate_records)."""
+    if mutant.record:
+        return None
     if mutant.unit:
         return replace(variant, unit=mutant.new) if variant.unit == mutant.old else None
     targets = tuple(replace(t, expr=t.expr.replace(mutant.old, mutant.new, 1)) for t in variant.targets)
     return replace(variant, targets=targets) if targets != variant.targets else None
+
+
+def mutate_records(records: str, variant: Variant, mutant: Mutant) -> str | None:
+    """The recording rules with the mistake made, where the panel reads the record that holds it."""
+    if not mutant.record or mutant.old not in records:
+        return None
+    mutated = records.replace(mutant.old, mutant.new, 1)
+
+    def rules(text: str) -> list[dict]:
+        return [rule for group in yaml.safe_load(text)["groups"] for rule in group["rules"]]
+
+    changed = {before["record"] for before, after in zip(rules(records), rules(mutated)) if before != after}
+    return mutated if any(name in t.expr for name in changed for t in variant.targets) else None
 
 
 @pytest.fixture(scope="module")
@@ -1154,23 +1185,27 @@ def verdicts(rendered, tmp_path_factory) -> dict[str, tuple[bool, str]]:
     """Every (variant, case) and every mutant in one promtool run: {job: (passed, output)}."""
     promtool = require_tool("promtool")
     directory = tmp_path_factory.mktemp("dashboard-semantics")
-    jobs: dict[str, tuple[Variant, Case]] = {}
+    jobs: dict[str, tuple[Variant, Case, str]] = {}  # job -> (variant, case, recording rules)
     for key, variants in rendered["promql"].items():
-        for number, variant in enumerate(variants):
+        for number, (variant, stacks) in enumerate(variants.items()):
             for name in COVERAGE.get(key, ()):
-                jobs[slug(*key, str(number), name)] = (variant, CASES[name])
+                jobs[slug(*key, str(number), name)] = (variant, CASES[name], records_of(stacks[0]))
     for mutant in MUTANTS:
-        mutated = [m for v in rendered["promql"].get(mutant.panel, {}) if (m := mutate(v, mutant))]
-        if mutated:
-            jobs[slug("mutant", *mutant.panel, mutant.mistake)] = (mutated[0], CASES[mutant.case])
+        for variant, stacks in rendered["promql"].get(mutant.panel, {}).items():
+            records = records_of(stacks[0])
+            mutated = (variant, mutate_records(records, variant, mutant)) if mutant.record else (mutate(variant, mutant), records)
+            if all(mutated):
+                jobs[slug("mutant", *mutant.panel, mutant.mistake)] = (mutated[0], CASES[mutant.case], mutated[1])
+                break
     found: dict[str, tuple[bool, str]] = {}
     files = []
-    for job, (variant, case) in jobs.items():
+    for job, (variant, case, records) in jobs.items():
         try:
-            rules, test = promtool_files(variant, case, f"{job}.rules.yml")
+            rules, test = promtool_files(variant, case, f"{job}.rules.yml", f"{job}.records.yml")
         except Mismatch as problem:
             found[job] = (False, str(problem))
             continue
+        (directory / f"{job}.records.yml").write_text(records)
         (directory / f"{job}.rules.yml").write_text(rules)
         (directory / f"{job}.test.yml").write_text(test)
         files.append(f"{job}.test.yml")
@@ -1228,7 +1263,8 @@ def test_the_panel_computes_what_it_promises(rendered, verdicts, key, name):
 def test_a_plausible_mistake_fails_its_case(rendered, verdicts, mutant):
     """The same case, on the panel with one plausible mistake made, fails in promtool on the values."""
     variants = rendered["promql"][mutant.panel]
-    assert any(mutate(v, mutant) for v in variants), f"no variant of {mutant.panel} holds {mutant.old!r}"
+    assert any(mutate(v, mutant) or mutate_records(records_of(stacks[0]), v, mutant) for v, stacks in variants.items()), \
+        f"no variant of {mutant.panel} holds {mutant.old!r}, nor any record it reads"
     passed, output = verdicts[slug("mutant", *mutant.panel, mutant.mistake)]
     assert not passed, output
     assert "exp:" in output and "got:" in output, output  # a wrong value, not a broken file

@@ -13,6 +13,7 @@ import promql_parser
 import pytest
 import yaml
 
+from components.alerting import recording_rules
 from components.grafana import dashboards, kubernetes_dashboard
 from components.settings import parse
 from conftest import ROOT, STACKS, container_files, run_program, scrape_jobs, stack_config, stack_secrets
@@ -111,14 +112,17 @@ def deployed_producers(run):
 
 
 def produced_metrics(run, stack):
-    """Metrics of the catalog's producers this stack deploys, the application contract, and the
-    series the rules of its objectives record, with their alerts' ALERTS."""
+    """Metrics of the catalog's producers this stack deploys, the application contract, the series
+    its recording rules record (records.yml), and those the rules of its objectives record, with
+    their alerts' ALERTS."""
     producers = {"application"}
     for service in set(run.outputs["services"]) | deployed_producers(run):
         if service == "gpu-exporter":
             service = f"gpu-exporter/{stack_config(stack)['exporters']['gpu']['exporter']}"
         producers.add(service)
     found = {metric for producer in producers for metric in CATALOG.get(producer, [])}
+    records = container_files(run, "prometheus")["/etc/prometheus/rules/records.yml"]
+    found |= {rule["record"] for group in yaml.safe_load(records)["groups"] for rule in group["rules"]}
     objectives = container_files(run, "prometheus").get("/etc/prometheus/rules/slos.yml")
     if objectives is not None:
         rules = [rule for group in yaml.safe_load(objectives)["groups"] for rule in group["rules"]]
@@ -389,11 +393,21 @@ def test_dashboards_are_byte_identical_across_runs(stack_runs, stack):
     assert rendered == first
 
 
+def keeps_exemplars(expr: str) -> bool:
+    """A percentile of a histogram as its producer exposes it: a recorded series (level:metric:
+    operations) carries no exemplars."""
+    return "histogram_quantile" in expr and not any(":" in m for m in metric_names(expr))
+
+
 def test_latency_panels_ask_for_exemplars(models):
+    asked = set()
     for model in models["prod"]:
         for panel in panels(model):
             for target in panel["targets"]:
-                assert target.get("exemplar", False) == ("histogram_quantile" in target["expr"]), (model["uid"], panel["title"])
+                assert target.get("exemplar", False) == keeps_exemplars(target["expr"]), (model["uid"], panel["title"])
+                if target.get("exemplar"):
+                    asked.add(model["uid"])
+    assert {"llm-rag"} <= asked
 
 
 # --- the Kubernetes dashboard ----------------------------------------------------------------------
@@ -483,6 +497,8 @@ def test_without_kube_state_metrics_no_other_producer_builds_the_dashboard():
 def test_every_kubernetes_query_parses_and_reads_only_what_its_producers_produce(producers):
     model = kubernetes_model({STATE, *producers})
     produced = {m for producer in {"application", STATE, *producers} for m in CATALOG.get(producer, [])}
+    # With the series the recording rules of configs/prometheus/records.yml record for them.
+    produced |= recording_rules.recorded(settings_of("staging"), {STATE, *producers})
     queries = promql_targets([model])
     assert len(queries) >= 15
     for where, expr in queries:
@@ -508,7 +524,7 @@ def test_the_kubernetes_dashboard_keeps_the_house_style(every_panel):
             assert datasource == {"type": "prometheus", "uid": "${datasource}"}, where
         for target in panel["targets"]:
             assert bad_rate_windows(target["expr"]) == [], where
-            assert target.get("exemplar", False) == ("histogram_quantile" in target["expr"]), where
+            assert target.get("exemplar", False) == keeps_exemplars(target["expr"]), where
             if panel["type"] == "table":
                 assert (target.get("instant"), target.get("format")) == (True, "table"), where
         assert set(panel) <= set(GRAFANA["panel_keys"]) and panel["type"] in GRAFANA["panel_types"], where

@@ -20,6 +20,7 @@ OWN_TESTS = {
     "alerting.alert_rules": ["test_alert_rules.py", "test_prometheus.py"],
     "alerting.user_rules": ["test_user_rules.py"],
     "alerting.slos": ["test_slos.py"],
+    "alerting.recording_rules": ["test_recording_rules.py", "test_dashboard_semantics.py"],
     "services.prometheus": ["test_prometheus.py"],
     "services.alertmanager": ["test_alertmanager.py", "test_alertmanager_live.py"],
     "services.node_exporter": ["test_node_exporter.py", "test_service_components.py"],

@@ -328,8 +328,9 @@ def test_data_lives_in_a_named_volume(dev, name, path):
 
 def test_prometheus_config_and_rules_are_uploaded(dev):
     files = uploads(dev, "prometheus")
-    # The stack's rendered alert catalog, the rules of dev's objectives, and the user's own rule files.
-    rules = {"/etc/prometheus/rules/catalog.yml", "/etc/prometheus/rules/slos.yml"}
+    # The stack's rendered alert catalog, its recording rules, the rules of dev's objectives, and
+    # the user's own rule files.
+    rules = {"/etc/prometheus/rules/catalog.yml", "/etc/prometheus/rules/records.yml", "/etc/prometheus/rules/slos.yml"}
     rules |= {f"/etc/prometheus/rules/{p.name}" for p in (ROOT / "configs/prometheus/rules").glob("*.yml")}
     assert set(files) == {"/etc/prometheus/prometheus.yml", *rules}
     config = yaml.safe_load(files["/etc/prometheus/prometheus.yml"])

@@ -32,9 +32,9 @@ def test_promtool_accepts_the_rendered_config_and_rules(stack_runs, stack, tmp_p
     path = promtool_copy(stack_runs[stack], tmp_path)
     result = subprocess.run([promtool, "check", "config", str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    # The stack's alert catalog, the rules of its objectives (every shipped stack sets some) and
-    # each user rule file.
-    rule_files = 2 + len(list((ROOT / "configs/prometheus/rules").glob("*.yml")))
+    # The stack's alert catalog, its recording rules, the rules of its objectives (every shipped
+    # stack sets some) and each user rule file.
+    rule_files = 3 + len(list((ROOT / "configs/prometheus/rules").glob("*.yml")))
     assert f"SUCCESS: {rule_files} rule files found" in result.stdout + result.stderr
 
 
