@@ -14,12 +14,19 @@ from __future__ import annotations
 
 import yaml
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# libyaml's safe loader, or PyYAML's own where the C bindings are missing; the program's checks
+# of rendered files (components/settings) read with it too.
+LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def load(text: str):
     """A YAML document as plain data, with only the safe tags, as yaml.safe_load."""
-    return yaml.load(text, Loader=_Loader)
+    return yaml.load(text, Loader=LOADER)
+
+
+def load_first(text: str):
+    """The first document of a YAML stream (None for an empty one), as load reads a document."""
+    return next(iter(yaml.load_all(text, Loader=LOADER)), None)
 
 
 def dump(document, sort_keys: bool = True) -> str:

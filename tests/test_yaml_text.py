@@ -15,7 +15,7 @@ SHIPPED = sorted(
 def test_the_fast_loader_is_in_use():
     # The wheels pinned in requirements.txt carry libyaml; without it every parse is slower.
     assert yaml.__with_libyaml__
-    assert yaml_text._Loader is yaml.CSafeLoader
+    assert yaml_text.LOADER is yaml.CSafeLoader
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(ROOT)))

@@ -99,8 +99,7 @@ def window(settings: Settings) -> str:
     """Four scrapes of the slowest job (a rule sees every job's series), five minutes at least."""
     intervals = [settings.prometheus.scrape_interval]
     intervals += [t.interval for t in settings.prometheus.scrape_targets if t.interval is not None]
-    ms = max(MIN_WINDOW_MS, 4 * max(milliseconds(i) for i in intervals))
-    return f"{ms // 1000}s" if ms % 60_000 else f"{ms // 60_000}m"
+    return duration_text(max(MIN_WINDOW_MS, 4 * max(milliseconds(i) for i in intervals)))
 
 
 def duration_text(ms: int) -> str:

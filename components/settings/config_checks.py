@@ -47,7 +47,7 @@ from typing import Any, Callable, Optional
 import re2
 import yaml
 
-from components import ROOT
+from components import ROOT, yaml_text
 from components.alerting import alert_rules, recording_rules, slos
 from components.services import prometheus
 from components.settings.grammar import (
@@ -135,18 +135,14 @@ def _flags(workload: Workload) -> set[str]:
     return enabled
 
 
-_CSafeLoader = getattr(yaml, "CSafeLoader", None)
-
-
 def _load_yaml(text: str) -> tuple[Any, Optional[str]]:
     """The first YAML document of a file (the one the Go programs read), or why it is not YAML."""
-    if _CSafeLoader is not None:
+    try:
         # libyaml builds the same data several times faster (components/yaml_text.py); where it
         # refuses the text, the pure Python loader below says why, in the words it always has.
-        try:
-            return next(iter(yaml.load_all(text, Loader=_CSafeLoader)), None), None
-        except yaml.YAMLError:
-            pass
+        return yaml_text.load_first(text), None
+    except yaml.YAMLError:
+        pass
     try:
         return next(iter(yaml.safe_load_all(text)), None), None
     except yaml.YAMLError as error:

@@ -41,6 +41,8 @@ from typing import Any, Callable, Optional
 import promql_parser
 import yaml
 
+from components import yaml_text
+
 # ---------------------------------------------------------------------------------------------
 # Go text/template, parsing only.
 
@@ -1041,18 +1043,13 @@ def _yaml_int(node: Any) -> Optional[int]:
     return value
 
 
-_CSafeLoader = getattr(yaml, "CSafeLoader", None)
-
-
 def _compose_fast(text: str) -> Optional[list]:
-    """Every document's node tree, composed by libyaml (PyYAML's C bindings), many times faster than
-    the pure Python parser; None where libyaml is missing or refuses the text. The trees are the
+    """Every document's node tree, composed by libyaml (PyYAML's C bindings, components/yaml_text.py),
+    many times faster than the pure Python parser; None where it refuses the text. The trees are the
     same (tags, values, positions) but for one thing, set back here: libyaml marks a plain scalar's
     style "" where the Python parser leaves it None."""
-    if _CSafeLoader is None:
-        return None
     try:
-        nodes = list(yaml.compose_all(text, Loader=_CSafeLoader))
+        nodes = list(yaml.compose_all(text, Loader=yaml_text.LOADER))
     except yaml.YAMLError:
         return None
     pending = [node for node in nodes if node is not None]
